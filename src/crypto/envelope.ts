@@ -1,0 +1,71 @@
+import sodium from 'sodium-native';
+import { KEY_LENGTH } from './keys.js';
+
+/**
+ * The NaCl-box envelope used by Management and Signal (protocol.md §3):
+ * body = nonce(24) || tag(16) || XSalsa20 ciphertext.
+ */
+
+export const NONCE_LENGTH = 24;
+export const TAG_LENGTH = 16;
+export const ENVELOPE_OVERHEAD = NONCE_LENGTH + TAG_LENGTH;
+
+/** The envelope could not be opened: too short, tampered, or sealed for another key. */
+export class EnvelopeError extends Error {
+  override readonly name = 'EnvelopeError';
+}
+
+function checkKey(key: Uint8Array, what: string): void {
+  if (key.length !== KEY_LENGTH) throw new EnvelopeError(`${what} must be ${KEY_LENGTH} bytes, got ${key.length}`);
+}
+
+/** Seals `plaintext` from `senderPrivate` to `recipientPublic`. `nonce` is random unless given (tests only). */
+export function sealEnvelope(plaintext: Uint8Array, recipientPublic: Uint8Array, senderPrivate: Uint8Array, nonce?: Uint8Array): Buffer {
+  checkKey(recipientPublic, 'recipient public key');
+  checkKey(senderPrivate, 'sender private key');
+  const body = Buffer.alloc(ENVELOPE_OVERHEAD + plaintext.length);
+  const n = body.subarray(0, NONCE_LENGTH);
+  if (nonce) {
+    if (nonce.length !== NONCE_LENGTH) throw new EnvelopeError(`nonce must be ${NONCE_LENGTH} bytes`);
+    n.set(nonce);
+  } else {
+    sodium.randombytes_buf(n);
+  }
+  sodium.crypto_box_easy(body.subarray(NONCE_LENGTH), Buffer.from(plaintext), n, Buffer.from(recipientPublic), Buffer.from(senderPrivate));
+  return body;
+}
+
+/** Opens an envelope sealed by `senderPublic` for `recipientPrivate`; throws EnvelopeError on any failure. */
+export function openEnvelope(body: Uint8Array, senderPublic: Uint8Array, recipientPrivate: Uint8Array): Buffer {
+  checkKey(senderPublic, 'sender public key');
+  checkKey(recipientPrivate, 'recipient private key');
+  if (body.length < ENVELOPE_OVERHEAD) {
+    throw new EnvelopeError(`encrypted body too short: ${body.length} bytes, need at least ${ENVELOPE_OVERHEAD}`);
+  }
+  const b = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+  const out = Buffer.alloc(b.length - ENVELOPE_OVERHEAD);
+  const ok = sodium.crypto_box_open_easy(out, b.subarray(NONCE_LENGTH), b.subarray(0, NONCE_LENGTH), Buffer.from(senderPublic), Buffer.from(recipientPrivate));
+  if (!ok) throw new EnvelopeError('cannot decrypt message: authentication failed (wrong key or tampered body)');
+  return out;
+}
+
+/** The encode/decode pair of a ts-proto message type. */
+export interface MessageCodec<T> {
+  encode(message: T): { finish(): Uint8Array };
+  decode(input: Uint8Array): T;
+}
+
+/** Serializes a protobuf message and seals it. */
+export function sealMessage<T>(codec: MessageCodec<T>, message: T, recipientPublic: Uint8Array, senderPrivate: Uint8Array): Buffer {
+  return sealEnvelope(codec.encode(message).finish(), recipientPublic, senderPrivate);
+}
+
+/** Opens an envelope and parses the protobuf message inside; a parse failure is an EnvelopeError too. */
+export function openMessage<T>(codec: MessageCodec<T>, body: Uint8Array, senderPublic: Uint8Array, recipientPrivate: Uint8Array): T {
+  const plain = openEnvelope(body, senderPublic, recipientPrivate);
+  try {
+    return codec.decode(plain);
+  } catch (err) {
+    throw new EnvelopeError(`decrypted message is not valid protobuf: ${(err as Error).message}`);
+  }
+}
