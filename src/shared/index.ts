@@ -1,1 +1,3 @@
-export const x: number = 1;
+/** Small helpers shared by several components. */
+export { PrefixFormatError, bytesToIp, decodeCompactPrefix, encodeCompactPrefix, ipToBytes } from './prefix.js';
+export { VERSION, packageRoot } from './version.js';
