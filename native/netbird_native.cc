@@ -1,0 +1,523 @@
+// netbird_native: the few OS calls Node cannot make by itself, for the data path.
+//
+//  - TUN: open /dev/net/tun with TUNSETIFF (IFF_TUN | IFF_NO_PI), nonblocking.
+//  - UDP: a dual-stack socket with large buffers, recvmmsg/sendmmsg.
+//  - Reader: a uv_poll on the main loop that drains an fd (read() for TUN,
+//    recvmmsg() for UDP) into one preallocated JS buffer until EAGAIN or the
+//    batch is full, then makes ONE call into JS with the packet count. This is
+//    the batching that plain fs.read cannot do (fs.read also parks a libuv
+//    worker thread per read).
+//  - Writers: one JS->C call writes a whole batch (write() loop for TUN,
+//    sendmmsg() for UDP).
+//
+// Address layout shared with JS (src/tun/udp.ts), ADDR_SIZE bytes per packet:
+//   [0] family: 4 or 6   [1] unused   [2..3] port (network order)
+//   [4..7] IPv4 address, or [4..19] IPv6 address   [20..23] IPv6 scope id (host order)
+// IPv4-mapped IPv6 source addresses (dual-stack socket) are reported as family 4.
+
+#include <napi.h>
+#include <uv.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
+#include <poll.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <vector>
+
+namespace {
+
+constexpr size_t ADDR_SIZE = 24;
+constexpr uint32_t MAX_BATCH = 1024;
+
+Napi::Error ErrnoError(Napi::Env env, const char* what, int err) {
+  Napi::Error e = Napi::Error::New(env, std::string(what) + ": " + strerror(err));
+  e.Set("errno", Napi::Number::New(env, err));
+  e.Set("code", Napi::String::New(env, err == EPERM ? "EPERM" : err == EACCES ? "EACCES" : err == EBUSY ? "EBUSY" : "ESYSCALL"));
+  return e;
+}
+
+// Waits (briefly, blocking the loop) until fd is writable; used only when a
+// kernel queue is full, which with multi-MiB buffers is rare. Dropping right
+// away would turn every short burst into loss and TCP back-off.
+bool WaitWritable(int fd, int timeoutMs) {
+  struct pollfd p = {fd, POLLOUT, 0};
+  int r;
+  do { r = poll(&p, 1, timeoutMs); } while (r < 0 && errno == EINTR);
+  return r > 0;
+}
+
+// ---- TUN -------------------------------------------------------------------
+
+// tunOpen(name: string, multiQueue: boolean) -> { fd, name }
+Napi::Value TunOpen(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = info[0].As<Napi::String>().Utf8Value();
+  bool mq = info.Length() > 1 && info[1].ToBoolean().Value();
+  if (name.size() >= IFNAMSIZ) {
+    Napi::TypeError::New(env, "interface name longer than 15 characters").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    ErrnoError(env, "open /dev/net/tun", errno).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (mq ? IFF_MULTI_QUEUE : 0);
+  strncpy(ifr.ifr_name, name.c_str(), IFNAMSIZ - 1);
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+    int err = errno;
+    close(fd);
+    ErrnoError(env, "TUNSETIFF", err).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("fd", Napi::Number::New(env, fd));
+  out.Set("name", Napi::String::New(env, ifr.ifr_name));
+  return out;
+}
+
+// closeFd(fd)
+Napi::Value CloseFd(const Napi::CallbackInfo& info) {
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  if (fd >= 0) close(fd);
+  return info.Env().Undefined();
+}
+
+// tunWrite(fd, buf, offsets, lengths, count) -> packets written
+Napi::Value TunWrite(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  auto buf = info[1].As<Napi::Uint8Array>();
+  auto offs = info[2].As<Napi::Uint32Array>();
+  auto lens = info[3].As<Napi::Uint32Array>();
+  uint32_t count = info[4].As<Napi::Number>().Uint32Value();
+  if (count > offs.ElementLength() || count > lens.ElementLength()) count = 0;
+  uint8_t* base = buf.Data();
+  size_t blen = buf.ByteLength();
+  uint32_t done = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    uint32_t o = offs[i], l = lens[i];
+    if ((size_t)o + l > blen) continue;
+    for (int tries = 0; tries < 3; tries++) {
+      ssize_t n = write(fd, base + o, l);
+      if (n >= 0) { done++; break; }
+      if (errno == EINTR) { tries--; continue; }
+      if (errno == EAGAIN && WaitWritable(fd, 5)) continue;
+      break;  // EINVAL for a malformed packet, EIO when down: drop this one
+    }
+  }
+  return Napi::Number::New(env, done);
+}
+
+// ---- network namespaces -----------------------------------------------------
+
+// setNetns(fd): moves the CALLING thread (Node's main thread) into the network
+// namespace open at fd. JS uses it to create a TUN device or a socket inside a
+// lab namespace and then switches back at once (all synchronously, so no other
+// JS runs in between). Objects keep the namespace they were created in.
+Napi::Value SetNetns(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  if (setns(fd, CLONE_NEWNET) < 0) ErrnoError(env, "setns", errno).ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+// ---- UDP -------------------------------------------------------------------
+
+void SetBuf(int fd, int force, int plain, int size) {
+  // *BUFFORCE ignores net.core.[rw]mem_max but needs CAP_NET_ADMIN.
+  if (setsockopt(fd, SOL_SOCKET, force, &size, sizeof size) < 0)
+    setsockopt(fd, SOL_SOCKET, plain, &size, sizeof size);
+}
+
+// udpOpen(host: string ('' = dual-stack any), port, bufBytes) -> { fd, port, family }
+Napi::Value UdpOpen(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string host = info[0].As<Napi::String>().Utf8Value();
+  int port = info[1].As<Napi::Number>().Int32Value();
+  int bufBytes = info[2].As<Napi::Number>().Int32Value();
+  struct sockaddr_storage ss;
+  memset(&ss, 0, sizeof ss);
+  socklen_t slen;
+  int family;
+  struct in_addr a4;
+  struct in6_addr a6;
+  if (!host.empty() && inet_pton(AF_INET, host.c_str(), &a4) == 1) {
+    family = AF_INET;
+    auto* s = reinterpret_cast<sockaddr_in*>(&ss);
+    s->sin_family = AF_INET;
+    s->sin_port = htons(port);
+    s->sin_addr = a4;
+    slen = sizeof *s;
+  } else {
+    if (host.empty()) a6 = in6addr_any;
+    else if (inet_pton(AF_INET6, host.c_str(), &a6) != 1) {
+      Napi::TypeError::New(env, "not an IP address: " + host).ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    family = AF_INET6;
+    auto* s = reinterpret_cast<sockaddr_in6*>(&ss);
+    s->sin6_family = AF_INET6;
+    s->sin6_port = htons(port);
+    s->sin6_addr = a6;
+    slen = sizeof *s;
+  }
+  int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    ErrnoError(env, "socket", errno).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (family == AF_INET6) {
+    int v6only = host.empty() ? 0 : 1;
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only);
+  }
+  if (bufBytes > 0) {
+    SetBuf(fd, SO_RCVBUFFORCE, SO_RCVBUF, bufBytes);
+    SetBuf(fd, SO_SNDBUFFORCE, SO_SNDBUF, bufBytes);
+  }
+  if (bind(fd, reinterpret_cast<sockaddr*>(&ss), slen) < 0) {
+    int err = errno;
+    close(fd);
+    ErrnoError(env, "bind UDP", err).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  socklen_t gl = sizeof ss;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &gl);
+  int bound = family == AF_INET ? ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port)
+                                : ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
+  int rcv = 0, snd = 0;
+  socklen_t ol = sizeof rcv;
+  getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, &ol);
+  ol = sizeof snd;
+  getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &snd, &ol);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("fd", Napi::Number::New(env, fd));
+  out.Set("port", Napi::Number::New(env, bound));
+  out.Set("family", Napi::Number::New(env, family == AF_INET ? 4 : 6));
+  out.Set("rcvbuf", Napi::Number::New(env, rcv));
+  out.Set("sndbuf", Napi::Number::New(env, snd));
+  return out;
+}
+
+void DecodeAddr(const sockaddr_storage& ss, uint8_t* a) {
+  memset(a, 0, ADDR_SIZE);
+  if (ss.ss_family == AF_INET) {
+    auto* s = reinterpret_cast<const sockaddr_in*>(&ss);
+    a[0] = 4;
+    memcpy(a + 2, &s->sin_port, 2);
+    memcpy(a + 4, &s->sin_addr, 4);
+  } else if (ss.ss_family == AF_INET6) {
+    auto* s = reinterpret_cast<const sockaddr_in6*>(&ss);
+    memcpy(a + 2, &s->sin6_port, 2);
+    if (IN6_IS_ADDR_V4MAPPED(&s->sin6_addr)) {
+      a[0] = 4;
+      memcpy(a + 4, s->sin6_addr.s6_addr + 12, 4);
+    } else {
+      a[0] = 6;
+      memcpy(a + 4, &s->sin6_addr, 16);
+      memcpy(a + 20, &s->sin6_scope_id, 4);
+    }
+  }
+}
+
+// Encodes for a socket of `sockFamily`; returns 0 if the address cannot be sent there.
+socklen_t EncodeAddr(const uint8_t* a, int sockFamily, sockaddr_storage* ss) {
+  memset(ss, 0, sizeof(sockaddr_in6));
+  if (sockFamily == 4) {
+    if (a[0] != 4) return 0;
+    auto* s = reinterpret_cast<sockaddr_in*>(ss);
+    s->sin_family = AF_INET;
+    memcpy(&s->sin_port, a + 2, 2);
+    memcpy(&s->sin_addr, a + 4, 4);
+    return sizeof *s;
+  }
+  auto* s = reinterpret_cast<sockaddr_in6*>(ss);
+  s->sin6_family = AF_INET6;
+  memcpy(&s->sin6_port, a + 2, 2);
+  if (a[0] == 4) {
+    s->sin6_addr.s6_addr[10] = 0xff;
+    s->sin6_addr.s6_addr[11] = 0xff;
+    memcpy(s->sin6_addr.s6_addr + 12, a + 4, 4);
+  } else if (a[0] == 6) {
+    memcpy(&s->sin6_addr, a + 4, 16);
+    memcpy(&s->sin6_scope_id, a + 20, 4);
+  } else {
+    return 0;
+  }
+  return sizeof *s;
+}
+
+// UdpSender: keeps the mmsghdr/iovec/sockaddr arrays between calls so a send
+// allocates nothing.
+class UdpSender : public Napi::ObjectWrap<UdpSender> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "UdpSender", {InstanceMethod("send", &UdpSender::Send)});
+  }
+  // new UdpSender(fd, family)
+  explicit UdpSender(const Napi::CallbackInfo& info) : Napi::ObjectWrap<UdpSender>(info) {
+    fd_ = info[0].As<Napi::Number>().Int32Value();
+    family_ = info[1].As<Napi::Number>().Int32Value();
+  }
+
+ private:
+  // send(buf, offsets, lengths, count, addrs) -> packets sent
+  Napi::Value Send(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto buf = info[0].As<Napi::Uint8Array>();
+    auto offs = info[1].As<Napi::Uint32Array>();
+    auto lens = info[2].As<Napi::Uint32Array>();
+    uint32_t count = info[3].As<Napi::Number>().Uint32Value();
+    auto addrs = info[4].As<Napi::Uint8Array>();
+    if (count > offs.ElementLength() || count > lens.ElementLength() || (size_t)count * ADDR_SIZE > addrs.ByteLength())
+      count = 0;
+    if (count > MAX_BATCH) count = MAX_BATCH;
+    if (msgs_.size() < count) {
+      msgs_.resize(count);
+      iov_.resize(count);
+      sa_.resize(count);
+    }
+    uint8_t* base = buf.Data();
+    size_t blen = buf.ByteLength();
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < count; i++) {
+      uint32_t o = offs[i], l = lens[i];
+      if ((size_t)o + l > blen) continue;
+      socklen_t sl = EncodeAddr(addrs.Data() + i * ADDR_SIZE, family_, &sa_[n]);
+      if (sl == 0) continue;
+      iov_[n].iov_base = base + o;
+      iov_[n].iov_len = l;
+      memset(&msgs_[n], 0, sizeof msgs_[n]);
+      msgs_[n].msg_hdr.msg_name = &sa_[n];
+      msgs_[n].msg_hdr.msg_namelen = sl;
+      msgs_[n].msg_hdr.msg_iov = &iov_[n];
+      msgs_[n].msg_hdr.msg_iovlen = 1;
+      n++;
+    }
+    uint32_t sent = 0;
+    int waits = 0;
+    while (sent < n) {
+      int r = sendmmsg(fd_, &msgs_[sent], n - sent, 0);
+      if (r > 0) { sent += r; continue; }
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0 && errno == EAGAIN && waits++ < 20 && WaitWritable(fd_, 2)) continue;
+      if (r < 0 && errno != EAGAIN) {
+        // One bad destination (e.g. EHOSTUNREACH, ENETUNREACH) must not stall the rest.
+        sent++;
+        continue;
+      }
+      break;
+    }
+    return Napi::Number::New(env, sent);
+  }
+
+  int fd_;
+  int family_;
+  std::vector<mmsghdr> msgs_;
+  std::vector<iovec> iov_;
+  std::vector<sockaddr_storage> sa_;
+};
+
+// ---- Reader ----------------------------------------------------------------
+
+// Reader drains a nonblocking fd whenever it is readable.
+// new Reader(mode: 'tun' | 'udp', fd, buf, offsets, slotSize, lengths, addrs|null, maxBatch, callback(count))
+// Packet i is written at buf[offsets[i] .. offsets[i] + slotSize); its length goes to lengths[i].
+class Reader : public Napi::ObjectWrap<Reader> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "Reader", {InstanceMethod("start", &Reader::Start), InstanceMethod("stop", &Reader::Stop)});
+  }
+
+  explicit Reader(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Reader>(info) {
+    Napi::Env env = info.Env();
+    udp_ = info[0].As<Napi::String>().Utf8Value() == "udp";
+    fd_ = info[1].As<Napi::Number>().Int32Value();
+    auto buf = info[2].As<Napi::Uint8Array>();
+    auto offs = info[3].As<Napi::Uint32Array>();
+    slot_ = info[4].As<Napi::Number>().Uint32Value();
+    auto lens = info[5].As<Napi::Uint32Array>();
+    max_ = info[7].As<Napi::Number>().Uint32Value();
+    if (max_ > MAX_BATCH) max_ = MAX_BATCH;
+    if (max_ > offs.ElementLength()) max_ = offs.ElementLength();
+    if (max_ > lens.ElementLength()) max_ = lens.ElementLength();
+    for (uint32_t i = 0; i < max_; i++) {
+      if ((size_t)offs[i] + slot_ > buf.ByteLength()) {
+        Napi::RangeError::New(env, "slot outside buffer").ThrowAsJavaScriptException();
+        return;
+      }
+    }
+    if (udp_) {
+      auto addrs = info[6].As<Napi::Uint8Array>();
+      if (addrs.ByteLength() < max_ * ADDR_SIZE) {
+        Napi::RangeError::New(env, "address buffer too small").ThrowAsJavaScriptException();
+        return;
+      }
+      addrs_ = addrs.Data();
+      addrsRef_ = Napi::Persistent(addrs);
+    }
+    base_ = buf.Data();
+    offs_ = offs.Data();
+    lens_ = lens.Data();
+    bufRef_ = Napi::Persistent(buf);
+    offsRef_ = Napi::Persistent(offs);
+    lensRef_ = Napi::Persistent(lens);
+    cb_ = Napi::Persistent(info[8].As<Napi::Function>());
+    if (udp_) {
+      msgs_.resize(max_);
+      iov_.resize(max_);
+      sa_.resize(max_);
+      for (uint32_t i = 0; i < max_; i++) {
+        iov_[i].iov_base = base_ + offs_[i];
+        iov_[i].iov_len = slot_;
+      }
+    }
+    poll_ = new uv_poll_t;
+    poll_->data = this;
+    uv_loop_t* loop;
+    napi_get_uv_event_loop(env, &loop);
+    if (uv_poll_init(loop, poll_, fd_) != 0) {
+      delete poll_;
+      poll_ = nullptr;
+      Napi::Error::New(env, "uv_poll_init failed").ThrowAsJavaScriptException();
+    }
+  }
+
+  ~Reader() override { Close(); }
+
+ private:
+  Napi::Value Start(const Napi::CallbackInfo& info) {
+    if (poll_ && !active_) {
+      active_ = true;
+      Ref();  // keep the wrapper alive while polling
+      uv_poll_start(poll_, UV_READABLE, OnReadable);
+    }
+    return info.Env().Undefined();
+  }
+
+  // stop(): stops polling for good and releases the poll handle. Does not close the fd.
+  Napi::Value Stop(const Napi::CallbackInfo& info) {
+    Close();
+    return info.Env().Undefined();
+  }
+
+  void Close() {
+    if (!poll_) return;
+    uv_poll_stop(poll_);
+    uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+    poll_ = nullptr;
+    if (active_) {
+      active_ = false;
+      Unref();
+    }
+  }
+
+  static void OnReadable(uv_poll_t* h, int status, int events) {
+    Reader* self = static_cast<Reader*>(h->data);
+    if (status < 0) return;
+    self->Drain();
+  }
+
+  uint32_t ReadTun() {
+    uint32_t n = 0;
+    while (n < max_) {
+      ssize_t r = read(fd_, base_ + offs_[n], slot_);
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        break;  // EAGAIN: drained
+      }
+      lens_[n++] = (uint32_t)r;
+    }
+    return n;
+  }
+
+  uint32_t ReadUdp() {
+    for (uint32_t i = 0; i < max_; i++) {
+      memset(&msgs_[i].msg_hdr, 0, sizeof msgs_[i].msg_hdr);
+      msgs_[i].msg_hdr.msg_name = &sa_[i];
+      msgs_[i].msg_hdr.msg_namelen = sizeof sa_[i];
+      msgs_[i].msg_hdr.msg_iov = &iov_[i];
+      msgs_[i].msg_hdr.msg_iovlen = 1;
+    }
+    int r;
+    do { r = recvmmsg(fd_, msgs_.data(), max_, MSG_DONTWAIT, nullptr); } while (r < 0 && errno == EINTR);
+    if (r <= 0) return 0;
+    uint32_t n = 0;
+    for (int i = 0; i < r; i++) {
+      if (msgs_[i].msg_hdr.msg_flags & MSG_TRUNC) continue;  // larger than a slot: not one of ours
+      if (n != (uint32_t)i) memmove(base_ + offs_[n], base_ + offs_[i], msgs_[i].msg_len);
+      lens_[n] = msgs_[i].msg_len;
+      DecodeAddr(sa_[i], addrs_ + n * ADDR_SIZE);
+      n++;
+    }
+    return n;
+  }
+
+  void Drain() {
+    uint32_t n = udp_ ? ReadUdp() : ReadTun();
+    if (n == 0) return;
+    // A full batch leaves data behind; libuv polls level-triggered, so we get
+    // called again on the next loop iteration (after timers and other I/O had
+    // their turn) instead of starving them here.
+    Napi::Env env = cb_.Env();
+    Napi::HandleScope scope(env);
+    napi_value argv[1] = {Napi::Number::New(env, n)};
+    // The receiver must be an object for napi_make_callback: use this Reader.
+    napi_value recv = Value();
+    napi_value result;
+    // napi_make_callback runs the nextTick/microtask queues afterwards, like any libuv-driven callback.
+    napi_make_callback(env, nullptr, recv, cb_.Value(), 1, argv, &result);
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (pending) {
+      napi_value err;
+      napi_get_and_clear_last_exception(env, &err);
+      napi_fatal_exception(env, err);  // -> process 'uncaughtException'
+    }
+  }
+
+  bool udp_ = false;
+  int fd_ = -1;
+  uint32_t slot_ = 0, max_ = 0;
+  uint8_t* base_ = nullptr;
+  uint32_t* offs_ = nullptr;
+  uint32_t* lens_ = nullptr;
+  uint8_t* addrs_ = nullptr;
+  Napi::Reference<Napi::Uint8Array> bufRef_, addrsRef_;
+  Napi::Reference<Napi::Uint32Array> offsRef_, lensRef_;
+  Napi::FunctionReference cb_;
+  uv_poll_t* poll_ = nullptr;
+  bool active_ = false;
+  std::vector<mmsghdr> msgs_;
+  std::vector<iovec> iov_;
+  std::vector<sockaddr_storage> sa_;
+};
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("tunOpen", Napi::Function::New(env, TunOpen));
+  exports.Set("tunWrite", Napi::Function::New(env, TunWrite));
+  exports.Set("closeFd", Napi::Function::New(env, CloseFd));
+  exports.Set("setNetns", Napi::Function::New(env, SetNetns));
+  exports.Set("udpOpen", Napi::Function::New(env, UdpOpen));
+  exports.Set("UdpSender", UdpSender::Init(env));
+  exports.Set("Reader", Reader::Init(env));
+  exports.Set("ADDR_SIZE", Napi::Number::New(env, ADDR_SIZE));
+  exports.Set("MAX_BATCH", Napi::Number::New(env, MAX_BATCH));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(netbird_native, Init)
