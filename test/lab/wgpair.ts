@@ -1,0 +1,105 @@
+/**
+ * Two-namespace WireGuard labs over one veth pair, for interop tests and benchmarks:
+ *
+ *   underlay  a:eth0 10.1.0.1/24, fd01::1/64  <->  b:eth0 10.1.0.2/24, fd01::2/64
+ *   tunnel    a 10.10.0.1/24, fd10::1/64     <->  b 10.10.0.2/24, fd10::2/64
+ *
+ * `oursVsWireguardGo`: our Device (running in this Node process, TUN + UDP socket created inside
+ * namespace a) against wireguard-go in b. `wireguardGoPair`: wireguard-go on both sides (reference).
+ */
+import { Device, type TimerConfig } from '../../src/wireguard/index.js';
+import { openTun, createUdpBind, type LinuxTunDevice, type LinuxUdpBind } from '../../src/tun/index.js';
+import type { Lab, Netns } from './index.js';
+import { WireguardGo, wgKeys, type WgKeys } from './wireguard.js';
+
+export const A_UNDERLAY = '10.1.0.1';
+export const B_UNDERLAY = '10.1.0.2';
+export const A_TUN = '10.10.0.1';
+export const B_TUN = '10.10.0.2';
+export const A_TUN6 = 'fd10::1';
+export const B_TUN6 = 'fd10::2';
+export const WG_PORT = 51820;
+
+export interface PairOptions {
+  /** Which side knows the other's endpoint (so can initiate). Default both. */
+  initiator?: 'a' | 'b' | 'both';
+  mtu?: number;
+  timers?: Partial<TimerConfig>;
+  persistentKeepalive?: number;
+}
+
+export async function underlay(lab: Lab): Promise<{ a: Netns; b: Netns }> {
+  const a = await lab.ns('a');
+  const b = await lab.ns('b');
+  await lab.link(a, 'eth0', [`${A_UNDERLAY}/24`, 'fd01::1/64'], b, 'eth0', [`${B_UNDERLAY}/24`, 'fd01::2/64']);
+  return { a, b };
+}
+
+export interface OursVsGo {
+  a: Netns;
+  b: Netns;
+  keysA: WgKeys;
+  keysB: WgKeys;
+  device: Device;
+  tun: LinuxTunDevice;
+  bind: LinuxUdpBind;
+  wg: WireguardGo;
+}
+
+export async function oursVsWireguardGo(lab: Lab, opts: PairOptions = {}): Promise<OursVsGo> {
+  const { a, b } = await underlay(lab);
+  const keysA = wgKeys();
+  const keysB = wgKeys();
+  const init = opts.initiator ?? 'both';
+  const mtu = opts.mtu ?? 1420;
+  const wg = await WireguardGo.start(b, {
+    privateKey: keysB.privateKey,
+    listenPort: WG_PORT,
+    addresses: [`${B_TUN}/24`, `${B_TUN6}/64`],
+    mtu,
+    peers: [{
+      publicKey: keysA.publicKey,
+      allowedIps: [`${A_TUN}/32`, `${A_TUN6}/128`],
+      endpoint: init === 'a' ? undefined : `${A_UNDERLAY}:${WG_PORT}`,
+    }],
+  });
+  const tun = await openTun({ name: 'wgnb0', mtu, addresses: [`${A_TUN}/24`, `${A_TUN6}/64`], netns: a.name });
+  const bind = await createUdpBind({ port: WG_PORT, netns: a.name });
+  const device = new Device({ privateKey: keysA.privateKey, tun, binds: [bind], timers: opts.timers });
+  device.setPeer({
+    publicKey: keysB.publicKey,
+    allowedIps: [`${B_TUN}/32`, `${B_TUN6}/128`],
+    endpoint: init === 'b' ? undefined : bind.endpoint(`${B_UNDERLAY}:${WG_PORT}`),
+    persistentKeepalive: opts.persistentKeepalive,
+  });
+  return { a, b, keysA, keysB, device, tun, bind, wg };
+}
+
+export interface GoVsGo {
+  a: Netns;
+  b: Netns;
+  wgA: WireguardGo;
+  wgB: WireguardGo;
+}
+
+export async function wireguardGoPair(lab: Lab, opts: { mtu?: number } = {}): Promise<GoVsGo> {
+  const { a, b } = await underlay(lab);
+  const keysA = wgKeys();
+  const keysB = wgKeys();
+  const mtu = opts.mtu ?? 1420;
+  const wgA = await WireguardGo.start(a, {
+    privateKey: keysA.privateKey,
+    listenPort: WG_PORT,
+    addresses: [`${A_TUN}/24`, `${A_TUN6}/64`],
+    mtu,
+    peers: [{ publicKey: keysB.publicKey, allowedIps: [`${B_TUN}/32`, `${B_TUN6}/128`], endpoint: `${B_UNDERLAY}:${WG_PORT}` }],
+  });
+  const wgB = await WireguardGo.start(b, {
+    privateKey: keysB.privateKey,
+    listenPort: WG_PORT,
+    addresses: [`${B_TUN}/24`, `${B_TUN6}/64`],
+    mtu,
+    peers: [{ publicKey: keysA.publicKey, allowedIps: [`${A_TUN}/32`, `${A_TUN6}/128`], endpoint: `${A_UNDERLAY}:${WG_PORT}` }],
+  });
+  return { a, b, wgA, wgB };
+}
