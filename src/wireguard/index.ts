@@ -12,4 +12,4 @@ export { DEFAULT_TIMERS, type TimerConfig } from './constants.js';
 export { generatePrivateKey, publicKeyOf, keyFromBase64, keyToBase64 } from './crypto.js';
 export { AllowedIps } from './allowedips.js';
 export { parsePrefix, formatPrefix, type Prefix } from './ip.js';
-export { MemoryBind, MemoryNetwork, MemoryTun, makeBatch, batchPackets } from './testing.js';
+export { MemoryBind, MemoryNetwork, MemoryTun, DgramBind, makeBatch, batchPackets } from './testing.js';

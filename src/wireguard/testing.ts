@@ -4,7 +4,8 @@
  * as a real socket's would be, so a bind never calls the device re-entrantly.
  */
 import type { TunDevice } from '../tun/types.js';
-import type { Bind, Endpoint, PacketBatch, ReceiveHandler } from './bind.js';
+import { createSocket, type Socket } from 'node:dgram';
+import type { Bind, Endpoint, PacketBatch, ReceiveHandler, UdpBind } from './bind.js';
 
 /** Copies packets into one fresh PacketBatch. */
 export function makeBatch(packets: readonly Buffer[]): PacketBatch {
@@ -177,5 +178,83 @@ export class MemoryTun implements TunDevice {
 
   async close(): Promise<void> {
     this.closed = true;
+  }
+}
+
+/**
+ * A plain node:dgram UdpBind: one syscall per packet, so only for tests and
+ * as a fallback; the production bind batches in native code (src/tun).
+ */
+export class DgramBind implements UdpBind {
+  readonly kind = 'udp' as const;
+  private handler: ReceiveHandler | null = null;
+  private readonly endpoints = new Map<string, DgramEndpoint>();
+  private readonly rx: PacketBatch = { buf: Buffer.alloc(65536), offsets: new Uint32Array(1), lengths: new Uint32Array(1), count: 1 };
+  private readonly rxFrom: Endpoint[] = [];
+  private constructor(private readonly sock: Socket) {
+    sock.on('message', (msg, rinfo) => {
+      if (!this.handler) return;
+      const ep = this.endpointFor(rinfo.address, rinfo.port);
+      msg.copy(this.rx.buf, 0);
+      this.rx.lengths[0] = msg.length;
+      this.rxFrom[0] = ep;
+      this.handler(this.rx, this.rxFrom);
+    });
+  }
+
+  static async open(port = 0, host = '127.0.0.1'): Promise<DgramBind> {
+    const sock = createSocket(host.includes(':') ? 'udp6' : 'udp4');
+    await new Promise<void>((resolve, reject) => {
+      sock.once('error', reject);
+      sock.bind(port, host, () => {
+        sock.off('error', reject);
+        resolve();
+      });
+    });
+    return new DgramBind(sock);
+  }
+
+  get port(): number {
+    return this.sock.address().port;
+  }
+
+  private endpointFor(address: string, port: number): DgramEndpoint {
+    const k = address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+    let ep = this.endpoints.get(k);
+    if (!ep) this.endpoints.set(k, (ep = new DgramEndpoint(this, address, port, k)));
+    return ep;
+  }
+
+  endpoint(hostPort: string): Endpoint {
+    const m = /^\[([^\]]+)\]:(\d+)$/.exec(hostPort) ?? /^([^:]+):(\d+)$/.exec(hostPort);
+    if (!m) throw new Error(`invalid endpoint ${JSON.stringify(hostPort)}: expected host:port or [v6]:port`);
+    return this.endpointFor(m[1]!, Number(m[2]));
+  }
+
+  setReceiveHandler(handler: ReceiveHandler): void {
+    this.handler = handler;
+  }
+
+  send(batch: PacketBatch, to: readonly Endpoint[]): void {
+    for (let i = 0; i < batch.count; i++) {
+      const ep = to[i] as DgramEndpoint;
+      // dgram copies synchronously only for a single Buffer; copy so the caller may reuse its batch.
+      const o = batch.offsets[i]!;
+      this.sock.send(Buffer.from(batch.buf.subarray(o, o + batch.lengths[i]!)), ep.port, ep.address);
+    }
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((r) => this.sock.close(() => r()));
+  }
+}
+
+class DgramEndpoint implements Endpoint {
+  readonly key: string;
+  constructor(readonly bind: DgramBind, readonly address: string, readonly port: number, private readonly text: string) {
+    this.key = `udp:${text}`;
+  }
+  toString(): string {
+    return this.text;
   }
 }
