@@ -7,7 +7,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcessByStdio } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
 import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,16 +29,18 @@ function nsExec(args: string[]): string {
   return sh('ip', ['netns', 'exec', NS, ...args]);
 }
 
+type Child = ChildProcessByStdio<Writable, Readable, null>;
+
 interface Lab {
   wgPub: string;
-  child: ChildProcessWithoutNullStreams;
+  child: Child;
   ask(cmd: string): Promise<Record<string, unknown>>;
 }
 
 async function startLab(t: import('node:test').TestContext, opts: { psk?: boolean; timers?: Record<string, number> } = {}): Promise<Lab> {
   const dir = mkdtempSync(join(tmpdir(), 'nbwp-'));
   let wgPid: number | undefined;
-  let child: ChildProcessWithoutNullStreams | undefined;
+  let child: Child | undefined;
   t.after(() => {
     if (child?.pid) try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ }
     if (wgPid) try { process.kill(wgPid, 'SIGTERM'); } catch { /* gone */ }
@@ -69,15 +72,15 @@ async function startLab(t: import('node:test').TestContext, opts: { psk?: boolea
     privateKey: keyToBase64(ourPriv), peerPublicKey: keyToBase64(publicKeyOf(wgPriv)), peerEndpoint: '127.0.0.1:51820',
     port: 51821, presharedKey: psk, timers: opts.timers,
   };
-  child = spawn('ip', ['netns', 'exec', NS, process.execPath, '--import', 'tsx', join(import.meta.dirname, 'wggo-peer.ts'), JSON.stringify(args)], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  const c: Child = spawn('ip', ['netns', 'exec', NS, process.execPath, '--import', 'tsx', join(import.meta.dirname, 'wggo-peer.ts'), JSON.stringify(args)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  child = c;
+  const lines = createInterface({ input: c.stdout })[Symbol.asyncIterator]();
   const next = async (): Promise<Record<string, unknown>> => {
     const r = await lines.next();
     if (r.done) throw new Error('our device process exited');
     return JSON.parse(r.value) as Record<string, unknown>;
   };
   assert.equal((await next()).ready, true);
-  const c = child;
   return {
     wgPub: keyToBase64(publicKeyOf(wgPriv)),
     child: c,
