@@ -1,0 +1,118 @@
+// Interop of our userspace WireGuard (Device + TUN + UDP bind, in this process, inside namespace a)
+// with Debian's wireguard-go in namespace b. See test/lab/wgpair.ts for the addresses.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Lab, sleep, waitUntil } from '../lab/index.js';
+import { oursVsWireguardGo, A_TUN, B_TUN, A_TUN6, B_TUN6, A_UNDERLAY, WG_PORT, type OursVsGo, type PairOptions } from '../lab/wgpair.js';
+
+async function setup(t: { after(fn: () => Promise<void>): void }, opts: PairOptions = {}): Promise<{ lab: Lab; p: OursVsGo }> {
+  const lab = await Lab.create({ prefix: 'nbtn' });
+  // One hook: close our device (TUN, socket) before the namespaces go.
+  let p: OursVsGo | undefined;
+  t.after(async () => {
+    await p?.device.close();
+    await lab.cleanup();
+  });
+  p = await oursVsWireguardGo(lab, opts);
+  return { lab, p };
+}
+
+function sha256File(path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const h = createHash('sha256');
+    createReadStream(path).on('data', (d) => h.update(d)).on('end', () => resolve(h.digest('hex'))).on('error', reject);
+  });
+}
+
+test('we initiate the handshake; ping both ways over IPv4 and IPv6', async (t) => {
+  const { p } = await setup(t, { initiator: 'a' });
+  assert.equal(await p.wg.latestHandshake(p.keysA.publicKey), 0);
+  assert.ok(await p.a.waitPing(B_TUN, 10_000), 'ping a -> b through the tunnel');
+  assert.ok((await p.wg.latestHandshake(p.keysA.publicKey)) > 0, 'wireguard-go saw a handshake');
+  assert.equal(p.device.stats().handshakesCompleted, 1);
+  const r = await p.b.exec('ping', ['-c3', '-i0.2', '-W2', A_TUN]);
+  assert.match(r.stdout, /3 received/);
+  const r6 = await p.a.exec('ping', ['-6', '-c3', '-i0.2', '-W2', B_TUN6]);
+  assert.match(r6.stdout, /3 received/);
+  const r6b = await p.b.exec('ping', ['-6', '-c3', '-i0.2', '-W2', '-s', '1300', A_TUN6]);
+  assert.match(r6b.stdout, /3 received/);
+  // wireguard-go learned our endpoint from the handshake (it had none configured).
+  assert.equal(await p.wg.endpoint(p.keysA.publicKey), `${A_UNDERLAY}:${WG_PORT}`);
+  const peer = p.device.stats().peers[0]!;
+  assert.ok(peer.rxPackets >= 9 && peer.txPackets >= 9, JSON.stringify(peer));
+});
+
+test('wireguard-go initiates the handshake; ping both ways', async (t) => {
+  const { p } = await setup(t, { initiator: 'b' });
+  // We know no endpoint: a ping from our side cannot start anything.
+  const early = await p.a.exec('ping', ['-c1', '-W1', B_TUN], { check: false });
+  assert.notEqual(early.code, 0);
+  assert.ok(await p.b.waitPing(A_TUN, 10_000), 'ping b -> a through the tunnel');
+  assert.equal(p.device.stats().peers[0]!.endpoint, `10.1.0.2:${WG_PORT}`, 'we learned the endpoint from the initiation');
+  const r = await p.a.exec('ping', ['-c3', '-i0.2', '-W2', B_TUN]);
+  assert.match(r.stdout, /3 received/);
+});
+
+test('100 MB TCP transfer through the tunnel arrives intact (sha256)', async (t) => {
+  const { lab, p } = await setup(t);
+  const dir = lab.tmpdir();
+  const src = join(dir, 'in.bin');
+  const dst = join(dir, 'out.bin');
+  const chunk = randomBytes(1024 * 1024);
+  const h = createHash('sha256');
+  const all = Buffer.alloc(100 * 1024 * 1024);
+  for (let i = 0; i < 100; i++) {
+    chunk[0] = i; // every MiB differs
+    chunk.copy(all, i * chunk.length);
+  }
+  writeFileSync(src, all);
+  h.update(all);
+  const want = h.digest('hex');
+  const server = p.b.spawn('socat', ['-u', `TCP-LISTEN:5001,bind=${B_TUN},reuseaddr`, `CREATE:${dst}`]);
+  assert.ok(await waitUntil(async () => (await p.b.exec('ss', ['-ltn'])).stdout.includes(`${B_TUN}:5001`), 5000), 'socat listening');
+  const started = Date.now();
+  await p.a.exec('socat', ['-u', `OPEN:${src}`, `TCP:${B_TUN}:5001`], { timeoutMs: 120_000 });
+  assert.equal(await server.exited, 0, server.output());
+  const secs = (Date.now() - started) / 1000;
+  assert.equal(await sha256File(dst), want);
+  t.diagnostic(`100 MiB in ${secs.toFixed(1)} s (${((800 * 1.048576) / secs).toFixed(0)} Mbit/s)`);
+  const st = p.device.stats();
+  assert.equal(st.drops.badAuth + st.drops.replayed + st.drops.notAllowed, 0, JSON.stringify(st.drops));
+});
+
+test('rekey with shortened timers keeps traffic flowing', async (t) => {
+  const { p } = await setup(t, { initiator: 'a', timers: { rekeyAfterTime: 2000, rejectAfterTime: 6000, keepaliveTimeout: 1000, rekeyTimeout: 1000 } });
+  assert.ok(await p.a.waitPing(B_TUN, 10_000));
+  const firstHs = await p.wg.latestHandshake(p.keysA.publicKey);
+  const r = await p.a.exec('ping', ['-c', '35', '-i', '0.2', '-W', '1', B_TUN], { check: false });
+  const m = /(\d+) received/.exec(r.stdout);
+  const received = Number(m?.[1] ?? 0);
+  assert.ok(received >= 33, `ping during rekeys: ${r.stdout}`);
+  const hs = p.device.stats().handshakesCompleted;
+  assert.ok(hs >= 3, `expected >= 3 handshakes in 7 s with rekeyAfterTime 2 s, got ${hs}`);
+  assert.ok((await p.wg.latestHandshake(p.keysA.publicKey)) > firstHs, 'wireguard-go saw the newer handshakes');
+  // Sessions older than rejectAfterTime are gone, yet traffic still works (new keys).
+  assert.match((await p.b.exec('ping', ['-c2', '-i0.2', '-W2', A_TUN])).stdout, /2 received/);
+});
+
+test('roaming: our underlay address changes and wireguard-go follows', async (t) => {
+  const { p } = await setup(t, { initiator: 'a', persistentKeepalive: 1 });
+  assert.ok(await p.a.waitPing(B_TUN, 10_000));
+  assert.equal(await p.wg.endpoint(p.keysA.publicKey), `${A_UNDERLAY}:${WG_PORT}`);
+  // Move a from 10.1.0.1 to 10.1.0.3 (promote_secondaries keeps the new one when the old goes).
+  await p.a.sysctl('net.ipv4.conf.eth0.promote_secondaries', 1);
+  await p.a.addr('eth0', '10.1.0.3/24');
+  await p.a.delAddr('eth0', `${A_UNDERLAY}/24`);
+  // Our next packet (keepalive every second, or this ping) comes from the new address.
+  assert.ok(await p.a.waitPing(B_TUN, 10_000), 'ping after the address change');
+  assert.ok(
+    await waitUntil(async () => (await p.wg.endpoint(p.keysA.publicKey)) === `10.1.0.3:${WG_PORT}`, 5000),
+    `wireguard-go endpoint is ${await p.wg.endpoint(p.keysA.publicKey)}`,
+  );
+  // And wireguard-go reaches us at the new address.
+  assert.match((await p.b.exec('ping', ['-c3', '-i0.2', '-W2', A_TUN])).stdout, /3 received/);
+  await sleep(0);
+});
