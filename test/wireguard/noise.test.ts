@@ -26,7 +26,7 @@ const HMAC = (k: Buffer, d: Buffer): Buffer => nc.createHmac('blake2s256', k).up
 function KDF(ck: Buffer, input: Buffer, n: number): Buffer[] {
   const t0 = HMAC(ck, input);
   const out: Buffer[] = [];
-  let prev = Buffer.alloc(0);
+  let prev: Buffer = Buffer.alloc(0);
   for (let i = 1; i <= n; i++) {
     prev = HMAC(t0, Buffer.concat([prev, Buffer.from([i])]));
     out.push(prev);
