@@ -1,0 +1,220 @@
+import * as grpc from '@grpc/grpc-js';
+import { EnvelopeError, type KeyPair, formatKey, openMessage, parseKey, sealEnvelope, sealMessage } from '../crypto/index.js';
+import { management } from '../proto/index.js';
+import type { NetbirdConfigBuilder } from './config.js';
+import type { AccountManager } from './manager.js';
+import { peerConfigOf, sessionExpiresAt } from './networkmap.js';
+import type { PeerMeta } from './types.js';
+import { ManagementError, emptyPeerMeta } from './types.js';
+import type { UpdateHub } from './updates.js';
+
+/**
+ * The gRPC face of the management service (protocol.md §3-4): envelope decryption of every request,
+ * Login / Sync / SyncMeta / Logout / GetServerKey / isHealthy, and UNIMPLEMENTED for the rest.
+ */
+
+export interface ManagementGrpcOptions {
+  manager: AccountManager;
+  hub: UpdateHub;
+  infra: NetbirdConfigBuilder;
+  serverKey: KeyPair;
+  /**
+   * Resolves a JWT from LoginRequest.jwtToken to the id of a known user; undefined = SSO not
+   * supported by this server (such logins answer InvalidArgument).
+   */
+  resolveJwtUser?: (token: string) => Promise<string>;
+  log?: (msg: string) => void;
+}
+
+const CODE: Record<ManagementError['kind'], grpc.status> = {
+  not_found: grpc.status.NOT_FOUND,
+  invalid_argument: grpc.status.INVALID_ARGUMENT,
+  permission_denied: grpc.status.PERMISSION_DENIED,
+  failed_precondition: grpc.status.FAILED_PRECONDITION,
+  already_exists: grpc.status.ALREADY_EXISTS,
+  unprocessable: grpc.status.INVALID_ARGUMENT,
+  internal: grpc.status.INTERNAL,
+};
+
+function statusError(code: grpc.status, details: string): Partial<grpc.StatusObject> & Error {
+  return Object.assign(new Error(details), { code, details, metadata: new grpc.Metadata() });
+}
+
+/** Maps any error to a gRPC status; unknown errors become INTERNAL without leaking details. */
+export function toGrpcError(err: unknown, log?: (m: string) => void): Partial<grpc.StatusObject> & Error {
+  if (err instanceof ManagementError) return statusError(CODE[err.kind], err.message);
+  if (err instanceof EnvelopeError) return statusError(grpc.status.INVALID_ARGUMENT, 'invalid request message');
+  log?.(`management: internal error: ${(err as Error)?.stack ?? String(err)}`);
+  return statusError(grpc.status.INTERNAL, 'failed handling request');
+}
+
+/** PeerSystemMeta (wire) -> stored meta. Only `true` flags are kept, to keep rows small. */
+export function metaFromProto(m: management.PeerSystemMeta): PeerMeta {
+  const flags: Record<string, boolean> = {};
+  if (m.flags) for (const [k, v] of Object.entries(m.flags)) if (v === true) flags[k] = true;
+  return {
+    ...emptyPeerMeta(),
+    hostname: m.hostname,
+    goOS: m.goOS,
+    kernel: m.kernel,
+    core: m.core,
+    platform: m.platform,
+    OS: m.OS,
+    netbirdVersion: m.netbirdVersion,
+    uiVersion: m.uiVersion,
+    kernelVersion: m.kernelVersion,
+    OSVersion: m.OSVersion || m.core,
+    networkAddresses: m.networkAddresses.map((a) => ({ netIP: a.netIP, mac: a.mac })),
+    sysSerialNumber: m.sysSerialNumber,
+    sysProductName: m.sysProductName,
+    sysManufacturer: m.sysManufacturer,
+    environment: { cloud: m.environment?.cloud ?? '', platform: m.environment?.platform ?? '' },
+    flags,
+    capabilities: m.capabilities.filter((c) => c > 0),
+  };
+}
+
+const unimplemented = (name: string) =>
+  (_call: unknown, callback: grpc.sendUnaryData<never>): void => callback(statusError(grpc.status.UNIMPLEMENTED, `${name} is not implemented by this server`));
+
+export function createManagementService(opts: ManagementGrpcOptions): {
+  service: typeof management.ManagementServiceService;
+  implementation: management.ManagementServiceServer;
+} {
+  const { manager, hub, infra, serverKey, log } = opts;
+  const serverPub = formatKey(serverKey.publicKey);
+
+  /** Authenticates a request: parses the sender key and opens the envelope. */
+  function open<T>(codec: { encode(m: T): { finish(): Uint8Array }; decode(b: Uint8Array): T }, req: management.EncryptedMessage): { peerKey: string; peerPub: Buffer; msg: T } {
+    let peerPub: Buffer;
+    try {
+      peerPub = parseKey(req.wgPubKey, 'peer public key');
+    } catch (err) {
+      throw new ManagementError('invalid_argument', (err as Error).message);
+    }
+    const msg = openMessage(codec, req.body, peerPub, serverKey.privateKey);
+    return { peerKey: formatKey(peerPub), peerPub, msg };
+  }
+
+  function seal<T>(codec: { encode(m: T): { finish(): Uint8Array }; decode(b: Uint8Array): T }, msg: T, peerPub: Buffer): management.EncryptedMessage {
+    return { wgPubKey: serverPub, body: sealMessage(codec, msg, peerPub, serverKey.privateKey), version: 0 };
+  }
+
+  const implementation: management.ManagementServiceServer = {
+    getServerKey(_call, callback) {
+      const expires = Math.floor(Date.now() / 1000) + 24 * 3600;
+      callback(null, { key: serverPub, expiresAt: { seconds: expires, nanos: 0 }, version: 0 });
+    },
+
+    isHealthy(_call, callback) {
+      callback(null, {});
+    },
+
+    login(call, callback) {
+      void (async () => {
+        const { peerKey, peerPub, msg } = open(management.LoginRequest, call.request);
+        if (!msg.meta) throw new ManagementError('failed_precondition', 'peer system meta has to be provided to log in');
+        let jwtUserId: string | undefined;
+        if (msg.jwtToken) {
+          if (!opts.resolveJwtUser) throw new ManagementError('invalid_argument', 'SSO login is not configured on this server; use a setup key');
+          jwtUserId = await opts.resolveJwtUser(msg.jwtToken);
+        }
+        const ref = await manager.loginPeer({
+          peerKey,
+          setupKey: jwtUserId ? undefined : msg.setupKey,
+          jwtUserId,
+          meta: metaFromProto(msg.meta),
+          sshKey: msg.peerKeys ? Buffer.from(msg.peerKeys.sshPubKey).toString('utf8') : undefined,
+          dnsLabels: msg.dnsLabels,
+        });
+        const resp: management.LoginResponse = {
+          netbirdConfig: infra.full(false),
+          peerConfig: peerConfigOf(ref.state, ref.peer),
+          Checks: [],
+          sessionExpiresAt: sessionExpiresAt(ref.state, ref.peer),
+        };
+        return seal(management.LoginResponse, resp, peerPub);
+      })().then(
+        (res) => callback(null, res),
+        (err) => callback(toGrpcError(err, log)),
+      );
+    },
+
+    sync(call) {
+      let session: ReturnType<UpdateHub['open']> | undefined;
+      let ended = false;
+      let peerKey = '';
+      const finish = (): void => {
+        if (ended) return;
+        ended = true;
+        if (session && hub.close(session)) manager.peerDisconnected(peerKey).catch((e) => log?.(`management: ${String(e)}`));
+      };
+      call.on('cancelled', finish);
+      call.on('close', finish);
+      call.on('error', finish);
+      void (async () => {
+        const opened = open(management.SyncRequest, call.request);
+        peerKey = opened.peerKey;
+        const peerPub = opened.peerPub;
+        const meta = opened.msg.meta ? metaFromProto(opened.msg.meta) : undefined;
+        const ref = await manager.syncPeer(peerKey, meta);
+        if (ended || call.cancelled) {
+          await manager.peerDisconnected(peerKey);
+          return;
+        }
+        session = hub.open(ref, {
+          send: (plain) => {
+            if (ended) return;
+            call.write({ wgPubKey: serverPub, body: sealEnvelope(plain, peerPub, serverKey.privateKey), version: 0 });
+          },
+          end: (error) => {
+            if (ended) return;
+            ended = true;
+            if (error) call.emit('error', toGrpcError(error));
+            else call.end();
+            manager.peerDisconnected(peerKey).catch((e) => log?.(`management: ${String(e)}`));
+          },
+        });
+      })().catch((err) => {
+        if (ended) return;
+        ended = true;
+        call.emit('error', toGrpcError(err, log));
+      });
+    },
+
+    syncMeta(call, callback) {
+      void (async () => {
+        const { peerKey, msg } = open(management.SyncMetaRequest, call.request);
+        if (!msg.meta) throw new ManagementError('failed_precondition', 'peer system meta has to be provided');
+        await manager.syncMeta(peerKey, metaFromProto(msg.meta));
+        return {};
+      })().then(
+        (res) => callback(null, res),
+        (err) => callback(toGrpcError(err, log)),
+      );
+    },
+
+    logout(call, callback) {
+      void (async () => {
+        const { peerKey } = open(management.Empty, call.request);
+        await manager.logoutPeer(peerKey);
+        return {};
+      })().then(
+        (res) => callback(null, res),
+        (err) => callback(toGrpcError(err, log)),
+      );
+    },
+
+    // SSO flows are not offered: clients treat UNIMPLEMENTED (like NotFound) as "no SSO here".
+    getDeviceAuthorizationFlow: unimplemented('GetDeviceAuthorizationFlow'),
+    getPkceAuthorizationFlow: unimplemented('GetPKCEAuthorizationFlow'),
+    job(call) {
+      call.emit('error', statusError(grpc.status.UNIMPLEMENTED, 'Job is not implemented by this server'));
+    },
+    extendAuthSession: unimplemented('ExtendAuthSession'),
+    createExpose: unimplemented('CreateExpose'),
+    renewExpose: unimplemented('RenewExpose'),
+    stopExpose: unimplemented('StopExpose'),
+  };
+  return { service: management.ManagementServiceService, implementation };
+}

@@ -1,0 +1,23 @@
+/**
+ * Management service: store (SQLite/PostgreSQL), accounts and peers, network maps, live updates and
+ * the gRPC ManagementService. The REST layer drives admin changes through `AccountManager`; each
+ * change pushes new maps to the affected connected peers by itself.
+ */
+export { Management, SQLITE_FILE } from './service.js';
+export type { ManagementOptions } from './service.js';
+export { AccountManager, DEFAULT_DNS_DOMAIN, DEFAULT_EPHEMERAL_TIMEOUT_MS, setupKeyState } from './manager.js';
+export type { AccountManagerOptions, Affected, ChangeListener, LoginInput, PeerRef, PeerUpdateInput, PolicyInput, PolicyRuleInput, SetupKeyInput } from './manager.js';
+export { NetbirdConfigBuilder, DEFAULT_CREDENTIAL_TTL_SECONDS } from './config.js';
+export type { InfraConfig } from './config.js';
+export { UpdateHub } from './updates.js';
+export type { SyncSink, UpdateHubOptions, UpdateHubStats } from './updates.js';
+export { createManagementService, metaFromProto, toGrpcError } from './grpc.js';
+export type { ManagementGrpcOptions } from './grpc.js';
+export { Store } from './store/store.js';
+export type { AccountData, StoreOptions } from './store/store.js';
+export { loadOrCreateServerKey, SERVER_KEY_FILE } from './serverkey.js';
+export { encodeNetworkMap, forwarderPort } from './networkmap.js';
+export type { EncodedMap } from './networkmap.js';
+export type { AccountState } from './state.js';
+export { hashSetupKey, dnsLabelFromHostname } from './util.js';
+export * from './types.js';

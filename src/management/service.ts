@@ -1,0 +1,81 @@
+import { join } from 'node:path';
+import type { KeyPair } from '../crypto/index.js';
+import { type InfraConfig, NetbirdConfigBuilder } from './config.js';
+import { createManagementService } from './grpc.js';
+import { AccountManager } from './manager.js';
+import { loadOrCreateServerKey } from './serverkey.js';
+import { Store } from './store/store.js';
+import { UpdateHub } from './updates.js';
+import type { management } from '../proto/index.js';
+
+/** Everything the management service needs, wired together: store, accounts, live updates, gRPC. */
+export interface ManagementOptions {
+  /** Data directory: SQLite file `management.db` and the server key live here. */
+  dataDir: string;
+  /** PostgreSQL DSN; when set the store is PostgreSQL instead of SQLite. */
+  postgresDsn?: string;
+  /** DNS domain of new accounts (default netbird.cloud). */
+  dnsDomain?: string;
+  ephemeralTimeoutMs?: number;
+  expirationCheckMs?: number;
+  /** Signal/relay/STUN/TURN advertised to peers. */
+  infra?: InfraConfig;
+  /** Update coalescing (protocol.md §4.5): quiet period and cap, ms. */
+  debounceMs?: number;
+  maxDelayMs?: number;
+  resolveJwtUser?: (token: string) => Promise<string>;
+  log?: (msg: string) => void;
+}
+
+export const SQLITE_FILE = 'management.db';
+
+export class Management {
+  private constructor(
+    readonly store: Store,
+    readonly manager: AccountManager,
+    readonly hub: UpdateHub,
+    readonly infra: NetbirdConfigBuilder,
+    readonly serverKey: KeyPair,
+    private readonly options: ManagementOptions,
+  ) {}
+
+  static async open(options: ManagementOptions): Promise<Management> {
+    const serverKey = loadOrCreateServerKey(options.dataDir);
+    const store = await Store.open(
+      options.postgresDsn ? { kind: 'postgres', dsn: options.postgresDsn } : { kind: 'sqlite', path: join(options.dataDir, SQLITE_FILE) },
+    );
+    try {
+      const manager = await AccountManager.open({
+        store,
+        dnsDomain: options.dnsDomain,
+        ephemeralTimeoutMs: options.ephemeralTimeoutMs,
+        expirationCheckMs: options.expirationCheckMs,
+      });
+      const infra = new NetbirdConfigBuilder(options.infra ?? {});
+      const hub = new UpdateHub(manager, infra, { debounceMs: options.debounceMs, maxDelayMs: options.maxDelayMs });
+      return new Management(store, manager, hub, infra, serverKey, options);
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+  }
+
+  /** grpc-js service definition and implementation, for `server.addService(service, implementation)`. */
+  grpcService(): { service: typeof management.ManagementServiceService; implementation: management.ManagementServiceServer } {
+    return createManagementService({
+      manager: this.manager,
+      hub: this.hub,
+      infra: this.infra,
+      serverKey: this.serverKey,
+      resolveJwtUser: this.options.resolveJwtUser,
+      log: this.options.log,
+    });
+  }
+
+  /** Ends all Sync streams, stops timers and closes the store. */
+  async close(): Promise<void> {
+    this.hub.shutdown();
+    this.manager.close();
+    await this.store.close();
+  }
+}

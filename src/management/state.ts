@@ -1,0 +1,213 @@
+import type { AccountData } from './store/store.js';
+import type { Account, Group, Peer, Policy, PolicyRule, SetupKey, User } from './types.js';
+import { ALL_GROUP_NAME } from './types.js';
+
+/**
+ * The in-memory copy of one account. The store is the source of truth; every change is written to
+ * the store first (in a transaction) and then applied here, so map computation never touches the
+ * database. Indexes (group membership both ways, the policy index) are kept here.
+ */
+
+/** One enabled rule with its groups expanded to peer sets. */
+export interface IndexedRule {
+  policy: Policy;
+  rule: PolicyRule;
+  /** Position, used to order firewall rules stably. */
+  order: number;
+  sources: ReadonlySet<string>;
+  destinations: ReadonlySet<string>;
+}
+
+/** Rules a peer takes part in, by side. */
+export interface PeerRules {
+  asSource: IndexedRule[];
+  asDestination: IndexedRule[];
+}
+
+const NO_RULES: PeerRules = { asSource: [], asDestination: [] };
+
+export class AccountState {
+  account: Account;
+  readonly users = new Map<string, User>();
+  readonly groups = new Map<string, Group>();
+  /** group id -> member peer ids. */
+  readonly members = new Map<string, Set<string>>();
+  /** peer id -> group ids. */
+  readonly peerGroups = new Map<string, Set<string>>();
+  policies: Policy[] = [];
+  readonly setupKeys = new Map<string, SetupKey>();
+  readonly peers = new Map<string, Peer>();
+  readonly peersByKey = new Map<string, Peer>();
+  readonly usedIps = new Set<string>();
+  readonly usedLabels = new Set<string>();
+  allGroupId = '';
+  /** See networkmap.ts forwarderPort(). */
+  forwarderPortMemo: { serial: number; port: number } | undefined;
+
+  private index: { rules: IndexedRule[]; byPeer: Map<string, PeerRules> } | undefined;
+  /** Encoded per-peer fragments (see networkmap.ts), dropped whenever the peer changes. */
+  readonly peerCache = new Map<string, Map<string, Uint8Array>>();
+
+  constructor(data: AccountData) {
+    this.account = data.account;
+    for (const u of data.users) this.users.set(u.id, u);
+    for (const p of data.peers) this.putPeer(p);
+    for (const g of data.groups) this.putGroup(g);
+    this.policies = data.policies;
+    for (const k of data.setupKeys) this.setupKeys.set(k.id, k);
+  }
+
+  get id(): string {
+    return this.account.id;
+  }
+
+  // ----- peers -----
+  putPeer(p: Peer): void {
+    const old = this.peers.get(p.id);
+    if (old) {
+      this.peersByKey.delete(old.key);
+      this.usedIps.delete(old.ip);
+      this.usedLabels.delete(old.dnsLabel);
+    }
+    this.peers.set(p.id, p);
+    this.peersByKey.set(p.key, p);
+    this.usedIps.add(p.ip);
+    this.usedLabels.add(p.dnsLabel);
+    if (!this.peerGroups.has(p.id)) this.peerGroups.set(p.id, new Set());
+    this.peerCache.delete(p.id);
+  }
+
+  removePeer(peerId: string): Peer | undefined {
+    const p = this.peers.get(peerId);
+    if (!p) return undefined;
+    this.peers.delete(peerId);
+    this.peersByKey.delete(p.key);
+    this.usedIps.delete(p.ip);
+    this.usedLabels.delete(p.dnsLabel);
+    for (const gid of this.peerGroups.get(peerId) ?? []) {
+      this.members.get(gid)?.delete(peerId);
+      const g = this.groups.get(gid);
+      if (g) g.peers = g.peers.filter((id) => id !== peerId);
+    }
+    this.peerGroups.delete(peerId);
+    this.peerCache.delete(peerId);
+    this.invalidateIndex();
+    return p;
+  }
+
+  // ----- groups -----
+  putGroup(g: Group): void {
+    const old = this.members.get(g.id);
+    if (old) for (const pid of old) this.peerGroups.get(pid)?.delete(g.id);
+    const set = new Set(g.peers.filter((id) => this.peers.has(id)));
+    g.peers = [...set];
+    this.groups.set(g.id, g);
+    this.members.set(g.id, set);
+    for (const pid of set) {
+      let s = this.peerGroups.get(pid);
+      if (!s) this.peerGroups.set(pid, (s = new Set()));
+      s.add(g.id);
+    }
+    if (g.name === ALL_GROUP_NAME) this.allGroupId = g.id;
+    this.invalidateIndex();
+  }
+
+  removeGroup(groupId: string): void {
+    for (const pid of this.members.get(groupId) ?? []) this.peerGroups.get(pid)?.delete(groupId);
+    this.members.delete(groupId);
+    this.groups.delete(groupId);
+    this.invalidateIndex();
+  }
+
+  addPeerToGroup(groupId: string, peerId: string): void {
+    const g = this.groups.get(groupId);
+    const set = this.members.get(groupId);
+    if (!g || !set || set.has(peerId)) return;
+    set.add(peerId);
+    g.peers.push(peerId);
+    let s = this.peerGroups.get(peerId);
+    if (!s) this.peerGroups.set(peerId, (s = new Set()));
+    s.add(groupId);
+    this.invalidateIndex();
+  }
+
+  groupByName(name: string): Group | undefined {
+    for (const g of this.groups.values()) if (g.name === name) return g;
+    return undefined;
+  }
+
+  // ----- policies -----
+  setPolicies(policies: Policy[]): void {
+    this.policies = policies;
+    this.invalidateIndex();
+  }
+
+  invalidateIndex(): void {
+    this.index = undefined;
+  }
+
+  /** Enabled rules with expanded peer sets, and per peer the rules it is in (built lazily). */
+  policyIndex(): { rules: IndexedRule[]; byPeer: Map<string, PeerRules> } {
+    if (this.index) return this.index;
+    const rules: IndexedRule[] = [];
+    const byPeer = new Map<string, PeerRules>();
+    const entry = (pid: string): PeerRules => {
+      let e = byPeer.get(pid);
+      if (!e) byPeer.set(pid, (e = { asSource: [], asDestination: [] }));
+      return e;
+    };
+    let order = 0;
+    for (const policy of this.policies) {
+      if (!policy.enabled) continue;
+      for (const rule of policy.rules) {
+        if (!rule.enabled) continue;
+        const ir: IndexedRule = {
+          policy,
+          rule,
+          order: order++,
+          sources: this.expandGroups(rule.sources),
+          destinations: this.expandGroups(rule.destinations),
+        };
+        rules.push(ir);
+        for (const pid of ir.sources) entry(pid).asSource.push(ir);
+        for (const pid of ir.destinations) entry(pid).asDestination.push(ir);
+      }
+    }
+    this.index = { rules, byPeer };
+    return this.index;
+  }
+
+  rulesOf(peerId: string): PeerRules {
+    return this.policyIndex().byPeer.get(peerId) ?? NO_RULES;
+  }
+
+  private expandGroups(groupIds: readonly string[]): Set<string> {
+    if (groupIds.length === 1) return this.members.get(groupIds[0]!) ?? new Set();
+    const out = new Set<string>();
+    for (const gid of groupIds) for (const pid of this.members.get(gid) ?? []) out.add(pid);
+    return out;
+  }
+
+  /**
+   * Peers `peerId` may talk to (management-api.md §5.1). Visibility is symmetric: P sees Q iff some
+   * rule has P as source and Q as destination or the other way round, so this set is also the set of
+   * peers whose maps mention `peerId`.
+   */
+  visiblePeers(peerId: string): Set<string> {
+    const r = this.rulesOf(peerId);
+    const out = new Set<string>();
+    for (const ir of r.asSource) for (const q of ir.destinations) out.add(q);
+    for (const ir of r.asDestination) for (const q of ir.sources) out.add(q);
+    out.delete(peerId);
+    return out;
+  }
+
+  /** Every peer that is a source or destination of any of `rules`. */
+  peersOfRules(rules: Iterable<{ sources: readonly string[]; destinations: readonly string[] }>): Set<string> {
+    const out = new Set<string>();
+    for (const r of rules) {
+      for (const gid of [...r.sources, ...r.destinations]) for (const pid of this.members.get(gid) ?? []) out.add(pid);
+    }
+    return out;
+  }
+}

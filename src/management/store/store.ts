@@ -1,0 +1,549 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, type Transaction } from 'kysely';
+import pg from 'pg';
+import type { Account, AccountSettings, AuditEvent, Group, Peer, PeerMeta, Policy, PolicyRule, SetupKey, User } from '../types.js';
+import { defaultAccountSettings, emptyPeerMeta } from '../types.js';
+import { LATEST_MIGRATION, migrationProvider } from './migrations.js';
+import type { Database, PeersTable, SetupKeysTable } from './schema.js';
+
+/**
+ * Persistence of the management domain through one Kysely query layer, on SQLite (default, a file in
+ * the data dir) or PostgreSQL (when a DSN is given).
+ *
+ * Durability (SQLite): WAL journal with synchronous=FULL, so every committed transaction has been
+ * fsynced to the WAL before commit returns; a kill -9 (or even power loss) cannot lose it. NORMAL would
+ * survive kill -9 too (the WAL write reaches the OS before commit returns) but not power loss; the
+ * extra fsync per commit costs little for a control plane whose writes are registrations and admin edits.
+ */
+
+export type StoreOptions = { kind: 'sqlite'; path: string } | { kind: 'postgres'; dsn: string };
+
+/** Everything of one account, as loaded at start-up into the in-memory account state. */
+export interface AccountData {
+  account: Account;
+  users: User[];
+  groups: Group[];
+  policies: Policy[];
+  setupKeys: SetupKey[];
+  peers: Peer[];
+}
+
+const b = (v: boolean): number => (v ? 1 : 0);
+const isTrue = (v: number | string | boolean): boolean => v === 1 || v === true || v === '1';
+
+function parseJson<T>(text: string, fallback: T): T {
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    return fallback;
+  }
+}
+
+function peerFromRow(r: PeersTable): Peer {
+  return {
+    id: r.id,
+    accountId: r.account_id,
+    key: r.wg_pub_key,
+    ip: r.ip,
+    dnsLabel: r.dns_label,
+    extraDnsLabels: parseJson<string[]>(r.extra_dns_labels_json, []),
+    name: r.name,
+    sshKey: r.ssh_key,
+    sshEnabled: isTrue(r.ssh_enabled),
+    meta: { ...emptyPeerMeta(), ...parseJson<Partial<PeerMeta>>(r.meta_json, {}) },
+    userId: r.user_id,
+    setupKeyId: r.setup_key_id,
+    ephemeral: isTrue(r.ephemeral),
+    loginExpirationEnabled: isTrue(r.login_expiration_enabled),
+    inactivityExpirationEnabled: isTrue(r.inactivity_expiration_enabled),
+    approvalRequired: isTrue(r.approval_required),
+    connected: isTrue(r.connected),
+    lastSeen: Number(r.last_seen),
+    lastLogin: Number(r.last_login),
+    createdAt: Number(r.created_at),
+  };
+}
+
+function peerToRow(p: Peer): PeersTable {
+  return {
+    id: p.id,
+    account_id: p.accountId,
+    wg_pub_key: p.key,
+    ip: p.ip,
+    dns_label: p.dnsLabel,
+    extra_dns_labels_json: JSON.stringify(p.extraDnsLabels),
+    name: p.name,
+    ssh_key: p.sshKey,
+    ssh_enabled: b(p.sshEnabled),
+    meta_json: JSON.stringify(p.meta),
+    user_id: p.userId,
+    setup_key_id: p.setupKeyId,
+    ephemeral: b(p.ephemeral),
+    login_expiration_enabled: b(p.loginExpirationEnabled),
+    inactivity_expiration_enabled: b(p.inactivityExpirationEnabled),
+    approval_required: b(p.approvalRequired),
+    connected: b(p.connected),
+    last_seen: p.lastSeen,
+    last_login: p.lastLogin,
+    created_at: p.createdAt,
+  };
+}
+
+function setupKeyFromRow(r: SetupKeysTable): SetupKey {
+  return {
+    id: r.id,
+    accountId: r.account_id,
+    name: r.name,
+    keyHash: r.key_hash,
+    keyMasked: r.key_masked,
+    type: r.type === 'one-off' ? 'one-off' : 'reusable',
+    expiresAt: Number(r.expires_at),
+    usageLimit: Number(r.usage_limit),
+    usedTimes: Number(r.used_times),
+    lastUsed: Number(r.last_used),
+    revoked: isTrue(r.revoked),
+    autoGroups: parseJson<string[]>(r.auto_groups_json, []),
+    ephemeral: isTrue(r.ephemeral),
+    allowExtraDnsLabels: isTrue(r.allow_extra_dns_labels),
+    createdAt: Number(r.created_at),
+    updatedAt: Number(r.updated_at),
+  };
+}
+
+function setupKeyToRow(k: SetupKey): SetupKeysTable {
+  return {
+    id: k.id,
+    account_id: k.accountId,
+    name: k.name,
+    key_hash: k.keyHash,
+    key_masked: k.keyMasked,
+    type: k.type,
+    expires_at: k.expiresAt,
+    usage_limit: k.usageLimit,
+    used_times: k.usedTimes,
+    last_used: k.lastUsed,
+    revoked: b(k.revoked),
+    auto_groups_json: JSON.stringify(k.autoGroups),
+    ephemeral: b(k.ephemeral),
+    allow_extra_dns_labels: b(k.allowExtraDnsLabels),
+    created_at: k.createdAt,
+    updated_at: k.updatedAt,
+  };
+}
+
+/** The queries, bound either to the database or to an open transaction. */
+export class Queries {
+  constructor(protected readonly db: Kysely<Database> | Transaction<Database>) {}
+
+  // ----- instance key/value -----
+  async getInstanceValue(key: string): Promise<string | undefined> {
+    const r = await this.db.selectFrom('instance').select('value').where('key', '=', key).executeTakeFirst();
+    return r?.value;
+  }
+
+  async setInstanceValue(key: string, value: string): Promise<void> {
+    await this.db
+      .insertInto('instance')
+      .values({ key, value })
+      .onConflict((oc) => oc.column('key').doUpdateSet({ value }))
+      .execute();
+  }
+
+  // ----- accounts -----
+  async listAccountIds(): Promise<string[]> {
+    const rows = await this.db.selectFrom('accounts').select('id').orderBy('created_at').orderBy('id').execute();
+    return rows.map((r) => r.id);
+  }
+
+  async insertAccount(a: Account): Promise<void> {
+    await this.db
+      .insertInto('accounts')
+      .values({
+        id: a.id,
+        domain: a.domain,
+        domain_category: a.domainCategory,
+        dns_domain: a.dnsDomain,
+        network: a.network,
+        serial: a.serial,
+        settings_json: JSON.stringify(a.settings),
+        created_at: a.createdAt,
+        created_by: a.createdBy,
+      })
+      .execute();
+  }
+
+  async updateAccount(a: Account): Promise<void> {
+    await this.db
+      .updateTable('accounts')
+      .set({
+        domain: a.domain,
+        domain_category: a.domainCategory,
+        dns_domain: a.dnsDomain,
+        network: a.network,
+        serial: a.serial,
+        settings_json: JSON.stringify(a.settings),
+      })
+      .where('id', '=', a.id)
+      .execute();
+  }
+
+  async setAccountSerial(accountId: string, serial: number): Promise<void> {
+    await this.db.updateTable('accounts').set({ serial }).where('id', '=', accountId).execute();
+  }
+
+  async deleteAccount(accountId: string): Promise<void> {
+    // Children first: SQLite only honours ON DELETE CASCADE with foreign_keys=ON, which we set, but
+    // explicit deletes keep the behaviour identical on both engines.
+    for (const t of ['events', 'group_peers', 'setup_keys', 'policies', 'peers', 'groups', 'users'] as const) {
+      await this.db.deleteFrom(t).where('account_id', '=', accountId).execute();
+    }
+    await this.db.deleteFrom('accounts').where('id', '=', accountId).execute();
+  }
+
+  async loadAccount(accountId: string): Promise<AccountData | undefined> {
+    const a = await this.db.selectFrom('accounts').selectAll().where('id', '=', accountId).executeTakeFirst();
+    if (!a) return undefined;
+    const [users, groups, members, policies, keys, peers] = await Promise.all([
+      this.db.selectFrom('users').selectAll().where('account_id', '=', accountId).orderBy('created_at').execute(),
+      this.db.selectFrom('groups').selectAll().where('account_id', '=', accountId).orderBy('id').execute(),
+      this.db.selectFrom('group_peers').select(['group_id', 'peer_id']).where('account_id', '=', accountId).execute(),
+      this.db.selectFrom('policies').selectAll().where('account_id', '=', accountId).orderBy('position').orderBy('id').execute(),
+      this.db.selectFrom('setup_keys').selectAll().where('account_id', '=', accountId).orderBy('created_at').execute(),
+      this.db.selectFrom('peers').selectAll().where('account_id', '=', accountId).orderBy('created_at').orderBy('id').execute(),
+    ]);
+    const byGroup = new Map<string, string[]>();
+    for (const m of members) {
+      let l = byGroup.get(m.group_id);
+      if (!l) byGroup.set(m.group_id, (l = []));
+      l.push(m.peer_id);
+    }
+    return {
+      account: {
+        id: a.id,
+        domain: a.domain,
+        domainCategory: a.domain_category,
+        dnsDomain: a.dns_domain,
+        network: a.network,
+        serial: Number(a.serial),
+        settings: { ...defaultAccountSettings(), ...parseJson<Partial<AccountSettings>>(a.settings_json, {}) },
+        createdAt: Number(a.created_at),
+        createdBy: a.created_by,
+      },
+      users: users.map((u) => ({
+        id: u.id,
+        accountId: u.account_id,
+        email: u.email,
+        name: u.name,
+        role: u.role as User['role'],
+        isServiceUser: isTrue(u.is_service_user),
+        blocked: isTrue(u.blocked),
+        autoGroups: parseJson<string[]>(u.auto_groups_json, []),
+        createdAt: Number(u.created_at),
+        lastLogin: Number(u.last_login),
+      })),
+      groups: groups.map((g) => ({
+        id: g.id,
+        accountId: g.account_id,
+        name: g.name,
+        issued: g.issued as Group['issued'],
+        peers: byGroup.get(g.id) ?? [],
+      })),
+      policies: policies.map((p) => ({
+        id: p.id,
+        accountId: p.account_id,
+        name: p.name,
+        description: p.description,
+        enabled: isTrue(p.enabled),
+        sourcePostureChecks: parseJson<string[]>(p.source_posture_checks_json, []),
+        rules: parseJson<PolicyRule[]>(p.rules_json, []),
+      })),
+      setupKeys: keys.map(setupKeyFromRow),
+      peers: peers.map(peerFromRow),
+    };
+  }
+
+  // ----- users -----
+  async insertUser(u: User): Promise<void> {
+    await this.db
+      .insertInto('users')
+      .values({
+        id: u.id,
+        account_id: u.accountId,
+        email: u.email,
+        name: u.name,
+        role: u.role,
+        is_service_user: b(u.isServiceUser),
+        blocked: b(u.blocked),
+        auto_groups_json: JSON.stringify(u.autoGroups),
+        created_at: u.createdAt,
+        last_login: u.lastLogin,
+      })
+      .execute();
+  }
+
+  async updateUser(u: User): Promise<void> {
+    await this.db
+      .updateTable('users')
+      .set({
+        email: u.email,
+        name: u.name,
+        role: u.role,
+        is_service_user: b(u.isServiceUser),
+        blocked: b(u.blocked),
+        auto_groups_json: JSON.stringify(u.autoGroups),
+        last_login: u.lastLogin,
+      })
+      .where('id', '=', u.id)
+      .execute();
+  }
+
+  async deleteUser(userId: string): Promise<void> {
+    await this.db.deleteFrom('users').where('id', '=', userId).execute();
+  }
+
+  // ----- groups -----
+  async insertGroup(g: Group): Promise<void> {
+    await this.db.insertInto('groups').values({ id: g.id, account_id: g.accountId, name: g.name, issued: g.issued }).execute();
+    await this.addGroupPeers(g.accountId, g.id, g.peers);
+  }
+
+  async updateGroup(g: Group): Promise<void> {
+    await this.db.updateTable('groups').set({ name: g.name, issued: g.issued }).where('id', '=', g.id).execute();
+    await this.db.deleteFrom('group_peers').where('group_id', '=', g.id).execute();
+    await this.addGroupPeers(g.accountId, g.id, g.peers);
+  }
+
+  async addGroupPeers(accountId: string, groupId: string, peerIds: readonly string[]): Promise<void> {
+    // Chunked: SQLite allows at most 32766 bound parameters per statement.
+    for (let i = 0; i < peerIds.length; i += 500) {
+      const chunk = peerIds.slice(i, i + 500).map((peer_id) => ({ account_id: accountId, group_id: groupId, peer_id }));
+      await this.db
+        .insertInto('group_peers')
+        .values(chunk)
+        .onConflict((oc) => oc.columns(['group_id', 'peer_id']).doNothing())
+        .execute();
+    }
+  }
+
+  async removeGroupPeer(groupId: string, peerId: string): Promise<void> {
+    await this.db.deleteFrom('group_peers').where('group_id', '=', groupId).where('peer_id', '=', peerId).execute();
+  }
+
+  async deleteGroup(groupId: string): Promise<void> {
+    await this.db.deleteFrom('group_peers').where('group_id', '=', groupId).execute();
+    await this.db.deleteFrom('groups').where('id', '=', groupId).execute();
+  }
+
+  // ----- policies -----
+  async insertPolicy(p: Policy, position: number): Promise<void> {
+    await this.db
+      .insertInto('policies')
+      .values({
+        id: p.id,
+        account_id: p.accountId,
+        name: p.name,
+        description: p.description,
+        enabled: b(p.enabled),
+        source_posture_checks_json: JSON.stringify(p.sourcePostureChecks),
+        rules_json: JSON.stringify(p.rules),
+        position,
+      })
+      .execute();
+  }
+
+  async updatePolicy(p: Policy): Promise<void> {
+    await this.db
+      .updateTable('policies')
+      .set({
+        name: p.name,
+        description: p.description,
+        enabled: b(p.enabled),
+        source_posture_checks_json: JSON.stringify(p.sourcePostureChecks),
+        rules_json: JSON.stringify(p.rules),
+      })
+      .where('id', '=', p.id)
+      .execute();
+  }
+
+  async deletePolicy(policyId: string): Promise<void> {
+    await this.db.deleteFrom('policies').where('id', '=', policyId).execute();
+  }
+
+  // ----- setup keys -----
+  async insertSetupKey(k: SetupKey): Promise<void> {
+    await this.db.insertInto('setup_keys').values(setupKeyToRow(k)).execute();
+  }
+
+  async updateSetupKey(k: SetupKey): Promise<void> {
+    const { id: _id, ...rest } = setupKeyToRow(k);
+    await this.db.updateTable('setup_keys').set(rest).where('id', '=', k.id).execute();
+  }
+
+  async deleteSetupKey(id: string): Promise<void> {
+    await this.db.deleteFrom('setup_keys').where('id', '=', id).execute();
+  }
+
+  async findSetupKeyByHash(hash: string): Promise<SetupKey | undefined> {
+    const r = await this.db.selectFrom('setup_keys').selectAll().where('key_hash', '=', hash).executeTakeFirst();
+    return r ? setupKeyFromRow(r) : undefined;
+  }
+
+  /**
+   * Counts one use of a setup key, but only if it is still valid at `now` (not revoked, not expired,
+   * not used up). The check and the increment are one conditional UPDATE, so two concurrent
+   * registrations can never both consume the last use of a key. Returns whether the use was counted.
+   */
+  async consumeSetupKey(id: string, now: number): Promise<boolean> {
+    const res = await this.db
+      .updateTable('setup_keys')
+      .set((eb) => ({ used_times: eb('used_times', '+', 1), last_used: now }))
+      .where('id', '=', id)
+      .where('revoked', '=', 0)
+      .where((eb) => eb.or([eb('expires_at', '=', 0), eb('expires_at', '>', now)]))
+      .where((eb) => eb.or([eb('usage_limit', '=', 0), eb('used_times', '<', eb.ref('usage_limit'))]))
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows) === 1;
+  }
+
+  // ----- peers -----
+  async insertPeer(p: Peer): Promise<void> {
+    await this.db.insertInto('peers').values(peerToRow(p)).execute();
+  }
+
+  async insertPeers(peers: readonly Peer[]): Promise<void> {
+    for (let i = 0; i < peers.length; i += 200) {
+      await this.db.insertInto('peers').values(peers.slice(i, i + 200).map(peerToRow)).execute();
+    }
+  }
+
+  async updatePeer(p: Peer): Promise<void> {
+    const { id: _id, ...rest } = peerToRow(p);
+    await this.db.updateTable('peers').set(rest).where('id', '=', p.id).execute();
+  }
+
+  async setPeerStatus(peerId: string, connected: boolean, lastSeen: number): Promise<void> {
+    await this.db.updateTable('peers').set({ connected: b(connected), last_seen: lastSeen }).where('id', '=', peerId).execute();
+  }
+
+  async deletePeer(peerId: string): Promise<void> {
+    await this.db.deleteFrom('group_peers').where('peer_id', '=', peerId).execute();
+    await this.db.deleteFrom('peers').where('id', '=', peerId).execute();
+  }
+
+  async findPeerByKey(key: string): Promise<Peer | undefined> {
+    const r = await this.db.selectFrom('peers').selectAll().where('wg_pub_key', '=', key).executeTakeFirst();
+    return r ? peerFromRow(r) : undefined;
+  }
+
+  async countPeers(accountId: string): Promise<number> {
+    const r = await this.db
+      .selectFrom('peers')
+      .select((eb) => eb.fn.countAll<string | number>().as('n'))
+      .where('account_id', '=', accountId)
+      .executeTakeFirstOrThrow();
+    return Number(r.n);
+  }
+
+  // ----- events -----
+  async insertEvent(e: AuditEvent): Promise<void> {
+    await this.db
+      .insertInto('events')
+      .values({
+        id: e.id,
+        account_id: e.accountId,
+        timestamp: e.timestamp,
+        activity_code: e.activityCode,
+        initiator_id: e.initiatorId,
+        target_id: e.targetId,
+        meta_json: JSON.stringify(e.meta),
+      })
+      .execute();
+  }
+
+  async listEvents(accountId: string, limit = 1000): Promise<AuditEvent[]> {
+    const rows = await this.db
+      .selectFrom('events')
+      .selectAll()
+      .where('account_id', '=', accountId)
+      .orderBy('timestamp', 'desc')
+      .orderBy('id', 'desc')
+      .limit(limit)
+      .execute();
+    return rows.map((r) => ({
+      id: r.id,
+      accountId: r.account_id,
+      timestamp: Number(r.timestamp),
+      activityCode: r.activity_code,
+      initiatorId: r.initiator_id,
+      targetId: r.target_id,
+      meta: parseJson<Record<string, string>>(r.meta_json, {}),
+    }));
+  }
+}
+
+/** An open store: queries outside a transaction plus `transaction()`. */
+export class Store extends Queries {
+  private constructor(
+    private readonly kysely: Kysely<Database>,
+    readonly kind: 'sqlite' | 'postgres',
+  ) {
+    super(kysely);
+  }
+
+  /** Opens (and migrates) a store. */
+  static async open(options: StoreOptions): Promise<Store> {
+    let kysely: Kysely<Database>;
+    if (options.kind === 'sqlite') {
+      if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
+      const database = new BetterSqlite3(options.path);
+      database.pragma('journal_mode = WAL');
+      database.pragma('synchronous = FULL');
+      database.pragma('foreign_keys = ON');
+      // Another process (e.g. `netbird-server setup-keys create` next to a running server) may hold
+      // the write lock briefly; wait instead of failing.
+      database.pragma('busy_timeout = 5000');
+      kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
+    } else {
+      const pool = new pg.Pool({
+        connectionString: options.dsn,
+        max: 10,
+        // BIGINT columns hold Unix ms and counters, all far below 2^53: parse them as numbers.
+        types: {
+          getTypeParser: ((oid: number, format?: string) =>
+            oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+        },
+      });
+      kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    }
+    const store = new Store(kysely, options.kind);
+    try {
+      await store.migrate();
+    } catch (err) {
+      await kysely.destroy();
+      throw err;
+    }
+    return store;
+  }
+
+  /** Applies pending migrations; returns the name of the newest applied one. */
+  async migrate(): Promise<string> {
+    const migrator = new Migrator({ db: this.kysely, provider: migrationProvider });
+    const { error, results } = await migrator.migrateToLatest();
+    if (error) {
+      const failed = results?.find((r) => r.status === 'Error');
+      throw new Error(`database migration ${failed?.migrationName ?? ''} failed: ${(error as Error).message ?? String(error)}`);
+    }
+    return LATEST_MIGRATION;
+  }
+
+  /** Runs `fn` in one transaction: all its writes commit together or not at all. */
+  async transaction<T>(fn: (q: Queries) => Promise<T>): Promise<T> {
+    return this.kysely.transaction().execute((trx) => fn(new Queries(trx)));
+  }
+
+  async close(): Promise<void> {
+    await this.kysely.destroy();
+  }
+}

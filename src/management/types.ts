@@ -1,0 +1,244 @@
+/**
+ * Domain model of the management service (management-api.md §3). Plain data; times are Unix
+ * milliseconds (0 = never/unset). These are the shapes the store persists and the REST layer reads.
+ */
+
+export type RuleAction = 'accept' | 'drop';
+export type RuleProtocol = 'all' | 'tcp' | 'udp' | 'icmp' | 'netbird-ssh';
+export type GroupIssued = 'api' | 'jwt' | 'integration';
+export type UserRole = 'owner' | 'admin' | 'user' | 'auditor' | 'network_admin' | 'billing_admin';
+export type SetupKeyType = 'reusable' | 'one-off';
+export type SetupKeyState = 'valid' | 'expired' | 'revoked' | 'overused';
+
+export interface AccountSettings {
+  peerLoginExpirationEnabled: boolean;
+  /** Seconds. */
+  peerLoginExpiration: number;
+  peerInactivityExpirationEnabled: boolean;
+  /** Seconds. */
+  peerInactivityExpiration: number;
+  regularUsersViewBlocked: boolean;
+  groupsPropagationEnabled: boolean;
+  jwtGroupsEnabled: boolean;
+  jwtGroupsClaimName: string;
+  jwtAllowGroups: string[];
+  routingPeerDnsResolutionEnabled: boolean;
+  lazyConnectionEnabled: boolean;
+  /** Groups whose peers get no managed DNS (DNS settings `disabled_management_groups`). */
+  dnsDisabledManagementGroups: string[];
+}
+
+export interface Account {
+  id: string;
+  /** Organisation domain (e.g. the owner's e-mail domain); informational. */
+  domain: string;
+  domainCategory: string;
+  /** Peer DNS domain: FQDN = label + '.' + dnsDomain. */
+  dnsDomain: string;
+  /** IPv4 overlay network in CIDR form, inside 100.64.0.0/10. */
+  network: string;
+  /** Account-wide network serial; increases with every change. */
+  serial: number;
+  settings: AccountSettings;
+  createdAt: number;
+  createdBy: string;
+}
+
+export interface User {
+  id: string;
+  accountId: string;
+  email: string;
+  name: string;
+  role: UserRole;
+  isServiceUser: boolean;
+  blocked: boolean;
+  autoGroups: string[];
+  createdAt: number;
+  lastLogin: number;
+}
+
+export interface Group {
+  id: string;
+  accountId: string;
+  name: string;
+  issued: GroupIssued;
+  /** Peer ids. For the "All" group this is every peer of the account. */
+  peers: string[];
+}
+
+export interface PortRange {
+  start: number;
+  end: number;
+}
+
+export interface PolicyRule {
+  id: string;
+  name: string;
+  description: string;
+  enabled: boolean;
+  action: RuleAction;
+  bidirectional: boolean;
+  protocol: RuleProtocol;
+  /** Single ports as decimal strings (REST form). */
+  ports: string[];
+  portRanges: PortRange[];
+  /** Group ids. */
+  sources: string[];
+  destinations: string[];
+}
+
+export interface Policy {
+  id: string;
+  accountId: string;
+  name: string;
+  description: string;
+  enabled: boolean;
+  sourcePostureChecks: string[];
+  rules: PolicyRule[];
+}
+
+export interface SetupKey {
+  id: string;
+  accountId: string;
+  name: string;
+  /** base64(SHA-256(upper-case key)); the plain key is never stored. */
+  keyHash: string;
+  /** Masked form shown after creation: first 5 characters + "****". */
+  keyMasked: string;
+  type: SetupKeyType;
+  /** Unix ms; 0 = never expires. */
+  expiresAt: number;
+  /** 0 = unlimited. */
+  usageLimit: number;
+  usedTimes: number;
+  lastUsed: number;
+  revoked: boolean;
+  autoGroups: string[];
+  ephemeral: boolean;
+  allowExtraDnsLabels: boolean;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface NetworkAddress {
+  netIP: string;
+  mac: string;
+}
+
+/** Stored peer system meta (subset of PeerSystemMeta the server uses or shows). */
+export interface PeerMeta {
+  hostname: string;
+  goOS: string;
+  kernel: string;
+  core: string;
+  platform: string;
+  OS: string;
+  netbirdVersion: string;
+  uiVersion: string;
+  kernelVersion: string;
+  OSVersion: string;
+  networkAddresses: NetworkAddress[];
+  sysSerialNumber: string;
+  sysProductName: string;
+  sysManufacturer: string;
+  environment: { cloud: string; platform: string };
+  flags: Record<string, boolean>;
+  capabilities: number[];
+}
+
+export interface Peer {
+  id: string;
+  accountId: string;
+  /** WireGuard public key, base64. */
+  key: string;
+  /** IPv4 overlay address (no mask). */
+  ip: string;
+  dnsLabel: string;
+  extraDnsLabels: string[];
+  name: string;
+  sshKey: string;
+  sshEnabled: boolean;
+  meta: PeerMeta;
+  /** Owner for JWT (SSO) peers; '' for setup-key peers. */
+  userId: string;
+  setupKeyId: string;
+  ephemeral: boolean;
+  loginExpirationEnabled: boolean;
+  inactivityExpirationEnabled: boolean;
+  approvalRequired: boolean;
+  connected: boolean;
+  lastSeen: number;
+  lastLogin: number;
+  createdAt: number;
+}
+
+export interface AuditEvent {
+  id: string;
+  accountId: string;
+  timestamp: number;
+  activityCode: string;
+  initiatorId: string;
+  targetId: string;
+  meta: Record<string, string>;
+}
+
+export const ALL_GROUP_NAME = 'All';
+
+export function defaultAccountSettings(): AccountSettings {
+  return {
+    peerLoginExpirationEnabled: true,
+    peerLoginExpiration: 24 * 3600,
+    peerInactivityExpirationEnabled: false,
+    peerInactivityExpiration: 10 * 60,
+    regularUsersViewBlocked: true,
+    groupsPropagationEnabled: true,
+    jwtGroupsEnabled: false,
+    jwtGroupsClaimName: '',
+    jwtAllowGroups: [],
+    routingPeerDnsResolutionEnabled: true,
+    lazyConnectionEnabled: false,
+    dnsDisabledManagementGroups: [],
+  };
+}
+
+export function emptyPeerMeta(): PeerMeta {
+  return {
+    hostname: '',
+    goOS: '',
+    kernel: '',
+    core: '',
+    platform: '',
+    OS: '',
+    netbirdVersion: '',
+    uiVersion: '',
+    kernelVersion: '',
+    OSVersion: '',
+    networkAddresses: [],
+    sysSerialNumber: '',
+    sysProductName: '',
+    sysManufacturer: '',
+    environment: { cloud: '', platform: '' },
+    flags: {},
+    capabilities: [],
+  };
+}
+
+/** Error with a stable kind the gRPC and REST layers map to status codes. */
+export type ManagementErrorKind =
+  | 'not_found'
+  | 'invalid_argument'
+  | 'permission_denied'
+  | 'failed_precondition'
+  | 'already_exists'
+  | 'unprocessable'
+  | 'internal';
+
+export class ManagementError extends Error {
+  override readonly name = 'ManagementError';
+  constructor(
+    readonly kind: ManagementErrorKind,
+    message: string,
+  ) {
+    super(message);
+  }
+}
