@@ -24,3 +24,5 @@ export {
   decodeErrorCode,
 } from './message.js';
 export type { StunMessage, StunAttribute, StunClassValue, TransportAddress, EncodeOptions } from './message.js';
+export { TurnClient } from './turn.js';
+export type { TurnClientOptions, ChannelDataHandler } from './turn.js';
