@@ -52,6 +52,8 @@ export interface DeviceOptions {
   logger?: DeviceLogger;
   /** Monotonic clock in ms (tests may inject one). Default: performance.now(). */
   now?: () => number;
+  /** Wall clock in ms since the epoch, for TAI64N timestamps and lastHandshake. Default: Date.now. */
+  wallClock?: () => number;
   /** Do not start the interval tick (tests then call device.tick()). */
   manualTick?: boolean;
 }
@@ -185,6 +187,7 @@ export class Device {
   private readonly binds: Bind[] = [];
   private readonly log: DeviceLogger;
   private readonly clock: () => number;
+  private readonly wallClock: () => number;
   private readonly peers = new Map<string, Peer>();
   private readonly allowed = new AllowedIps<Peer>();
   private readonly indices = new Map<number, IndexEntry>();
@@ -218,6 +221,7 @@ export class Device {
     this.mtu = opts.tun.mtu;
     this.log = opts.logger ?? noopLogger;
     this.clock = opts.now ?? (() => performance.now());
+    this.wallClock = opts.wallClock ?? Date.now;
     this.cookieChecker = new CookieChecker(this.identity, this.t.cookieRefreshTime, this.clock());
     this.tunOut = new OutBatch((b) => this.tun.write(b));
     this.tun.setReadHandler((batch) => this.onTunBatch(batch));
@@ -516,7 +520,7 @@ export class Device {
     this.forgetHandshakeIndex(peer);
     const idx = this.newIndex();
     const msg = this.hsBuf.subarray(0, INITIATION_LEN);
-    if (!createInitiation(this.identity, peer.handshake, msg, idx, Date.now())) {
+    if (!createInitiation(this.identity, peer.handshake, msg, idx, this.wallClock())) {
       this.log.warn(`wireguard: ${peer.publicKeyB64}: cannot create handshake (low-order public key?)`);
       return;
     }
@@ -671,7 +675,7 @@ export class Device {
       peer.previous = peer.current;
       peer.current = kp;
       peer.next = null;
-      peer.handshakeComplete(Date.now());
+      peer.handshakeComplete(this.wallClock());
       this.handshakesCompleted++;
       if (peer.staged.length > 0) this.sendStaged(peer, now);
     }
@@ -845,7 +849,7 @@ export class Device {
     peer.anyAuthenticatedPacketTraversal(now);
     peer.anyAuthenticatedPacketReceived();
     this.beginSession(peer, true, now);
-    peer.handshakeComplete(Date.now());
+    peer.handshakeComplete(this.wallClock());
     this.handshakesCompleted++;
     // Confirms the session to the responder and flushes what waited for it.
     this.sendKeepalive(peer, now);

@@ -86,3 +86,39 @@ export async function until(cond: () => boolean, ms = 5000, what = 'condition'):
     await sleep(5);
   }
 }
+
+export interface VirtualPair extends Pair {
+  /** Current virtual monotonic time (ms). */
+  now(): number;
+  /** Lets the in-memory network deliver everything in flight. */
+  settle(): Promise<void>;
+  /** Moves virtual time forward in steps, ticking both devices' timers after each. */
+  advance(ms: number, step?: number): Promise<void>;
+}
+
+/** A pair on a virtual clock: timers only move when the test calls advance(). */
+export function virtualPair(opts: Parameters<typeof pair>[0] = {}): VirtualPair {
+  let now = 1000;
+  const p = pair({ ...opts, extra: { ...(opts.extra ?? {}), now: () => now, wallClock: () => 1_700_000_000_000 + now, manualTick: true } });
+  const settle = async (): Promise<void> => {
+    for (let i = 0; i < 8; i++) await new Promise((r) => setImmediate(r));
+  };
+  return {
+    ...p,
+    now: () => now,
+    settle,
+    async advance(ms: number, step = 100) {
+      for (let t = 0; t < ms; t += step) {
+        now += step;
+        p.a.dev.tick();
+        p.b.dev.tick();
+        await settle();
+      }
+    },
+  };
+}
+
+/** Message type of a WireGuard datagram. */
+export function msgType(pkt: Buffer): number {
+  return pkt.length >= 4 ? pkt.readUInt32LE(0) : -1;
+}
