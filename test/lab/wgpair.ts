@@ -26,11 +26,14 @@ export interface PairOptions {
   mtu?: number;
   timers?: Partial<TimerConfig>;
   persistentKeepalive?: number;
+  /** Namespace name tag (see underlay). */
+  tag?: string;
 }
 
-export async function underlay(lab: Lab): Promise<{ a: Netns; b: Netns }> {
-  const a = await lab.ns('a');
-  const b = await lab.ns('b');
+/** Namespaces "<tag>a" and "<tag>b" joined by a veth pair (tag lets one lab hold several pairs). */
+export async function underlay(lab: Lab, tag = ''): Promise<{ a: Netns; b: Netns }> {
+  const a = await lab.ns(`${tag}a`);
+  const b = await lab.ns(`${tag}b`);
   await lab.link(a, 'eth0', [`${A_UNDERLAY}/24`, 'fd01::1/64'], b, 'eth0', [`${B_UNDERLAY}/24`, 'fd01::2/64']);
   return { a, b };
 }
@@ -47,7 +50,7 @@ export interface OursVsGo {
 }
 
 export async function oursVsWireguardGo(lab: Lab, opts: PairOptions = {}): Promise<OursVsGo> {
-  const { a, b } = await underlay(lab);
+  const { a, b } = await underlay(lab, opts.tag);
   const keysA = wgKeys();
   const keysB = wgKeys();
   const init = opts.initiator ?? 'both';
@@ -82,8 +85,8 @@ export interface GoVsGo {
   wgB: WireguardGo;
 }
 
-export async function wireguardGoPair(lab: Lab, opts: { mtu?: number } = {}): Promise<GoVsGo> {
-  const { a, b } = await underlay(lab);
+export async function wireguardGoPair(lab: Lab, opts: { mtu?: number; tag?: string } = {}): Promise<GoVsGo> {
+  const { a, b } = await underlay(lab, opts.tag);
   const keysA = wgKeys();
   const keysB = wgKeys();
   const mtu = opts.mtu ?? 1420;
