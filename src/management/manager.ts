@@ -946,7 +946,7 @@ export class AccountManager {
   private async registerWithSetupKey(input: LoginInput): Promise<PeerRef> {
     const hash = hashSetupKey(input.setupKey!);
     const invalid = (): ManagementError => new ManagementError('not_found', "couldn't add peer: setup key is invalid");
-    const ref = this.keyHashIndex.get(hash);
+    const ref = this.keyHashIndex.get(hash) ?? (await this.adoptSetupKey(hash));
     if (!ref) throw invalid();
     const state = this.accountState(ref.accountId);
     return this.change(ref.accountId, async (q, _s, now) => {
@@ -970,6 +970,29 @@ export class AccountManager {
         events: [{ activityCode: ACT.peerSetupKeyAdd, initiatorId: key.id, targetId: peer.id, meta: { name: peer.name, ip: peer.ip } }],
         apply: () => this.applyNewPeer(state, peer, groups, () => state.setupKeys.set(key.id, usedKey)),
       };
+    });
+  }
+
+  /**
+   * A key unknown in memory may have been created by another process on the same store (e.g.
+   * `netbird-server setup-keys create` next to a running server): look it up and adopt it, loading
+   * its account if that is new as well.
+   */
+  private async adoptSetupKey(hash: string): Promise<{ accountId: string; id: string } | undefined> {
+    const key = await this.store.findSetupKeyByHash(hash);
+    if (!key) return undefined;
+    return this.globalLock.run(async () => {
+      let state = this.accounts.get(key.accountId);
+      if (!state) {
+        const data = await this.store.loadAccount(key.accountId);
+        if (!data) return undefined;
+        state = new AccountState(data);
+        this.index(state);
+      } else if (!state.setupKeys.has(key.id)) {
+        state.setupKeys.set(key.id, key);
+        this.keyHashIndex.set(key.keyHash, { accountId: key.accountId, id: key.id });
+      }
+      return { accountId: key.accountId, id: key.id };
     });
   }
 

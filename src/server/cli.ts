@@ -1,0 +1,210 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { AccountManager, ManagementError, SQLITE_FILE, Store } from '../management/index.js';
+import { DEFAULT_LISTEN_HOST, DEFAULT_LISTEN_PORT, NetbirdServer } from './server.js';
+
+const HELP = `netbird-server: NetBird management, signal and relay on one port (plus optional STUN)
+
+Usage:
+  netbird-server [options]                      run the server
+  netbird-server setup-keys create [options]    print a new setup key for this instance's account
+
+Server options:
+  --data-dir DIR        state directory (SQLite database, server keys); default ./data
+  --listen HOST:PORT    TCP address for gRPC (management + signal), relay (/relay) and HTTP;
+                        default ${DEFAULT_LISTEN_HOST}:${DEFAULT_LISTEN_PORT}
+  --public-host HOST    host name or IP peers use to reach this server (advertised signal/relay/STUN
+                        addresses); default: the listen host, or this machine's first IPv4 address
+  --store-dsn DSN       use PostgreSQL (postgresql://user@host/db) instead of SQLite;
+                        also read from NETBIRD_STORE_DSN
+  --dns-domain DOMAIN   DNS domain for peers of a new account; default netbird.cloud
+  --stun-port PORT      also serve STUN on this UDP port and advertise it
+  --tls-cert FILE       PEM certificate: serve TLS (then also --tls-key)
+  --tls-key FILE        PEM private key
+  -h, --help            show this help
+
+setup-keys create options:
+  --reusable            key can register many peers (default: one-off)
+  --ephemeral           peers registered with it are deleted after 10 min offline
+  --name NAME           key name (default "cli")
+  --expires-in SECONDS  key lifetime (default: never expires)
+  --usage-limit N       at most N registrations for a reusable key (default unlimited)
+  --data-dir DIR, --store-dsn DSN   as above
+  --json                print JSON ({"key", "id", "account_id", ...}) instead of text
+`;
+
+function parseListen(v: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(v);
+  if (!m) throw new UsageError(`--listen expects HOST:PORT (e.g. 0.0.0.0:33073), got ${JSON.stringify(v)}`);
+  const port = Number(m[3]);
+  if (port > 65535) throw new UsageError(`--listen port ${port} is out of range`);
+  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
+}
+
+class UsageError extends Error {}
+
+function intOption(name: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${name} expects a non-negative integer, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+async function setupKeysCreate(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      reusable: { type: 'boolean' },
+      ephemeral: { type: 'boolean' },
+      name: { type: 'string' },
+      'expires-in': { type: 'string' },
+      'usage-limit': { type: 'string' },
+      'data-dir': { type: 'string' },
+      'store-dsn': { type: 'string' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  const dataDir = resolve(values['data-dir'] ?? './data');
+  const dsn = values['store-dsn'] ?? process.env.NETBIRD_STORE_DSN;
+  const store = await Store.open(dsn ? { kind: 'postgres', dsn } : { kind: 'sqlite', path: resolve(dataDir, SQLITE_FILE) });
+  try {
+    const manager = await AccountManager.open({ store });
+    try {
+      const account = await manager.defaultAccount();
+      const { key, setupKey } = await manager.createSetupKey(account.id, {
+        name: values.name ?? 'cli',
+        type: values.reusable ? 'reusable' : 'one-off',
+        ephemeral: values.ephemeral ?? false,
+        expiresIn: intOption('expires-in', values['expires-in']),
+        usageLimit: intOption('usage-limit', values['usage-limit']),
+      });
+      if (values.json) {
+        process.stdout.write(
+          JSON.stringify({
+            key,
+            id: setupKey.id,
+            account_id: account.id,
+            name: setupKey.name,
+            type: setupKey.type,
+            ephemeral: setupKey.ephemeral,
+            usage_limit: setupKey.usageLimit,
+            expires: setupKey.expiresAt ? new Date(setupKey.expiresAt).toISOString() : null,
+          }) + '\n',
+        );
+      } else {
+        process.stdout.write(`${key}\n`);
+        process.stderr.write(
+          `${setupKey.type} ${setupKey.ephemeral ? 'ephemeral ' : ''}setup key for account ${account.id}` +
+            `${setupKey.expiresAt ? `, expires ${new Date(setupKey.expiresAt).toISOString()}` : ''}.\n` +
+            `Join a peer with: netbird up --management-url <this server's URL> --setup-key ${key}\n`,
+        );
+      }
+      return 0;
+    } finally {
+      manager.close();
+    }
+  } finally {
+    await store.close();
+  }
+}
+
+async function runServer(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      'data-dir': { type: 'string' },
+      listen: { type: 'string' },
+      'public-host': { type: 'string' },
+      'store-dsn': { type: 'string' },
+      'dns-domain': { type: 'string' },
+      'stun-port': { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  const listen = values.listen ? parseListen(values.listen) : { host: DEFAULT_LISTEN_HOST, port: DEFAULT_LISTEN_PORT };
+  if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
+  const dataDir = resolve(values['data-dir'] ?? './data');
+  const dsn = values['store-dsn'] ?? process.env.NETBIRD_STORE_DSN;
+  const server = await NetbirdServer.start({
+    dataDir,
+    host: listen.host,
+    port: listen.port,
+    publicHost: values['public-host'],
+    postgresDsn: dsn,
+    dnsDomain: values['dns-domain'],
+    stunPort: intOption('stun-port', values['stun-port']),
+    tls: values['tls-cert'] ? { cert: readFileSync(values['tls-cert'], 'utf8'), key: readFileSync(values['tls-key']!, 'utf8') } : undefined,
+    log: (m) => process.stderr.write(m + '\n'),
+  });
+  const out = process.stdout;
+  out.write(`netbird-server listening on ${listen.host}:${server.port} (${server.tls ? 'TLS' : 'plaintext h2c'}): management + signal gRPC, relay at /relay\n`);
+  out.write(`  store: ${dsn ? 'PostgreSQL' : `SQLite ${resolve(dataDir, SQLITE_FILE)}`}\n`);
+  if (server.stun) out.write(`  STUN on UDP ${server.stun.address}:${server.stun.port}\n`);
+  out.write(`  create a setup key: netbird-server setup-keys create --reusable --data-dir ${dataDir}\n`);
+  out.write(`  join a peer:        netbird up --management-url ${server.managementUrl} --setup-key <KEY>\n`);
+
+  await new Promise<void>((resolveStop) => {
+    const stop = (): void => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      resolveStop();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+  out.write('netbird-server: shutting down\n');
+  await server.close();
+  return 0;
+}
+
+/** Entry point of bin/netbird-server. Returns the process exit code. */
+export async function main(argv: string[]): Promise<number> {
+  try {
+    if (argv[0] === 'setup-keys') {
+      if (argv[1] !== 'create') {
+        process.stderr.write(`netbird-server setup-keys: unknown action ${JSON.stringify(argv[1] ?? '')}; try "setup-keys create --help"\n`);
+        return 2;
+      }
+      return await setupKeysCreate(argv.slice(2));
+    }
+    if (argv[0] !== undefined && !argv[0].startsWith('-')) {
+      process.stderr.write(`netbird-server: unknown command ${JSON.stringify(argv[0])}; see netbird-server --help\n`);
+      return 2;
+    }
+    return await runServer(argv);
+  } catch (err) {
+    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`netbird-server: ${(err as Error).message}; see netbird-server --help\n`);
+      return 2;
+    }
+    if (err instanceof ManagementError) {
+      process.stderr.write(`netbird-server: ${err.message}\n`);
+      return 1;
+    }
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'EADDRINUSE') {
+      process.stderr.write(`netbird-server: the listen address is already in use (${e.message}); pick another with --listen HOST:PORT\n`);
+      return 1;
+    }
+    if (e.code === 'EACCES') {
+      process.stderr.write(`netbird-server: permission denied (${e.message}); ports below 1024 need root, or check --data-dir permissions\n`);
+      return 1;
+    }
+    process.stderr.write(`netbird-server: ${e.stack ?? String(e)}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,226 @@
+import * as grpc from '@grpc/grpc-js';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { type IncomingMessage, type ServerResponse, createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { type AddressInfo, type Server as NetServer, type Socket, createServer as createNetServer } from 'node:net';
+import { networkInterfaces } from 'node:os';
+import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
+import { type TLSSocket, createServer as createTlsServer } from 'node:tls';
+import { type InfraConfig, Management } from '../management/index.js';
+import { RelayServer } from '../relay/index.js';
+import { createSignalServer, type SignalServer } from '../signal/index.js';
+import { type StunServerHandle, startStunServer } from '../stun/index.js';
+
+/**
+ * `netbird-server`: Management gRPC, Signal gRPC, the relay WebSocket (/relay) and (later) the REST
+ * API on ONE TCP port, plus optional STUN on UDP.
+ *
+ * Every accepted connection is peeked: a connection that starts with the HTTP/2 client preface
+ * ("PRI * HTTP/2.0...", what gRPC clients send over h2c) is injected into grpc-js through
+ * `createConnectionInjector`; anything else is handed to a node HTTP/1.1 server, which serves the
+ * relay WebSocket upgrade and, once it exists, REST (Fastify can take over `http` via its
+ * `serverFactory`, or register through `onHttpRequest`). With TLS the decision uses ALPN instead:
+ * "h2" goes to gRPC, "http/1.1" to the HTTP server.
+ */
+
+export interface ServerOptions {
+  dataDir: string;
+  /** Listen address; default 127.0.0.1:33073. */
+  host?: string;
+  port?: number;
+  /** Host name/IP peers use to reach this server (advertised Signal/Relay/STUN); default derived from host. */
+  publicHost?: string;
+  /** PostgreSQL DSN instead of the SQLite file in dataDir. */
+  postgresDsn?: string;
+  /** DNS domain of new accounts (default netbird.cloud). */
+  dnsDomain?: string;
+  /** UDP port for the embedded STUN server; undefined = no STUN. */
+  stunPort?: number;
+  /** TURN servers to advertise (e.g. a coturn with use-auth-secret). */
+  turn?: InfraConfig['turn'];
+  /** PEM certificate and key: serve TLS (ALPN h2 for gRPC, http/1.1 for HTTP). */
+  tls?: { cert: string; key: string };
+  ephemeralTimeoutMs?: number;
+  /** REST seam: handler for plain HTTP requests (default: JSON 404). */
+  onHttpRequest?: (req: IncomingMessage, res: ServerResponse) => void;
+  log?: (msg: string) => void;
+}
+
+export const DEFAULT_LISTEN_HOST = '127.0.0.1';
+export const DEFAULT_LISTEN_PORT = 33073;
+export const RELAY_SECRET_FILE = 'relay.secret';
+
+const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+
+/** The relay auth secret shared by our Management and relay, generated once and kept in the data dir. */
+export function loadOrCreateRelaySecret(dataDir: string): string {
+  const path = join(dataDir, RELAY_SECRET_FILE);
+  if (existsSync(path)) {
+    const s = readFileSync(path, 'utf8').trim();
+    if (s !== '') return s;
+  }
+  mkdirSync(dataDir, { recursive: true });
+  const secret = randomBytes(32).toString('base64');
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, secret + '\n', { mode: 0o600 });
+  renameSync(tmp, path);
+  return secret;
+}
+
+function defaultPublicHost(host: string): string {
+  if (host !== '0.0.0.0' && host !== '::' && host !== '') return host;
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  return '127.0.0.1';
+}
+
+function hostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+export class NetbirdServer {
+  private constructor(
+    readonly management: Management,
+    readonly signal: SignalServer,
+    readonly relay: RelayServer,
+    readonly stun: StunServerHandle | undefined,
+    readonly grpcServer: grpc.Server,
+    /** HTTP/1.1 server receiving non-gRPC connections (relay upgrades; REST later). */
+    readonly http: HttpServer,
+    private readonly listener: NetServer,
+    readonly host: string,
+    readonly port: number,
+    readonly publicHost: string,
+    readonly tls: boolean,
+    private readonly sockets: Set<Socket>,
+  ) {}
+
+  static async start(opts: ServerOptions): Promise<NetbirdServer> {
+    const host = opts.host ?? DEFAULT_LISTEN_HOST;
+    const log = opts.log ?? ((): void => {});
+    const publicHost = opts.publicHost ?? defaultPublicHost(host);
+    const tls = opts.tls !== undefined;
+
+    // Bind first so that port 0 resolves before the advertised addresses are built.
+    const sockets = new Set<Socket>();
+    let dispatch: (s: Socket) => void = (s) => s.destroy();
+    const onSocket = (s: Socket): void => {
+      sockets.add(s);
+      s.once('close', () => sockets.delete(s));
+      dispatch(s);
+    };
+    const listener: NetServer = tls ? createTlsServer({ cert: opts.tls!.cert, key: opts.tls!.key, ALPNProtocols: ['h2', 'http/1.1'] }, onSocket) : createNetServer(onSocket);
+    await new Promise<void>((resolve, reject) => {
+      listener.once('error', reject);
+      listener.listen(opts.port ?? DEFAULT_LISTEN_PORT, host, () => {
+        listener.off('error', reject);
+        resolve();
+      });
+    });
+    const port = (listener.address() as AddressInfo).port;
+    const pub = hostPort(publicHost, port);
+
+    let stun: StunServerHandle | undefined;
+    let management: Management | undefined;
+    try {
+      if (opts.stunPort !== undefined) stun = await startStunServer({ host: host === '::' ? '::' : host, port: opts.stunPort });
+      const relaySecret = loadOrCreateRelaySecret(opts.dataDir);
+      const relayUrl = `${tls ? 'rels' : 'rel'}://${pub}`;
+      const relay = new RelayServer({ authSecret: relaySecret, instanceUrl: relayUrl });
+      const signal = createSignalServer();
+      const infra: InfraConfig = {
+        signal: { uri: pub, tls },
+        relay: { urls: [relayUrl], secret: relaySecret },
+        stuns: stun ? [`stun:${hostPort(publicHost, stun.port)}`] : [],
+        turn: opts.turn,
+      };
+      management = await Management.open({
+        dataDir: opts.dataDir,
+        postgresDsn: opts.postgresDsn,
+        dnsDomain: opts.dnsDomain,
+        ephemeralTimeoutMs: opts.ephemeralTimeoutMs,
+        infra,
+        log,
+      });
+
+      const grpcServer = new grpc.Server({
+        'grpc.keepalive_time_ms': 30_000,
+        'grpc.keepalive_timeout_ms': 10_000,
+        'grpc.keepalive_permit_without_calls': 1,
+        'grpc.max_receive_message_length': 16 * 1024 * 1024,
+      });
+      const mgmtSvc = management.grpcService();
+      grpcServer.addService(mgmtSvc.service, mgmtSvc.implementation);
+      grpcServer.addService(signal.service, signal.implementation);
+      // TLS is terminated by our listener, so grpc-js always sees cleartext HTTP/2.
+      const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+
+      const http = createHttpServer(
+        opts.onHttpRequest ??
+          ((req, res) => {
+            res.writeHead(404, { 'content-type': 'application/json' });
+            res.end(JSON.stringify({ message: `no handler for ${req.method} ${req.url}`, code: 404 }));
+          }),
+      );
+      http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => relay.handleUpgrade(req, socket, head));
+
+      dispatch = (s: Socket): void => {
+        if (tls) {
+          const alpn = (s as TLSSocket).alpnProtocol;
+          if (alpn === 'h2') injector.injectConnection(s);
+          else http.emit('connection', s);
+          return;
+        }
+        // Peek enough bytes to tell the HTTP/2 preface from an HTTP/1 request line.
+        const chunks: Buffer[] = [];
+        let len = 0;
+        const onData = (c: Buffer): void => {
+          chunks.push(c);
+          len += c.length;
+          const head = chunks.length === 1 ? c : Buffer.concat(chunks, len);
+          const n = Math.min(head.length, 4);
+          if (n < 4 && head.subarray(0, n).equals(H2_PREFACE.subarray(0, n))) return; // need more
+          s.off('data', onData);
+          s.off('error', onError);
+          s.pause();
+          s.unshift(head);
+          if (head.subarray(0, 4).equals(H2_PREFACE.subarray(0, 4))) injector.injectConnection(s);
+          else http.emit('connection', s);
+          s.resume();
+        };
+        const onError = (): void => {
+          s.destroy();
+        };
+        s.on('data', onData);
+        s.on('error', onError);
+      };
+      return new NetbirdServer(management, signal, relay, stun, grpcServer, http, listener, host, port, publicHost, tls, sockets);
+    } catch (err) {
+      await management?.close();
+      await stun?.close();
+      listener.close();
+      throw err;
+    }
+  }
+
+  /** URL peers use as --management-url. */
+  get managementUrl(): string {
+    return `${this.tls ? 'https' : 'http'}://${hostPort(this.publicHost, this.port)}`;
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.listener.close(() => resolve());
+      this.management.hub.shutdown();
+      this.signal.close();
+      for (const s of this.sockets) s.destroy();
+    });
+    this.grpcServer.forceShutdown();
+    await this.relay.close();
+    await this.stun?.close();
+    this.http.close();
+    await this.management.close();
+  }
+}
