@@ -22,3 +22,5 @@ export {
   relayWebSocketUrl,
 } from './codec.js';
 export type { AuthFields, MsgTypeValue as RelayMsgTypeValue } from './codec.js';
+export { RelayBind, RelayEndpoint } from './bind.js';
+export type { RelayBindOptions } from './bind.js';
