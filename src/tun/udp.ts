@@ -6,6 +6,7 @@ import { inNetns } from './netns.js';
 // Address record layout shared with the addon (see native/netbird_native.cc):
 // [0] family 4|6, [2..3] port (network order), [4..7] IPv4 or [4..19] IPv6, [20..23] scope id.
 const ADDR_SIZE = 24;
+const MAX_CACHED_ENDPOINTS = 8192;
 
 /** A UDP endpoint: one object per remote address, reused for every packet from it. */
 export class UdpEndpoint implements Endpoint {
@@ -150,6 +151,12 @@ class LinuxUdp implements LinuxUdpBind {
     const h = addrHash(a, o);
     let ep = this.cache.get(h);
     for (let e = ep; e !== undefined; e = e.next) if (sameAddr(e.raw, a, o)) return e;
+    if (this.cache.size >= MAX_CACHED_ENDPOINTS) {
+      // Spoofed sources must not grow memory without bound. Endpoints already handed out stay
+      // valid (the device compares endpoints by key); new packets just get fresh objects.
+      this.cache.clear();
+      ep = undefined;
+    }
     if (this.slab.used + ADDR_SIZE > this.slab.buf.length) this.slab = { buf: new Uint8Array(ADDR_SIZE * 256), used: 0 };
     const raw = this.slab.buf.subarray(this.slab.used, this.slab.used + ADDR_SIZE);
     this.slab.used += ADDR_SIZE;

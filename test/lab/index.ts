@@ -226,6 +226,8 @@ function installExitHook(): void {
 export interface LabOptions {
   /** Namespace names start with "<prefix>-<random>-" (default "lab"). Use a prefix unique to your tests. */
   prefix?: string;
+  /** First remove "<prefix>-*" namespaces older than 10 minutes, left by a crashed run (default true). */
+  sweep?: boolean;
 }
 
 export class Lab {
@@ -244,6 +246,7 @@ export class Lab {
 
   static async create(opts: LabOptions = {}): Promise<Lab> {
     const lab = new Lab(opts.prefix ?? 'lab');
+    if (opts.sweep !== false) await sweepStale(lab.prefix);
     liveLabs.add(lab);
     installExitHook();
     return lab;
