@@ -197,6 +197,8 @@ export class Device {
   private filter: PacketFilter | undefined;
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
+  /** True while a batch or tick is being processed (re-entrancy guard). */
+  private busy = false;
   private readonly mtu: number;
   // Reusable scratch: nonces and one handshake message buffer.
   private readonly nonceTx = Buffer.alloc(12);
@@ -224,7 +226,7 @@ export class Device {
     this.wallClock = opts.wallClock ?? Date.now;
     this.cookieChecker = new CookieChecker(this.identity, this.t.cookieRefreshTime, this.clock());
     this.tunOut = new OutBatch((b) => this.tun.write(b));
-    this.tun.setReadHandler((batch) => this.onTunBatch(batch));
+    this.tun.setReadHandler((batch) => this.enter(batch, null, false));
     for (const b of opts.binds ?? []) this.addBind(b);
     if (!opts.manualTick) {
       this.timer = setInterval(() => this.tick(), this.t.tickInterval);
@@ -242,7 +244,7 @@ export class Device {
     if (this.binds.includes(bind)) return;
     this.binds.push(bind);
     this.batchFor(bind);
-    bind.setReceiveHandler((batch, from) => this.onBindBatch(batch, from));
+    bind.setReceiveHandler((batch, from) => this.enter(batch, from, true));
   }
 
   /** Forget a bind (peers whose endpoint is on it keep the endpoint until it roams). Does not close it. */
@@ -383,6 +385,19 @@ export class Device {
   /** One step of the timer wheel for all peers (called by the interval, or by tests). */
   tick(): void {
     if (this.closed) return;
+    if (this.busy) {
+      queueMicrotask(() => this.tick());
+      return;
+    }
+    this.busy = true;
+    try {
+      this.runTimers();
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private runTimers(): void {
     const now = this.clock();
     for (const peer of this.peers.values()) {
       const a = peer.expire(now);
@@ -408,8 +423,29 @@ export class Device {
 
   // ------------------------------------------------------------------ outbound data path
 
-  private onTunBatch(batch: PacketBatch): void {
+  /**
+   * Entry for batches from the TUN and the binds. A bind or TUN that called
+   * back synchronously from inside send()/write() would find our batch
+   * buffers half-built, so such a nested batch is copied and run afterwards.
+   */
+  private enter(batch: PacketBatch, from: readonly Endpoint[] | null, fromBind: boolean): void {
     if (this.closed) return;
+    if (this.busy) {
+      const copy = copyBatch(batch);
+      const f = from ? [...from] : null;
+      queueMicrotask(() => this.enter(copy, f, fromBind));
+      return;
+    }
+    this.busy = true;
+    try {
+      if (fromBind) this.onBindBatch(batch, from!);
+      else this.onTunBatch(batch);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private onTunBatch(batch: PacketBatch): void {
     const now = this.clock();
     const buf = batch.buf;
     const filter = this.filter;
@@ -599,7 +635,6 @@ export class Device {
   // ------------------------------------------------------------------ inbound path
 
   private onBindBatch(batch: PacketBatch, from: readonly Endpoint[]): void {
-    if (this.closed) return;
     const now = this.clock();
     const buf = batch.buf;
     for (let i = 0; i < batch.count; i++) {
@@ -621,7 +656,11 @@ export class Device {
         this.drops.malformed++;
       }
     }
-    this.tunOut.flush();
+    try {
+      this.tunOut.flush();
+    } catch (err) {
+      this.log.warn(`wireguard: TUN write failed: ${String(err)}`);
+    }
     this.flushBinds();
   }
 
@@ -878,6 +917,12 @@ export class Device {
 }
 
 const EMPTY_PACKET = Buffer.alloc(0);
+
+function copyBatch(b: PacketBatch): PacketBatch {
+  const buf = Buffer.alloc(b.buf.length);
+  b.buf.copy(buf);
+  return { buf, offsets: b.offsets.slice(), lengths: b.lengths.slice(), count: b.count };
+}
 
 /** Plaintext is padded to a multiple of 16, but never beyond the MTU (as wireguard-go). */
 export function paddedLength(len: number, mtu: number): number {

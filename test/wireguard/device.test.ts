@@ -60,3 +60,38 @@ test('packets waiting for a handshake are bounded (oldest dropped and counted)',
   assert.deepEqual(p.b.tun.written, pkts.slice(24));
   assert.equal(p.a.dev.stats().drops.queueOverflow, 24);
 });
+
+test('binds that deliver synchronously from send() (re-entrant) still work', async (t) => {
+  const { Device, MemoryTun, generatePrivateKey, publicKeyOf, keyToBase64, makeBatch, batchPackets } = await import('../../src/wireguard/index.js');
+  type B = import('../../src/wireguard/index.js').Bind;
+  type E = import('../../src/wireguard/index.js').Endpoint;
+  class SyncBind implements B {
+    readonly kind = 'sync';
+    other: SyncBind | null = null;
+    handler: Parameters<B['setReceiveHandler']>[0] | null = null;
+    readonly ep: E = { bind: this, key: 'sync:peer', toString: () => 'peer' };
+    setReceiveHandler(h: Parameters<B['setReceiveHandler']>[0]): void { this.handler = h; }
+    send(batch: import('../../src/wireguard/index.js').PacketBatch): void {
+      const o = this.other!;
+      const pkts = batchPackets(batch);
+      o.handler!(makeBatch(pkts), pkts.map(() => o.ep));
+    }
+    async close(): Promise<void> {}
+  }
+  const b1 = new SyncBind(), b2 = new SyncBind();
+  b1.other = b2;
+  b2.other = b1;
+  const k1 = generatePrivateKey(), k2 = generatePrivateKey();
+  const t1 = new MemoryTun('s1'), t2 = new MemoryTun('s2');
+  const d1 = new Device({ privateKey: k1, tun: t1, binds: [b1] });
+  const d2 = new Device({ privateKey: k2, tun: t2, binds: [b2] });
+  t.after(async () => { await d1.close(); await d2.close(); });
+  d1.setPeer({ publicKey: keyToBase64(publicKeyOf(k2)), allowedIps: ['10.0.0.2/32'], endpoint: b1.ep });
+  d2.setPeer({ publicKey: keyToBase64(publicKeyOf(k1)), allowedIps: ['10.0.0.1/32'], endpoint: b2.ep });
+  const pkts = Array.from({ length: 10 }, (_, i) => ipv4('10.0.0.1', '10.0.0.2', `sync ${i}`));
+  t1.inject(pkts);
+  await t2.waitFor(10, 2000);
+  assert.deepEqual(t2.written, pkts);
+  t2.inject([ipv4('10.0.0.2', '10.0.0.1', 'back')]);
+  await t1.waitFor(1, 2000);
+});

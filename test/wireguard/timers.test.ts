@@ -131,3 +131,19 @@ test('keys are zeroed after 3*REJECT_AFTER_TIME: an old transport packet becomes
   p.net.inject('A', 'B', [pkt]);
   assert.equal(drops().unknownPeer, 1, 'after 3*REJECT_AFTER_TIME the index is gone');
 });
+
+test('both sides initiate at the same moment: they converge on a session', async (t) => {
+  const p = virtualPair();
+  t.after(() => p.close());
+  p.b.dev.setPeerEndpoint(p.a.pub, p.b.bind.endpoint('A'));
+  p.a.tun.inject([ipv4('10.0.0.1', '10.0.0.2', 'a first')]);
+  p.b.tun.inject([ipv4('10.0.0.2', '10.0.0.1', 'b first')]);
+  await p.advance(20_000, 100);
+  assert.equal(p.b.tun.written.length, 1);
+  assert.equal(p.a.tun.written.length, 1);
+  p.a.tun.inject([ipv4('10.0.0.1', '10.0.0.2', 'a again')]);
+  p.b.tun.inject([ipv4('10.0.0.2', '10.0.0.1', 'b again')]);
+  await p.advance(200, 100);
+  assert.equal(p.b.tun.written.length, 2);
+  assert.equal(p.a.tun.written.length, 2);
+});
