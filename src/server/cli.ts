@@ -150,12 +150,14 @@ async function runServer(argv: string[]): Promise<number> {
     tls: values['tls-cert'] ? { cert: readFileSync(values['tls-cert'], 'utf8'), key: readFileSync(values['tls-key']!, 'utf8') } : undefined,
     log: (m) => process.stderr.write(m + '\n'),
   });
-  const out = process.stdout;
-  out.write(`netbird-server listening on ${listen.host}:${server.port} (${server.tls ? 'TLS' : 'plaintext h2c'}): management + signal gRPC, relay at /relay\n`);
-  out.write(`  store: ${dsn ? 'PostgreSQL' : `SQLite ${resolve(dataDir, SQLITE_FILE)}`}\n`);
-  if (server.stun) out.write(`  STUN on UDP ${server.stun.address}:${server.stun.port}\n`);
-  out.write(`  create a setup key: netbird-server setup-keys create --reusable --data-dir ${dataDir}\n`);
-  out.write(`  join a peer:        netbird up --management-url ${server.managementUrl} --setup-key <KEY>\n`);
+  const lines = [
+    `netbird-server listening on ${listen.host}:${server.port} (${server.tls ? 'TLS' : 'plaintext h2c'}): management + signal gRPC, relay at /relay`,
+    `  store: ${dsn ? 'PostgreSQL' : `SQLite ${resolve(dataDir, SQLITE_FILE)}`}`,
+    ...(server.stun ? [`  STUN on UDP ${server.stun.address}:${server.stun.port}`] : []),
+    `  create a setup key: netbird-server setup-keys create --reusable --data-dir ${dataDir}`,
+    `  join a peer:        netbird up --management-url ${server.managementUrl} --setup-key <KEY>`,
+  ];
+  process.stdout.write(lines.join('\n') + '\n');
 
   await new Promise<void>((resolveStop) => {
     const stop = (): void => {
@@ -166,7 +168,7 @@ async function runServer(argv: string[]): Promise<number> {
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
   });
-  out.write('netbird-server: shutting down\n');
+  process.stdout.write('netbird-server: shutting down\n');
   await server.close();
   return 0;
 }

@@ -5,7 +5,7 @@ import { type IncomingMessage, type ServerResponse, createServer as createHttpSe
 import { type AddressInfo, type Server as NetServer, type Socket, createServer as createNetServer } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
-import type { Duplex } from 'node:stream';
+import { type Duplex, Duplex as DuplexStream } from 'node:stream';
 import { type TLSSocket, createServer as createTlsServer } from 'node:tls';
 import { type InfraConfig, Management } from '../management/index.js';
 import { RelayServer } from '../relay/index.js';
@@ -74,6 +74,41 @@ function defaultPublicHost(host: string): string {
     for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
   }
   return '127.0.0.1';
+}
+
+/** A Duplex that yields `head` and then whatever `socket` reads, and writes through to `socket`. */
+function replayStream(socket: Socket, head: Buffer): Duplex {
+  const d = new DuplexStream({
+    read() {
+      socket.resume();
+    },
+    write(chunk: Buffer, _enc, cb) {
+      socket.write(chunk, cb);
+    },
+    final(cb) {
+      socket.end();
+      cb();
+    },
+    destroy(err, cb) {
+      socket.destroy(err ?? undefined);
+      cb(err);
+    },
+  });
+  Object.defineProperties(d, {
+    remoteAddress: { get: () => socket.remoteAddress },
+    remotePort: { get: () => socket.remotePort },
+    localAddress: { get: () => socket.localAddress },
+    localPort: { get: () => socket.localPort },
+  });
+  d.push(head);
+  socket.on('data', (c: Buffer) => {
+    if (!d.push(c)) socket.pause();
+  });
+  socket.on('end', () => d.push(null));
+  socket.on('error', (e) => d.destroy(e));
+  socket.on('close', () => d.destroy());
+  socket.setNoDelay(true);
+  return d;
 }
 
 function hostPort(host: string, port: number): string {
@@ -185,10 +220,15 @@ export class NetbirdServer {
           s.off('data', onData);
           s.off('error', onError);
           s.pause();
-          s.unshift(head);
-          if (head.subarray(0, 4).equals(H2_PREFACE.subarray(0, 4))) injector.injectConnection(s);
-          else http.emit('connection', s);
-          s.resume();
+          if (head.subarray(0, 4).equals(H2_PREFACE.subarray(0, 4))) {
+            // Node's HTTP/2 reads straight from the socket handle and would miss the bytes peeked
+            // here, so gRPC gets a stream that replays them first.
+            injector.injectConnection(replayStream(s, head));
+          } else {
+            s.unshift(head);
+            http.emit('connection', s);
+            s.resume();
+          }
         };
         const onError = (): void => {
           s.destroy();
