@@ -382,3 +382,52 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     }, delay);
   }
 }
+
+/**
+ * Home relay selection (§7.7): connects to the advertised relay URLs in
+ * parallel (at most 7 at a time) and keeps the first that authenticates; the
+ * others are closed. Rejects if none does.
+ */
+export async function connectHomeRelay(urls: readonly string[], opts: Omit<RelayClientOptions, 'url'>): Promise<RelayClient> {
+  if (urls.length === 0) throw new RelayConnectError('no relay URLs to connect to');
+  const errors: string[] = [];
+  let winner: RelayClient | null = null;
+  const queue = [...urls];
+  await new Promise<void>((resolve) => {
+    let running = 0;
+    const next = (): void => {
+      while (winner === null && running < 7 && queue.length > 0) {
+        const url = queue.shift()!;
+        running++;
+        let c: RelayClient;
+        try {
+          c = new RelayClient({ ...opts, url });
+        } catch (err) {
+          errors.push(`${url}: ${(err as Error).message}`);
+          running--;
+          continue;
+        }
+        c.connect().then(
+          () => {
+            running--;
+            if (winner === null) {
+              winner = c;
+              resolve();
+            } else void c.close(); // a slower relay: not needed
+          },
+          (err: Error) => {
+            running--;
+            errors.push(err.message);
+            void c.close();
+            if (winner === null && running === 0 && queue.length === 0) resolve();
+            else next();
+          },
+        );
+      }
+      if (winner === null && running === 0 && queue.length === 0) resolve();
+    };
+    next();
+  });
+  if (winner === null) throw new RelayConnectError(`no relay server reachable: ${errors.join('; ')}`);
+  return winner;
+}

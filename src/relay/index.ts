@@ -1,7 +1,7 @@
 /** Relay server and client (protocol.md §7). */
 export { RelayServer } from './server.js';
 export type { RelayServerOptions, RelayServerStats, RelayLogger, RelayLogLevel } from './server.js';
-export { RelayClient, RelayConnectError } from './client.js';
+export { RelayClient, RelayConnectError, connectHomeRelay } from './client.js';
 export type { RelayClientOptions, RelayClientEvents, TransportHandler, TokenSource } from './client.js';
 export {
   RELAY_VERSION,

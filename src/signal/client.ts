@@ -80,6 +80,9 @@ export class SignalClient extends EventEmitter<SignalClientEvents> {
       'grpc.keepalive_time_ms': 30_000,
       'grpc.keepalive_timeout_ms': 10_000,
       'grpc.keepalive_permit_without_calls': 1,
+      // Keep the channel's own reconnect backoff in line with ours (grpc-js defaults go up to 120 s).
+      'grpc.initial_reconnect_backoff_ms': Math.min(1000, opts.backoffInitialMs ?? 500),
+      'grpc.max_reconnect_backoff_ms': opts.backoffMaxMs ?? 30_000,
       ...opts.channelOptions,
     });
     this.backoff = opts.backoffInitialMs ?? 500;
@@ -96,6 +99,19 @@ export class SignalClient extends EventEmitter<SignalClientEvents> {
   async connect(): Promise<void> {
     this.closed = false;
     await this.open();
+  }
+
+  /**
+   * Connects in the background, retrying with backoff until it succeeds (and
+   * reconnecting afterwards) until close(). Await ready() to know when.
+   */
+  start(): void {
+    this.closed = false;
+    if (this.isConnected || this.stream !== null || this.reconnectTimer !== null) return;
+    this.open().catch((err: Error) => {
+      this.emit('disconnected', err.message);
+      this.scheduleReconnect();
+    });
   }
 
   /** Resolves once connected (immediately if already). */

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import WebSocket from 'ws';
 import { formatKey, generateKeyPair, issueRelayToken, relayPeerId, relayTokenBinary } from '../../src/crypto/index.js';
-import { RelayClient, RelayServer, encodeAuth, type RelayServerOptions } from '../../src/relay/index.js';
+import { RelayClient, RelayServer, connectHomeRelay, encodeAuth, type RelayServerOptions } from '../../src/relay/index.js';
 
 const SECRET = 'nbsr-relay-secret';
 
@@ -327,4 +327,14 @@ test('upgrade on another path is refused', async (t) => {
   const [, res] = (await within(once(ws, 'unexpected-response'), 2000, '404')) as [unknown, { statusCode: number }];
   assert.equal(res.statusCode, 404);
   ws.terminate();
+});
+
+test('connectHomeRelay keeps the first relay that authenticates', async (t) => {
+  const h = await startRelay(t);
+  const p = newPeer();
+  const c = await connectHomeRelay(['rel://127.0.0.1:1', h.url, 'rel://127.0.0.1:2'], { publicKey: p.key, token: token() });
+  t.after(() => c.close());
+  assert.equal(c.url, h.url);
+  assert.equal(c.instanceUrl, 'rel://relay.test:1');
+  await assert.rejects(connectHomeRelay(['rel://127.0.0.1:1'], { publicKey: p.key, token: token() }), /no relay server reachable/);
 });
