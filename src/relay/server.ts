@@ -43,6 +43,8 @@ export interface RelayServerOptions {
   maxConnections?: number;
   /** Per-connection outbound backlog (bytes) above which forwarded messages are dropped; default 1 MiB. */
   sendBufferLimit?: number;
+  /** Proxies whose X-Real-Ip / X-Real-Port headers are believed (for logs). */
+  trustedProxies?: string[];
   /** Clock in Unix seconds for token expiry (tests). */
   nowSeconds?: () => number;
   log?: RelayLogger;
@@ -91,10 +93,13 @@ function idKey(buf: Buffer, off: number): number {
 }
 
 const noop = (): void => {};
+/** Presence subscriptions one connection may hold (memory bound per connection). */
+const MAX_SUBSCRIPTIONS_PER_CONN = 4096;
 
 export class RelayServer {
   private readonly wss: WebSocketServer;
-  private readonly opts: Required<Omit<RelayServerOptions, 'log' | 'nowSeconds'>> & Pick<RelayServerOptions, 'log'>;
+  private readonly opts: Required<Omit<RelayServerOptions, 'log' | 'nowSeconds' | 'trustedProxies'>> & Pick<RelayServerOptions, 'log'>;
+  private readonly trustedProxies: Set<string>;
   private readonly nowSeconds: () => number;
   private readonly peers = new Map<number, Conn>();
   private readonly conns = new Set<Conn>();
@@ -120,6 +125,7 @@ export class RelayServer {
       sendBufferLimit: options.sendBufferLimit ?? 1024 * 1024,
       log: options.log,
     };
+    this.trustedProxies = new Set(options.trustedProxies ?? []);
     this.nowSeconds = options.nowSeconds ?? ((): number => Math.floor(Date.now() / 1000));
     this.authResponse = encodeAuthResponse(options.instanceUrl);
     // maxPayload makes ws close (1009) on anything above the server read buffer
@@ -201,7 +207,13 @@ export class RelayServer {
   }
 
   private onConnection(ws: WebSocket, req: IncomingMessage): void {
-    const conn = new Conn(ws, `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`);
+    let remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`;
+    if (req.socket.remoteAddress !== undefined && this.trustedProxies.has(req.socket.remoteAddress)) {
+      const ip = req.headers['x-real-ip'];
+      const port = req.headers['x-real-port'];
+      if (typeof ip === 'string' && ip !== '') remote = `${ip}:${typeof port === 'string' ? port : '0'}`;
+    }
+    const conn = new Conn(ws, remote);
     this.conns.add(conn);
     this.pending++;
     conn.handshakeTimer = setTimeout(() => {
@@ -320,7 +332,7 @@ export class RelayServer {
         continue;
       }
       // Bound per-connection bookkeeping: a peer has no business watching more than this.
-      if (conn.subscriptions.size >= 65_536) break;
+      if (conn.subscriptions.size >= MAX_SUBSCRIPTIONS_PER_CONN) break;
       conn.subscriptions.add(hex);
       let set = this.subscribers.get(hex);
       if (!set) this.subscribers.set(hex, (set = new Set()));
