@@ -57,3 +57,9 @@ export {
   FlowStreamNotReadyError,
 } from './client.js';
 export type { FlowClientOptions, FlowReceiveEnd, FlowReceiveOptions } from './client.js';
+export { FlowEventQueue } from './queue.js';
+export type { FlowEventQueueOptions, FlowEventQueueStats } from './queue.js';
+export { FlowAggregator } from './aggregator.js';
+export type { FlowAggregatorOptions } from './aggregator.js';
+export { FlowReporter } from './reporter.js';
+export type { FlowReporterOptions, FlowReporterStats } from './reporter.js';

@@ -65,3 +65,109 @@ export async function waitFor(cond: () => boolean, ms: number, what = 'condition
     await sleep(10);
   }
 }
+
+import http2 from 'node:http2';
+
+/** Splits gRPC length-prefixed messages out of a byte stream. */
+export class GrpcFrameReader {
+  private buf = Buffer.alloc(0);
+  push(chunk: Buffer): Buffer[] {
+    this.buf = Buffer.concat([this.buf, chunk]);
+    const out: Buffer[] = [];
+    while (this.buf.length >= 5) {
+      const len = this.buf.readUInt32BE(1);
+      if (this.buf.length < 5 + len) break;
+      out.push(this.buf.subarray(5, 5 + len));
+      this.buf = this.buf.subarray(5 + len);
+    }
+    return out;
+  }
+}
+
+export function grpcFrame(msg: Uint8Array): Buffer {
+  const h = Buffer.alloc(5);
+  h.writeUInt32BE(msg.length, 1);
+  return Buffer.concat([h, msg]);
+}
+
+export interface RawStreamCtx {
+  /** 1-based stream number over the server's life. */
+  readonly streamNo: number;
+  /** 1-based HTTP/2 session (connection) number of this stream. */
+  readonly sessionNo: number;
+  readonly stream: http2.ServerHttp2Stream;
+  ack(eventId: Buffer): void;
+}
+
+export interface RawServer {
+  readonly url: string;
+  readonly sessions: number;
+  readonly streams: number;
+  /** Every non-initiator event received, in order, with the time it arrived. */
+  readonly received: Array<{ event: flow.FlowEvent; at: number; streamNo: number }>;
+  stop(): Promise<void>;
+}
+
+/**
+ * A hand-written gRPC server on node:http2, for what grpc-js servers cannot do (RST_STREAM with
+ * PROTOCOL_ERROR, never answering). `respond` false: headers are never sent. `onEvent` decides per event.
+ */
+export async function startRawGrpcServer(opts: {
+  respond?: (ctx: RawStreamCtx) => boolean;
+  onEvent?: (ctx: RawStreamCtx, ev: flow.FlowEvent, nth: number) => void;
+}): Promise<RawServer> {
+  const server = http2.createServer();
+  let sessions = 0;
+  let streams = 0;
+  const received: Array<{ event: flow.FlowEvent; at: number; streamNo: number }> = [];
+  const sessionNos = new WeakMap<object, number>();
+  const open = new Set<http2.ServerHttp2Session>();
+  server.on('session', (s) => {
+    sessionNos.set(s, ++sessions);
+    open.add(s);
+    s.on('close', () => open.delete(s));
+    s.on('error', () => {});
+  });
+  server.on('stream', (stream) => {
+    stream.on('error', () => {});
+    const ctx: RawStreamCtx = {
+      streamNo: ++streams,
+      sessionNo: sessionNos.get(stream.session!) ?? 0,
+      stream,
+      ack(eventId: Buffer): void {
+        if (!stream.destroyed && !stream.closed) stream.write(grpcFrame(flow.FlowEventAck.encode({ eventId, isInitiator: false }).finish()));
+      },
+    };
+    if (opts.respond && !opts.respond(ctx)) return;
+    stream.respond({ ':status': 200, 'content-type': 'application/grpc' });
+    const reader = new GrpcFrameReader();
+    let nth = 0;
+    stream.on('data', (chunk: Buffer) => {
+      for (const m of reader.push(chunk)) {
+        const ev = flow.FlowEvent.decode(m);
+        if (ev.isInitiator) continue;
+        received.push({ event: ev, at: Date.now(), streamNo: ctx.streamNo });
+        nth++;
+        if (opts.onEvent) opts.onEvent(ctx, ev, nth);
+        else ctx.ack(ev.eventId);
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    get sessions() {
+      return sessions;
+    },
+    get streams() {
+      return streams;
+    },
+    received,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        for (const s of open) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
