@@ -252,6 +252,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     this.ws = ws;
     return new Promise<string>((resolve, reject) => {
       let settled = false;
+      let established = false;
       const authTimer = setTimeout(() => fail(new RelayConnectError(`relay ${this.url}: no auth response within ${this.opts.authTimeoutMs ?? 8000} ms`)), this.opts.authTimeoutMs ?? 8000);
       const fail = (err: Error): void => {
         if (settled) return;
@@ -271,7 +272,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
           fail(new RelayConnectError(`relay ${this.url} closed the connection during auth (code ${code}); the relay token may be invalid or expired`));
           return;
         }
-        this.onDisconnect(ws, `closed (code ${code})`);
+        if (established) this.onDisconnect(ws, `closed (code ${code})`);
       });
       ws.on('message', (data: Buffer, isBinary: boolean) => {
         if (!settled) {
@@ -281,6 +282,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
             return;
           }
           settled = true;
+          established = true;
           clearTimeout(authTimer);
           this.instance = url;
           this.isConnected = true;

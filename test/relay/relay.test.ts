@@ -338,3 +338,38 @@ test('connectHomeRelay keeps the first relay that authenticates', async (t) => {
   assert.equal(c.instanceUrl, 'rel://relay.test:1');
   await assert.rejects(connectHomeRelay(['rel://127.0.0.1:1'], { publicKey: p.key, token: token() }), /no relay server reachable/);
 });
+
+test('client reconnects with backoff and the newest token after the relay restarts', async (t) => {
+  const http = createServer();
+  let relay = new RelayServer({ authSecret: SECRET, instanceUrl: 'rel://first' });
+  http.on('upgrade', (req, socket, head) => relay.handleUpgrade(req, socket, head));
+  http.listen(0, '127.0.0.1');
+  await once(http, 'listening');
+  t.after(async () => {
+    await relay.close();
+    http.closeAllConnections();
+    http.close();
+  });
+  const url = `rel://127.0.0.1:${(http.address() as AddressInfo).port}`;
+  const issued: number[] = [];
+  const c = new RelayClient({
+    url,
+    publicKey: newPeer().key,
+    token: () => {
+      issued.push(Date.now());
+      return token();
+    },
+    backoffInitialMs: 50,
+    backoffMaxMs: 200,
+  });
+  t.after(() => c.close());
+  assert.equal(await c.connect(), 'rel://first');
+  const disconnected = once(c, 'disconnected');
+  await relay.close();
+  await within(disconnected, 2000, 'disconnected');
+  await new Promise((r) => setTimeout(r, 300)); // a few refused attempts while no relay serves
+  relay = new RelayServer({ authSecret: SECRET, instanceUrl: 'rel://second' });
+  await within(once(c, 'connected'), 3000, 'reconnected');
+  assert.equal(c.instanceUrl, 'rel://second');
+  assert.ok(issued.length >= 3, `token fetched per attempt (${issued.length})`);
+});
