@@ -24,6 +24,8 @@ export interface OpenTunOptions {
   netns?: string;
   /** Max packets per read batch (default 128). */
   batchSize?: number;
+  /** IFF_MULTI_QUEUE: allows opening the same name again for more queues (default false). */
+  multiQueue?: boolean;
 }
 
 export interface LinuxTunDevice extends TunDevice {
@@ -99,7 +101,7 @@ export async function openTun(opts: OpenTunOptions): Promise<LinuxTunDevice> {
   const batchSize = Math.min(opts.batchSize ?? 128, native().MAX_BATCH);
   const { fd, name } = inNetns(opts.netns, () => {
     try {
-      return native().tunOpen(opts.name, false);
+      return native().tunOpen(opts.name, opts.multiQueue ?? false);
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
       if (err.code === 'EPERM' || err.code === 'EACCES') throw new Error(`cannot create TUN device ${opts.name}: ${err.message} (needs root / CAP_NET_ADMIN)`);

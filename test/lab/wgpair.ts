@@ -67,14 +67,25 @@ export async function oursVsWireguardGo(lab: Lab, opts: PairOptions = {}): Promi
     }],
   });
   const tun = await openTun({ name: 'wgnb0', mtu, addresses: [`${A_TUN}/24`, `${A_TUN6}/64`], netns: a.name });
-  const bind = await createUdpBind({ port: WG_PORT, netns: a.name });
+  let bind: LinuxUdpBind;
+  try {
+    bind = await createUdpBind({ port: WG_PORT, netns: a.name });
+  } catch (e) {
+    await tun.close();
+    throw e;
+  }
   const device = new Device({ privateKey: keysA.privateKey, tun, binds: [bind], timers: opts.timers });
-  device.setPeer({
-    publicKey: keysB.publicKey,
-    allowedIps: [`${B_TUN}/32`, `${B_TUN6}/128`],
-    endpoint: init === 'b' ? undefined : bind.endpoint(`${B_UNDERLAY}:${WG_PORT}`),
-    persistentKeepalive: opts.persistentKeepalive,
-  });
+  try {
+    device.setPeer({
+      publicKey: keysB.publicKey,
+      allowedIps: [`${B_TUN}/32`, `${B_TUN6}/128`],
+      endpoint: init === 'b' ? undefined : bind.endpoint(`${B_UNDERLAY}:${WG_PORT}`),
+      persistentKeepalive: opts.persistentKeepalive,
+    });
+  } catch (e) {
+    await device.close();
+    throw e;
+  }
   return { a, b, keysA, keysB, device, tun, bind, wg };
 }
 
