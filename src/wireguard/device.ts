@@ -265,7 +265,7 @@ export class Device {
     this.identity = id;
     this.cookieChecker.setIdentity(id);
     // A peer with our own public key would be pointless (and wireguard-go removes it).
-    this.peers.get(keyToBase64(id.publicKey)) && this.removePeer(id.publicKey);
+    if (this.peers.has(keyToBase64(id.publicKey))) this.removePeer(id.publicKey);
     for (const p of this.peers.values()) {
       this.dropSessions(p);
       p.handshake.rekeyLocal(id);
