@@ -269,6 +269,8 @@ export class Device {
     for (const p of this.peers.values()) {
       this.dropSessions(p);
       p.handshake.rekeyLocal(id);
+      // Like wireguard-go's ExpireCurrentKeypairs: the next packet may start a handshake at once.
+      p.lastSentHandshake = -Infinity;
     }
   }
 

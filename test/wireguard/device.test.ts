@@ -95,3 +95,87 @@ test('binds that deliver synchronously from send() (re-entrant) still work', asy
   t2.inject([ipv4('10.0.0.2', '10.0.0.1', 'back')]);
   await t1.waitFor(1, 2000);
 });
+
+test('packet filter hook: outbound before encryption, inbound after the allowed-IPs check', async (t) => {
+  const p = pair();
+  t.after(() => p.close());
+  const seenOut: string[] = [];
+  const seenIn: string[] = [];
+  p.a.dev.setFilter({
+    outbound: (pkt) => { seenOut.push(pkt.subarray(20).toString()); return !pkt.subarray(20).toString().startsWith('block'); },
+    inbound: () => true,
+  });
+  p.b.dev.setFilter({
+    outbound: () => true,
+    inbound: (pkt) => { seenIn.push(pkt.subarray(20).toString()); return pkt.subarray(20).toString() !== 'drop at B'; },
+  });
+  p.a.tun.inject([ipv4('10.0.0.1', '10.0.0.2', 'pass'), ipv4('10.0.0.1', '10.0.0.2', 'block me'), ipv4('10.0.0.1', '10.0.0.2', 'drop at B'), ipv4('10.0.0.1', '10.0.0.2', 'pass 2')]);
+  await p.b.tun.waitFor(2);
+  await sleep(20);
+  assert.deepEqual(p.b.tun.written.map((b) => b.subarray(20).toString()), ['pass', 'pass 2']);
+  assert.deepEqual(seenOut, ['pass', 'block me', 'drop at B', 'pass 2']);
+  assert.deepEqual(seenIn, ['pass', 'drop at B', 'pass 2']);
+  assert.equal(p.a.dev.stats().drops.filtered, 1);
+  assert.equal(p.b.dev.stats().drops.filtered, 1);
+  p.b.dev.setFilter(undefined);
+  p.a.tun.inject([ipv4('10.0.0.1', '10.0.0.2', 'drop at B')]);
+  await p.b.tun.waitFor(3);
+});
+
+test('removePeer: no route to it any more, its packets are unknown; setPeer updates allowed IPs', async (t) => {
+  const p = pair();
+  t.after(() => p.close());
+  p.a.tun.inject([ipv4('10.0.0.1', '10.0.0.2', 'before')]);
+  await p.b.tun.waitFor(1);
+  assert.ok(p.b.dev.removePeer(p.a.pub));
+  assert.equal(p.b.dev.removePeer(p.a.pub), false);
+  assert.equal(p.b.dev.peerStats(p.a.pub), undefined);
+  p.b.tun.inject([ipv4('10.0.0.2', '10.0.0.1', 'to nobody')]);
+  assert.equal(p.b.dev.stats().drops.noRoute, 1);
+  p.a.tun.inject([ipv4('10.0.0.1', '10.0.0.2', 'after')]);
+  await until(() => p.b.dev.stats().drops.unknownPeer >= 1, 2000, 'unknown index at B');
+  // Re-added with a different range: the old /32 no longer routes, the new one does.
+  p.b.dev.setPeer({ publicKey: p.a.pub, allowedIps: ['10.0.1.0/24'] });
+  assert.deepEqual(p.b.dev.peerStats(p.a.pub)!.allowedIps, ['10.0.1.0/24']);
+  p.b.tun.inject([ipv4('10.0.0.2', '10.0.0.1', 'old range')]);
+  assert.equal(p.b.dev.stats().drops.noRoute, 2);
+});
+
+test('setPrivateKey: sessions drop; with the new key configured on the other side traffic resumes', async (t) => {
+  const { generatePrivateKey, publicKeyOf, keyToBase64 } = await import('../../src/wireguard/index.js');
+  const p = pair();
+  t.after(() => p.close());
+  p.a.tun.inject([ipv4('10.0.0.1', '10.0.0.2', 'old key')]);
+  await p.b.tun.waitFor(1);
+  const fresh = generatePrivateKey();
+  p.a.dev.setPrivateKey(fresh);
+  assert.equal(p.a.dev.publicKey, keyToBase64(publicKeyOf(fresh)));
+  assert.equal(p.a.dev.peerStats(p.b.pub)!.hasSession, false);
+  p.b.dev.removePeer(p.a.pub);
+  p.b.dev.setPeer({ publicKey: p.a.dev.publicKey, allowedIps: ['10.0.0.1/32'] });
+  p.a.tun.inject([ipv4('10.0.0.1', '10.0.0.2', 'new key')]);
+  await p.b.tun.waitFor(2);
+  assert.equal(p.b.tun.written[1]!.subarray(20).toString(), 'new key');
+  assert.throws(() => p.a.dev.setPeer({ publicKey: p.a.dev.publicKey, allowedIps: [] }), /own public key/);
+  assert.throws(() => p.a.dev.setPeer({ publicKey: 'not a key', allowedIps: [] }), /invalid WireGuard key/);
+});
+
+test('stats report per-peer counters and the endpoint', async (t) => {
+  const p = pair();
+  t.after(() => p.close());
+  p.a.tun.inject([ipv4('10.0.0.1', '10.0.0.2', 'count me')]);
+  await p.b.tun.waitFor(1);
+  const s = p.a.dev.stats();
+  assert.equal(s.publicKey, p.a.pub);
+  assert.equal(s.peers.length, 1);
+  const peer = s.peers[0]!;
+  assert.equal(peer.publicKey, p.b.pub);
+  assert.equal(peer.endpoint, 'B');
+  assert.deepEqual(peer.allowedIps, ['10.0.0.2/32', 'fd00::2/128']);
+  assert.ok(peer.lastHandshake > Date.now() - 10_000 && peer.lastHandshake <= Date.now());
+  assert.ok(peer.hasSession);
+  // 148-byte initiation is not data: tx counts transport packets (the data packet, padded, + header/tag).
+  assert.equal(peer.txPackets, 1);
+  assert.equal(peer.txBytes, 16 + 32 + 16);
+  assert.equal(s.handshakesCompleted, 1);
+});
