@@ -1,13 +1,12 @@
 import { formatKey, relayPeerId, relayTokenBinary, type KeyPair, type RelayToken } from '../crypto/index.js';
 import { management, signalexchange } from '../proto/index.js';
-import { RelayClient } from '../relay/index.js';
+import { RelayBind, RelayClient } from '../relay/index.js';
 import { SignalClient, type SignalBody } from '../signal/index.js';
 import { createUdpBind, openTun, type LinuxTunDevice, type LinuxUdpBind } from '../tun/index.js';
 import { Device } from '../wireguard/index.js';
 import type { ClientConfig } from './config.js';
 import type { EngineHandle, EngineStartArgs, EngineStatus } from './daemon.js';
 import type { ManagementClient, ManagementError } from './management.js';
-import { RelayBind } from './relay-bind.js';
 import { timeOrZero, type PeerStatusJson } from './status.js';
 import { NETBIRD_COMPAT_VERSION } from './system.js';
 
@@ -97,7 +96,7 @@ class PeerConnection {
       const peerId = relayPeerId(this.publicKey);
       await client.waitForPeer(peerId);
       if (this.closed || this.relayUrl !== url) return;
-      this.engine.device.setPeerEndpoint(this.publicKey, this.engine.relayBind.endpointFor(client, peerId));
+      this.engine.device.setPeerEndpoint(this.publicKey, this.engine.relayBind.endpoint(client, peerId));
       this.statusSince = Date.now();
       if (this.weControl) this.engine.device.initiateHandshake(this.publicKey);
     } catch (e) {
@@ -117,7 +116,7 @@ class PeerConnection {
 /** Joins management sync, signal, relays and the WireGuard device into a running peer. */
 export class Engine implements EngineHandle {
   readonly publicKey: string;
-  readonly relayBind = new RelayBind();
+  readonly relayBind = new RelayBind([], { ownsClients: false });
   device!: Device;
   log: EngineLogger;
   private tun!: LinuxTunDevice;
@@ -235,7 +234,7 @@ export class Engine implements EngineHandle {
     }
     const client = new RelayClient({ url, publicKey: this.publicKey, token: () => this.tokenBinary() });
     this.relays.set(url, client);
-    this.relayBind.attach(client);
+    this.relayBind.addClient(client);
     client.on('error', (e) => this.relayErrors.set(url, e.message));
     client.on('connected', () => {
       this.relayErrors.delete(url);
