@@ -82,6 +82,8 @@ export interface FlowReceiveOptions {
   readonly deadline?: number | Date;
   /** Called each time a stream is established (headers received): the moment to (re)send unacked events. */
   readonly onStreamReady?: () => void;
+  /** Called when the stream's write buffer has drained after send() returned false: send more now. */
+  readonly onStreamWritable?: () => void;
   /** Called when an established or half-established stream fails, before the backoff wait. */
   readonly onStreamLost?: (err: Error, retryInMs: number | null) => void;
 }
@@ -284,6 +286,9 @@ export class FlowClient {
         } catch (err) {
           done(new Error(`flow ack handler failed: ${err instanceof Error ? err.message : String(err)}`));
         }
+      });
+      call.on('drain', () => {
+        if (!settled && this.ready) ro.onStreamWritable?.();
       });
       // Non-OK statuses arrive as 'error' (a ServiceError carrying code and details).
       call.on('error', (err: Error) => done(err));

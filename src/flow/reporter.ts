@@ -77,6 +77,7 @@ export class FlowReporter {
           this.queue.onReconnect();
           this.pump();
         },
+        onStreamWritable: () => this.pump(),
       })
       .catch((err: unknown) => {
         const e = err instanceof Error ? err : new Error(String(err));
