@@ -92,6 +92,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private everConnected = false;
   private healthTimer: NodeJS.Timeout | null = null;
   private reconnectTimer: NodeJS.Timeout | null = null;
+  private dialing: Promise<string> | null = null;
   private backoff: number;
   private transportHandler: TransportHandler | null = null;
   /** Reused for every outgoing transport message; ws copies it while masking. */
@@ -133,9 +134,24 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   async connect(): Promise<string> {
     if (this.isConnected) return this.instance;
     this.closedByUser = false;
-    const url = await this.dial();
+    // Join an attempt in progress; a pending backoff timer is skipped (the caller wants it now).
+    if (this.reconnectTimer) {
+      clearTimeout(this.reconnectTimer);
+      this.reconnectTimer = null;
+    }
+    const url = await this.dialOnce();
     this.everConnected = true;
     return url;
+  }
+
+  /** At most one dial at a time. */
+  private dialOnce(): Promise<string> {
+    if (this.dialing === null) {
+      this.dialing = this.dial().finally(() => {
+        this.dialing = null;
+      });
+    }
+    return this.dialing;
   }
 
   /**
@@ -376,8 +392,8 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     this.backoff = Math.min(this.backoff * 2, max);
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null;
-      if (this.closedByUser) return;
-      this.dial().catch((err: Error) => {
+      if (this.closedByUser || this.isConnected) return;
+      this.dialOnce().catch((err: Error) => {
         this.emit('disconnected', err.message);
         this.scheduleReconnect();
       });

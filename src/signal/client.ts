@@ -65,6 +65,7 @@ export class SignalClient extends EventEmitter<SignalClientEvents> {
   private closed = false;
   private backoff: number;
   private reconnectTimer: NodeJS.Timeout | null = null;
+  private opening: Promise<void> | null = null;
   private idleTimer: NodeJS.Timeout | null = null;
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private connectWaiters: (() => void)[] = [];
@@ -93,24 +94,41 @@ export class SignalClient extends EventEmitter<SignalClientEvents> {
   }
 
   /**
-   * Opens ConnectStream and waits for registration. After the first success the
-   * client keeps reconnecting with backoff until close().
+   * Opens ConnectStream and waits for registration. Rejects if this first
+   * attempt fails, but keeps retrying in the background with backoff (and
+   * reconnecting whenever the stream is lost) until close().
    */
   async connect(): Promise<void> {
     this.closed = false;
-    await this.open();
+    if (this.isConnected) return;
+    if (this.opening) return this.opening;
+    if (this.reconnectTimer) {
+      clearTimeout(this.reconnectTimer);
+      this.reconnectTimer = null;
+    }
+    try {
+      await this.openOnce();
+    } catch (err) {
+      this.emit('disconnected', (err as Error).message);
+      this.scheduleReconnect();
+      throw err;
+    }
   }
 
-  /**
-   * Connects in the background, retrying with backoff until it succeeds (and
-   * reconnecting afterwards) until close(). Await ready() to know when.
-   */
+  /** At most one stream attempt at a time. */
+  private openOnce(): Promise<void> {
+    if (this.opening === null) {
+      this.opening = this.open().finally(() => {
+        this.opening = null;
+      });
+    }
+    return this.opening;
+  }
+
+  /** connect() without waiting: retries in the background; await ready() to know when. */
   start(): void {
-    this.closed = false;
-    if (this.isConnected || this.stream !== null || this.reconnectTimer !== null) return;
-    this.open().catch((err: Error) => {
-      this.emit('disconnected', err.message);
-      this.scheduleReconnect();
+    this.connect().catch(() => {
+      // Retried in the background; 'disconnected' carries the reason.
     });
   }
 
@@ -274,8 +292,8 @@ export class SignalClient extends EventEmitter<SignalClientEvents> {
     this.backoff = Math.min(this.backoff * 2, max);
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null;
-      if (this.closed) return;
-      this.open().catch((err: Error) => {
+      if (this.closed || this.isConnected) return;
+      this.openOnce().catch((err: Error) => {
         this.emit('disconnected', err.message);
         this.scheduleReconnect();
       });

@@ -215,13 +215,16 @@ test('send retries and then reports a clear error when the server is unreachable
   await assert.rejects(c.send(formatKey(generateKeyPair().publicKey), { type: signalexchange.Body_Type.OFFER }), /failed after 2 attempts/);
 });
 
-test('start() keeps trying until the server is up', async (t) => {
+test('start() and a failed connect() keep trying until the server is up', async (t) => {
   // Reserve a port, start the client against it, then bring the server up there.
   const probe = new Server();
   const port = await new Promise<number>((res, rej) => probe.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
   probe.forceShutdown();
   const c = newClient(t, `127.0.0.1:${port}`, { backoffInitialMs: 50, backoffMaxMs: 200 });
   c.start();
+  // connect() reports the failed first attempt but keeps retrying too.
+  const c2 = newClient(t, `127.0.0.1:${port}`, { backoffInitialMs: 50, backoffMaxMs: 200 });
+  await assert.rejects(c2.connect());
   await new Promise((r) => setTimeout(r, 300));
   assert.equal(c.connected, false);
   const sig = createSignalServer();
@@ -229,6 +232,6 @@ test('start() keeps trying until the server is up', async (t) => {
   grpc.addService(sig.service, sig.implementation);
   await new Promise<number>((res, rej) => grpc.bindAsync(`127.0.0.1:${port}`, ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
   t.after(() => grpc.forceShutdown());
-  await Promise.race([c.ready(), new Promise((_, rej) => setTimeout(() => rej(new Error('not connected')), 5000))]);
-  assert.deepEqual(sig.connectedPeers(), [c.publicKey]);
+  await Promise.race([Promise.all([c.ready(), c2.ready()]), new Promise((_, rej) => setTimeout(() => rej(new Error('not connected')), 5000))]);
+  assert.deepEqual(sig.connectedPeers().sort(), [c.publicKey, c2.publicKey].sort());
 });
