@@ -261,18 +261,87 @@ socklen_t EncodeAddr(const uint8_t* a, int sockFamily, sockaddr_storage* ss) {
 
 // UdpSender: keeps the mmsghdr/iovec/sockaddr arrays between calls so a send
 // allocates nothing.
+// UDP_SEGMENT (GSO) limits: segments per send and bytes per super-datagram.
+constexpr uint32_t GSO_MAX_SEGMENTS = 64;
+constexpr uint32_t GSO_MAX_BYTES = 65000;
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+
+// UdpSender: keeps the mmsghdr/iovec/sockaddr arrays between calls so a send
+// allocates nothing. With GSO on, runs of packets to the same destination with
+// equal length (the last may be shorter) go out as ONE datagram carrying a
+// UDP_SEGMENT control message; the kernel (or NIC) cuts it back into packets
+// after the UDP/IP layers, so those layers run once per run instead of once
+// per packet. The receiver sees ordinary datagrams.
 class UdpSender : public Napi::ObjectWrap<UdpSender> {
  public:
   static Napi::Function Init(Napi::Env env) {
-    return DefineClass(env, "UdpSender", {InstanceMethod("send", &UdpSender::Send)});
+    return DefineClass(env, "UdpSender", {InstanceMethod("send", &UdpSender::Send), InstanceAccessor("gso", &UdpSender::GetGso, nullptr)});
   }
-  // new UdpSender(fd, family)
+  // new UdpSender(fd, family, gso)
   explicit UdpSender(const Napi::CallbackInfo& info) : Napi::ObjectWrap<UdpSender>(info) {
     fd_ = info[0].As<Napi::Number>().Int32Value();
     family_ = info[1].As<Napi::Number>().Int32Value();
+    gso_ = info.Length() > 2 && info[2].ToBoolean().Value();
   }
 
  private:
+  Napi::Value GetGso(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), gso_); }
+
+  // Builds messages for packets [from, count); returns the number of messages.
+  uint32_t Build(uint8_t* base, size_t blen, const uint32_t* offs, const uint32_t* lens, const uint8_t* addrs, uint32_t from,
+                 uint32_t count) {
+    uint32_t m = 0, k = 0;
+    uint32_t i = from;
+    while (i < count) {
+      uint32_t o = offs[i], l = lens[i];
+      const uint8_t* a = addrs + i * ADDR_SIZE;
+      socklen_t sl = ((size_t)o + l > blen || l == 0) ? 0 : EncodeAddr(a, family_, &sa_[m]);
+      if (sl == 0) { i++; continue; }
+      msgFirst_[m] = i;
+      mmsghdr& mh = msgs_[m];
+      memset(&mh, 0, sizeof mh);
+      mh.msg_hdr.msg_name = &sa_[m];
+      mh.msg_hdr.msg_namelen = sl;
+      mh.msg_hdr.msg_iov = &iov_[k];
+      iov_[k].iov_base = base + o;
+      iov_[k].iov_len = l;
+      k++;
+      uint32_t segs = 1, total = l;
+      i++;
+      if (gso_) {
+        // Extend the run: same destination, same size (a shorter one ends it), within limits.
+        while (i < count && segs < GSO_MAX_SEGMENTS) {
+          uint32_t o2 = offs[i], l2 = lens[i];
+          if (l2 > l || l2 == 0 || (size_t)o2 + l2 > blen || total + l2 > GSO_MAX_BYTES) break;
+          if (memcmp(addrs + i * ADDR_SIZE, a, ADDR_SIZE) != 0) break;
+          iov_[k].iov_base = base + o2;
+          iov_[k].iov_len = l2;
+          k++;
+          segs++;
+          total += l2;
+          i++;
+          if (l2 < l) break;
+        }
+      }
+      mh.msg_hdr.msg_iovlen = segs;
+      msgSegs_[m] = segs;
+      if (segs > 1) {
+        mh.msg_hdr.msg_control = ctl_[m].buf;
+        mh.msg_hdr.msg_controllen = sizeof ctl_[m].buf;
+        cmsghdr* c = CMSG_FIRSTHDR(&mh.msg_hdr);
+        c->cmsg_level = SOL_UDP;
+        c->cmsg_type = UDP_SEGMENT;
+        c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+        uint16_t gsoSize = (uint16_t)l;
+        memcpy(CMSG_DATA(c), &gsoSize, sizeof gsoSize);
+      }
+      m++;
+    }
+    return m;
+  }
+
   // send(buf, offsets, lengths, count, addrs) -> packets sent
   Napi::Value Send(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -288,46 +357,55 @@ class UdpSender : public Napi::ObjectWrap<UdpSender> {
       msgs_.resize(count);
       iov_.resize(count);
       sa_.resize(count);
+      ctl_.resize(count);
+      msgFirst_.resize(count);
+      msgSegs_.resize(count);
     }
     uint8_t* base = buf.Data();
     size_t blen = buf.ByteLength();
-    uint32_t n = 0;
-    for (uint32_t i = 0; i < count; i++) {
-      uint32_t o = offs[i], l = lens[i];
-      if ((size_t)o + l > blen) continue;
-      socklen_t sl = EncodeAddr(addrs.Data() + i * ADDR_SIZE, family_, &sa_[n]);
-      if (sl == 0) continue;
-      iov_[n].iov_base = base + o;
-      iov_[n].iov_len = l;
-      memset(&msgs_[n], 0, sizeof msgs_[n]);
-      msgs_[n].msg_hdr.msg_name = &sa_[n];
-      msgs_[n].msg_hdr.msg_namelen = sl;
-      msgs_[n].msg_hdr.msg_iov = &iov_[n];
-      msgs_[n].msg_hdr.msg_iovlen = 1;
-      n++;
-    }
-    uint32_t sent = 0;
+    uint32_t n = Build(base, blen, offs.Data(), lens.Data(), addrs.Data(), 0, count);
+    uint32_t sent = 0, packets = 0;
     int waits = 0;
     while (sent < n) {
       int r = sendmmsg(fd_, &msgs_[sent], n - sent, 0);
-      if (r > 0) { sent += r; continue; }
-      if (r < 0 && errno == EINTR) continue;
-      if (r < 0 && errno == EAGAIN && waits++ < 20 && WaitWritable(fd_, 2)) continue;
-      if (r < 0 && errno != EAGAIN) {
+      if (r > 0) {
+        for (int j = 0; j < r; j++) packets += msgSegs_[sent + j];
+        sent += r;
+        continue;
+      }
+      int err = errno;
+      if (r < 0 && err == EINTR) continue;
+      if (r < 0 && err == EAGAIN && waits++ < 20 && WaitWritable(fd_, 2)) continue;
+      if (r < 0 && gso_ && msgSegs_[sent] > 1 && (err == EIO || err == EINVAL || err == ENOPROTOOPT || err == EOPNOTSUPP)) {
+        // No GSO on this path (e.g. a device without checksum offload): turn it off for good and
+        // rebuild the rest as plain datagrams.
+        gso_ = false;
+        n = Build(base, blen, offs.Data(), lens.Data(), addrs.Data(), msgFirst_[sent], count);
+        sent = 0;
+        continue;
+      }
+      if (r < 0 && err != EAGAIN) {
         // One bad destination (e.g. EHOSTUNREACH, ENETUNREACH) must not stall the rest.
         sent++;
         continue;
       }
       break;
     }
-    return Napi::Number::New(env, sent);
+    return Napi::Number::New(env, packets);
   }
 
+  struct Ctl {
+    alignas(cmsghdr) char buf[CMSG_SPACE(sizeof(uint16_t))];
+  };
   int fd_;
   int family_;
+  bool gso_ = false;
   std::vector<mmsghdr> msgs_;
   std::vector<iovec> iov_;
   std::vector<sockaddr_storage> sa_;
+  std::vector<Ctl> ctl_;
+  std::vector<uint32_t> msgFirst_;
+  std::vector<uint32_t> msgSegs_;
 };
 
 // ---- Reader ----------------------------------------------------------------

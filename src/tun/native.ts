@@ -16,6 +16,8 @@ export interface NativeReader {
 }
 
 export interface NativeUdpSender {
+  /** UDP GSO in use (turned off by the addon if the path refuses it). */
+  readonly gso: boolean;
   send(buf: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number, addrs: Uint8Array): number;
 }
 
@@ -25,7 +27,7 @@ export interface NativeAddon {
   closeFd(fd: number): void;
   setNetns(fd: number): void;
   udpOpen(host: string, port: number, bufBytes: number): { fd: number; port: number; family: 4 | 6; rcvbuf: number; sndbuf: number };
-  UdpSender: new (fd: number, family: 4 | 6) => NativeUdpSender;
+  UdpSender: new (fd: number, family: 4 | 6, gso: boolean) => NativeUdpSender;
   Reader: new (
     mode: 'tun' | 'udp',
     fd: number,

@@ -76,6 +76,12 @@ export interface UdpBindOptions {
   batchSize?: number;
   /** Largest datagram accepted (default 2048); larger ones are dropped. */
   maxPacket?: number;
+  /**
+   * UDP GSO (UDP_SEGMENT) for sending runs of same-size packets to one destination as one
+   * datagram the kernel splits (default: NETBIRD_UDP_GSO env "1"/"0", else on). Falls back to
+   * plain sends by itself where the path refuses it.
+   */
+  gso?: boolean;
 }
 
 export interface LinuxUdpBind extends UdpBind {
@@ -84,6 +90,8 @@ export interface LinuxUdpBind extends UdpBind {
   readonly sndbuf: number;
   /** Number of endpoint objects cached. */
   readonly endpointCount: number;
+  /** UDP GSO currently used for sending. */
+  readonly gso: boolean;
 }
 
 class LinuxUdp implements LinuxUdpBind {
@@ -104,14 +112,14 @@ class LinuxUdp implements LinuxUdpBind {
   private slab: { buf: Uint8Array; used: number } = { buf: new Uint8Array(ADDR_SIZE * 256), used: 0 };
   private closed = false;
 
-  constructor(fd: number, port: number, family: 4 | 6, rcvbuf: number, sndbuf: number, batchSize: number, maxPacket: number) {
+  constructor(fd: number, port: number, family: 4 | 6, rcvbuf: number, sndbuf: number, batchSize: number, maxPacket: number, gso: boolean) {
     this.fd = fd;
     this.port = port;
     this.family = family;
     this.rcvbuf = rcvbuf;
     this.sndbuf = sndbuf;
     const addon = native();
-    this.sender = new addon.UdpSender(fd, family);
+    this.sender = new addon.UdpSender(fd, family, gso);
     const slot = Math.ceil(maxPacket / 64) * 64;
     const offsets = new Uint32Array(batchSize);
     for (let i = 0; i < batchSize; i++) offsets[i] = i * slot;
@@ -120,6 +128,10 @@ class LinuxUdp implements LinuxUdpBind {
     this.from = new Array<Endpoint>(batchSize);
     this.txAddrs = new Uint8Array(batchSize * ADDR_SIZE);
     this.reader = new addon.Reader('udp', fd, this.rx.buf, offsets, slot, this.rx.lengths, this.rxAddrs, batchSize, (n) => this.onBatch(n));
+  }
+
+  get gso(): boolean {
+    return this.sender.gso;
   }
 
   get endpointCount(): number {
@@ -260,5 +272,7 @@ export async function createUdpBind(opts: UdpBindOptions): Promise<LinuxUdpBind>
       throw new Error(`cannot open UDP port ${opts.port}${host ? ` on ${host}` : ''}: ${(e as Error).message}`);
     }
   });
-  return new LinuxUdp(s.fd, s.port, s.family, s.rcvbuf, s.sndbuf, batchSize, maxPacket);
+  const envGso = process.env.NETBIRD_UDP_GSO;
+  const gso = opts.gso ?? (envGso === undefined ? true : envGso === '1');
+  return new LinuxUdp(s.fd, s.port, s.family, s.rcvbuf, s.sndbuf, batchSize, maxPacket, gso);
 }
