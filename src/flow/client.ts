@@ -216,7 +216,7 @@ export class FlowClient {
         if (r.livedMs >= resetAfter) backoff.reset();
         const delay = backoff.next();
         this.log.warn({ err: r.error.message, established: r.established, livedMs: r.livedMs, retryInMs: delay }, 'flow stream failed');
-        ro.onStreamLost?.(r.error, delay);
+        this.callback(ro.onStreamLost && (() => ro.onStreamLost!(r.error, delay)));
         if (delay === null) throw new FlowRetryExhaustedError(r.error);
         await sleep(delay, stop.signal);
       }
@@ -225,6 +225,16 @@ export class FlowClient {
       ro.signal?.removeEventListener('abort', onSignal);
       if (this.loopStop === stop) this.loopStop = undefined;
       this.cancelCall();
+    }
+  }
+
+  /** Runs a caller's callback; its failure is logged, never allowed to break the loop. */
+  private callback(fn: (() => void) | undefined): void {
+    if (!fn) return;
+    try {
+      fn();
+    } catch (err) {
+      this.log.error({ err: err instanceof Error ? err.message : String(err) }, 'flow client callback failed');
     }
   }
 
@@ -277,7 +287,7 @@ export class FlowClient {
         establishedAt = this.now();
         this.ready = true;
         this.log.info({ target: this.target }, 'flow stream established');
-        ro.onStreamReady?.();
+        this.callback(ro.onStreamReady);
       });
       call.on('data', (ack: flow.FlowEventAck) => {
         if (settled || ack.isInitiator) return;
@@ -288,7 +298,7 @@ export class FlowClient {
         }
       });
       call.on('drain', () => {
-        if (!settled && this.ready) ro.onStreamWritable?.();
+        if (!settled && this.ready) this.callback(ro.onStreamWritable);
       });
       // Non-OK statuses arrive as 'error' (a ServiceError carrying code and details).
       call.on('error', (err: Error) => done(err));

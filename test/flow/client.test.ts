@@ -3,6 +3,10 @@ import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import http2 from 'node:http2';
 import { createServer } from 'node:net';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { flow } from '../../src/proto/index.js';
 import { createFlowReceiver, FlowClient, FlowClientBusyError, issueFlowToken, KyselyFlowStore } from '../../src/flow/index.js';
 import type { FlowClientOptions, FlowReceiver } from '../../src/flow/index.js';
@@ -355,4 +359,72 @@ test('a bad token is refused with UNAUTHENTICATED and nothing is stored', async 
   assert.equal(err.code, grpc.status.UNAUTHENTICATED);
   assert.equal(env.rx.stats().unauthenticated, 3);
   assert.equal((await env.store.query()).totalRecords, 0);
+});
+
+test('the receiver answers the initiator with an initiator ack, after sending headers', async (t) => {
+  const env = await withReceiver();
+  t.after(env.stop);
+  const raw = new flow.FlowServiceClient(env.url.replace('http://', ''), grpc.credentials.createInsecure());
+  t.after(() => raw.close());
+  const md = new grpc.Metadata();
+  md.set('authorization', `Bearer ${TOKEN.signature}.${TOKEN.payload}`);
+  const call = raw.events(md);
+  call.on('error', () => {});
+  // Headers come before anything is sent by the client.
+  const headers = await new Promise<grpc.Metadata>((resolve) => call.on('metadata', resolve));
+  assert.ok(Object.keys(headers.getMap()).length > 0);
+  const first = new Promise<flow.FlowEventAck>((resolve) => call.once('data', resolve));
+  call.write(flow.FlowEvent.fromPartial({ isInitiator: true }));
+  assert.deepEqual(await first, { eventId: Buffer.alloc(0), isInitiator: true });
+  const ev = makeEvent();
+  const second = new Promise<flow.FlowEventAck>((resolve) => call.once('data', resolve));
+  call.write(ev);
+  assert.deepEqual(await second, { eventId: ev.eventId, isInitiator: false });
+  call.end();
+  await new Promise<void>((resolve) => call.on('status', () => resolve()));
+});
+
+const haveOpenssl = spawnSync('openssl', ['version']).status === 0;
+test('https:// means TLS: the client verifies the collector certificate', { skip: haveOpenssl ? false : 'openssl not installed' }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'nbfl-tls-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const r = spawnSync('openssl', [
+    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=localhost',
+    '-addext', 'subjectAltName=DNS:localhost', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
+  ]);
+  assert.equal(r.status, 0, r.stderr?.toString());
+  const cert = readFileSync(join(dir, 'cert.pem'));
+  const key = readFileSync(join(dir, 'key.pem'));
+  const store = await KyselyFlowStore.open({ db: ':memory:', flushIntervalMs: 10 });
+  const rx = createFlowReceiver({ secret: SECRET, store });
+  const server = new grpc.Server();
+  server.addService(rx.service, rx.implementation);
+  const port = await new Promise<number>((res, rej) =>
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createSsl(null, [{ private_key: key, cert_chain: cert }]), (e, p) => (e ? rej(e) : res(p))),
+  );
+  t.after(async () => {
+    rx.close();
+    server.forceShutdown();
+    await store.close();
+  });
+  const c = newClient(`https://localhost:${port}`, { rootCerts: cert });
+  t.after(() => c.close());
+  assert.equal(c.tls, true);
+  const acks: flow.FlowEventAck[] = [];
+  const loop = c.receive((a) => acks.push(a));
+  await waitFor(() => c.isReady, 5000, 'TLS stream');
+  c.send(makeEvent());
+  await waitFor(() => acks.length === 1, 3000);
+  c.close();
+  assert.equal(await loop, 'closed');
+  // Without the CA the handshake fails and the loop keeps retrying (UNAVAILABLE).
+  const untrusted = newClient(`https://localhost:${port}`);
+  const errs: Array<number | undefined> = [];
+  const loop2 = untrusted.receive(() => {}, { onStreamLost: (e) => errs.push((e as { code?: number }).code) });
+  await waitFor(() => errs.length === 1, 5000);
+  untrusted.close();
+  await loop2;
+  assert.equal(errs[0], grpc.status.UNAVAILABLE);
+  // A cleartext client cannot talk to it either.
+  assert.equal(newClient(`http://localhost:${port}`).tls, false);
 });

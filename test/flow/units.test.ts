@@ -11,6 +11,7 @@ import {
   parseFlowTarget,
   verifyFlowAuthorization,
 } from '../../src/flow/index.js';
+import type { FlowLogger } from '../../src/flow/index.js';
 
 function fakeClock(start = 1_000_000): { now: () => number; advance: (ms: number) => void } {
   let t = start;
@@ -101,4 +102,10 @@ test('flow token: issued by management, checked by the receiver', () => {
   assert.equal(verifyFlowAuthorization('secret', 'Bearer abc', now).ok, false);
   assert.equal(verifyFlowAuthorization('secret', `Basic ${tok.signature}.${tok.payload}`, now).ok, false);
   assert.equal(verifyFlowAuthorization('secret', undefined, now).ok, false);
+});
+
+test('a pino logger fits FlowLogger', async () => {
+  const { pino } = await import('pino');
+  const logger: FlowLogger = pino({ level: 'silent' });
+  logger.warn({ a: 1 }, 'fits');
 });
