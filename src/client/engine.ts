@@ -1,4 +1,6 @@
 import { formatKey, relayPeerId, relayTokenBinary, type KeyPair, type RelayToken } from '../crypto/index.js';
+import { DnsServer, HostDns } from '../dns/index.js';
+import { PacketFilter } from '../filter/index.js';
 import { management, signalexchange } from '../proto/index.js';
 import { RelayBind, RelayClient } from '../relay/index.js';
 import { SignalClient, type SignalBody } from '../signal/index.js';
@@ -136,6 +138,10 @@ export class Engine implements EngineHandle {
   private readonly relayErrors = new Map<string, string>();
   private home: RelayClient | undefined;
   private stopped = false;
+  readonly filter = new PacketFilter();
+  private dns: DnsServer | undefined;
+  private hostDns: HostDns | undefined;
+  private dnsKey = '';
 
   constructor(
     private readonly config: ClientConfig,
@@ -167,6 +173,9 @@ export class Engine implements EngineHandle {
       throw new Error(`cannot open WireGuard UDP port ${this.config.wireguardPort}: ${(e as Error).message} (choose another with --wireguard-port)`);
     }
     this.device = new Device({ privateKey: this.keys.privateKey, tun: this.tun, binds: [this.udp, this.relayBind] });
+    // Until the first network map arrives nothing may come in: deny new inbound connections.
+    this.filter.setRules([], { rulesIsEmpty: true });
+    this.device.setFilter(this.filter);
     this.log.info(`interface ${this.config.interfaceName} up with ${address} (${this.peerConfig.fqdn})`);
     await this.connectRelays();
     this.startSignal();
@@ -300,6 +309,43 @@ export class Engine implements EngineHandle {
     if (map.Serial < this.serial) return;
     this.serial = map.Serial;
     this.applyPeers(map);
+    const res = this.filter.setRules(map.FirewallRules, { rulesIsEmpty: map.firewallRulesIsEmpty });
+    if (res.rejected > 0) this.log.warn(`ignored ${res.rejected} firewall rule(s): ${res.rejections.join('; ')}`);
+    void this.applyDns(map.DNSConfig).catch((e: Error) => this.log.warn(`DNS: ${e.message}`));
+  }
+
+  /** Runs the resolver on the overlay address and points the host at it for the account's zones. */
+  private async applyDns(cfg: management.DNSConfig | undefined): Promise<void> {
+    const overlayIp = this.peerConfig.address.split('/')[0]!;
+    if (!cfg || !cfg.ServiceEnable) {
+      await this.stopDns();
+      return;
+    }
+    if (!this.dns) {
+      this.dns = new DnsServer({ host: overlayIp, port: 53 });
+      await this.dns.start();
+    }
+    this.dns.setConfig(cfg, { reversePrefixes: [networkOf(this.peerConfig.address)] });
+    const domains = cfg.CustomZones.filter((z) => !z.SearchDomainDisabled).map((z) => z.Domain);
+    const matchDomains = cfg.NameServerGroups.filter((g) => !g.Primary).flatMap((g) => g.Domains);
+    const routeAll = cfg.NameServerGroups.some((g) => g.Primary);
+    const key = JSON.stringify([domains, matchDomains, routeAll]);
+    if (key === this.dnsKey) return;
+    this.dnsKey = key;
+    // NB_RESOLV_CONF lets a host (or a test lab) point us at another resolv.conf than /etc/resolv.conf.
+    this.hostDns ??= new HostDns(process.env.NB_RESOLV_CONF ? { resolvConfPath: process.env.NB_RESOLV_CONF } : {});
+    const applied = await this.hostDns.apply({ serverIp: overlayIp, domains, matchDomains, routeAll, interfaceName: this.config.interfaceName });
+    this.dns.setHostResolvers(applied.originalNameservers.filter((ip) => ip !== overlayIp).map((ip) => ({ ip, port: 53 })));
+  }
+
+  private async stopDns(): Promise<void> {
+    const host = this.hostDns;
+    this.hostDns = undefined;
+    this.dnsKey = '';
+    if (host) await host.restore().catch((e: Error) => this.log.warn(`could not restore the host DNS config: ${e.message}`));
+    const dns = this.dns;
+    this.dns = undefined;
+    await dns?.stop();
   }
 
   private applyPeers(map: management.NetworkMap): void {
@@ -377,7 +423,9 @@ export class Engine implements EngineHandle {
       fqdn: this.peerConfig.fqdn,
       quantumResistance: false,
       networks: [],
-      dnsServers: [],
+      dnsServers: this.dns
+        ? [{ servers: [`${this.peerConfig.address.split('/')[0]}:53`], domains: JSON.parse(this.dnsKey || '[[]]')[0] as string[], enabled: true, error: '' }]
+        : [],
     };
   }
 
@@ -387,12 +435,24 @@ export class Engine implements EngineHandle {
     this.syncStop?.();
     for (const p of this.peers.values()) p.close();
     this.peers.clear();
+    await this.stopDns();
+    this.filter.close();
     await this.signal?.close().catch(() => undefined);
     await Promise.all([...this.relays.values()].map((r) => r.close().catch(() => undefined)));
     this.relays.clear();
     await this.device?.close();
     this.log.info(`interface ${this.config.interfaceName} removed`);
   }
+}
+
+/** "100.64.3.7/16" -> "100.64.0.0/16" (IPv4 overlay). */
+function networkOf(cidr: string): string {
+  const [ip, lenText] = cidr.split('/') as [string, string | undefined];
+  const len = Number(lenText ?? 32);
+  const n = ip.split('.').reduce((a, o) => (a << 8) | Number(o), 0) >>> 0;
+  const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
+  const net = (n & mask) >>> 0;
+  return `${[24, 16, 8, 0].map((s) => (net >>> s) & 255).join('.')}/${len}`;
 }
 
 /** EngineFactory used by the daemon. */

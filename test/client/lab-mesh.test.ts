@@ -2,6 +2,7 @@
 // Each runs the real daemon (`netbird service run`) and joins with `netbird up --setup-key`.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Lab, run, waitUntil, type LabProcess, type NatHost } from '../lab/index.js';
 import type { StatusJson } from '../../src/client/status.js';
@@ -45,7 +46,15 @@ test('three peers behind NAT join with a setup key and reach each other through 
     const dir = lab.tmpdir();
     const sock = join(dir, 'netbird.sock');
     const config = join(dir, 'config.json');
-    const daemon = nat.host.spawn(NODE, [...CLI, 'service', 'run', '--config', config, '--daemon-addr', `unix://${sock}`]);
+    // `ip netns exec` bind-mounts /etc/netns/<ns>/resolv.conf over /etc/resolv.conf: each peer gets its own,
+    // and the daemon edits that file (NB_RESOLV_CONF) instead of the host's.
+    const etc = `/etc/netns/${nat.host.name}`;
+    mkdirSync(etc, { recursive: true });
+    writeFileSync(`${etc}/resolv.conf`, 'nameserver 127.0.0.1\n');
+    t.after(() => rmSync(etc, { recursive: true, force: true }));
+    const daemon = nat.host.spawn(NODE, [...CLI, 'service', 'run', '--config', config, '--daemon-addr', `unix://${sock}`], {
+      env: { ...process.env, NB_RESOLV_CONF: `${etc}/resolv.conf` },
+    });
     await daemon.waitFor(/listening on unix/, 30_000);
     members.push({ name, nat, sock, config, daemon });
   }
@@ -69,6 +78,16 @@ test('three peers behind NAT join with a setup key and reach each other through 
       const r = await m.nat.host.exec('ping', ['-c2', '-W2', '-n', ip], { check: false });
       assert.equal(r.code, 0, `${m.name} -> ${other.name} (${ip}) ping failed: ${r.stdout}${r.stderr}`);
     }
+  }
+
+  // ... and by DNS name, through the resolver each daemon runs on its overlay address.
+  for (const [i, m] of members.entries()) {
+    const other = members[(i + 1) % members.length]!;
+    const fqdn = statuses[(i + 1) % members.length]!.fqdn;
+    assert.match(fqdn, new RegExp(`^${other.name}\\.`));
+    const r = await m.nat.host.exec('ping', ['-c1', '-W2', fqdn], { check: false });
+    assert.equal(r.code, 0, `${m.name} -> ${fqdn} ping by name failed: ${r.stdout}${r.stderr}`);
+    assert.match(r.stdout, new RegExp(statuses[(i + 1) % members.length]!.netbirdIp.split('/')[0]!.replace(/\./g, '\\.')));
   }
 
   // status tells the truth.
