@@ -10,6 +10,7 @@ import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import { dirname } from 'node:path';
 import net from 'node:net';
+import { management } from '../proto/index.js';
 import { normalizeName } from './zones.js';
 
 export interface CommandResult {
@@ -234,4 +235,61 @@ export function applyHostDns(opts: HostDnsOptions, env: HostDnsEnv = {}): Promis
 /** Restores what applyHostDns changed (or a backup left by a crashed run). */
 export function restoreHostDns(env: HostDnsEnv = {}): Promise<boolean> {
   return hostFor(env).restore();
+}
+
+export interface HostDnsSettings {
+  /** Search domains: custom zones unless SearchDomainDisabled, plus groups with SearchDomainsEnabled. */
+  domains: string[];
+  /** Every name we answer or route: all zones, all match domains, reverse zones of the overlay. */
+  matchDomains: string[];
+  /** A primary nameserver group exists: all queries should come to us. */
+  routeAll: boolean;
+}
+
+/** Reverse-lookup zone covering a prefix, rounded out to a label boundary. */
+export function reverseZoneOf(prefix: string): string | undefined {
+  const [addr, lenText] = prefix.split('/') as [string, string | undefined];
+  const v = net.isIP(addr);
+  if (v === 0) return undefined;
+  const len = lenText === undefined ? (v === 4 ? 32 : 128) : Number(lenText);
+  if (v === 4) {
+    const octets = addr.split('.').slice(0, Math.floor(len / 8));
+    return [...octets.reverse(), 'in-addr', 'arpa'].join('.');
+  }
+  const groups = addr.split('::');
+  const head = groups[0] ? groups[0].split(':') : [];
+  const tail = groups.length > 1 && groups[1] ? groups[1].split(':') : [];
+  const full = [...head, ...new Array<string>(8 - head.length - tail.length).fill('0'), ...tail].map((g) => g.padStart(4, '0')).join('');
+  const nibbles = full.slice(0, Math.floor(len / 4)).split('');
+  return [...nibbles.reverse(), 'ip6', 'arpa'].join('.');
+}
+
+/** What to hand applyHostDns for a DNSConfig. */
+export function hostDnsSettings(cfg: management.DNSConfig, reversePrefixes: readonly string[] = []): HostDnsSettings {
+  const domains = new Set<string>();
+  const match = new Set<string>();
+  for (const z of cfg.CustomZones) {
+    const d = normalizeName(z.Domain);
+    if (d === '') continue;
+    match.add(d);
+    if (!z.SearchDomainDisabled) domains.add(d);
+  }
+  let routeAll = false;
+  for (const g of cfg.NameServerGroups) {
+    if (g.NameServers.length === 0) continue;
+    if (g.Primary) routeAll = true;
+    for (const raw of g.Domains) {
+      const d = normalizeName(raw);
+      if (d === '') continue;
+      match.add(d);
+      if (g.SearchDomainsEnabled) domains.add(d);
+    }
+  }
+  if (cfg.CustomZones.length > 0) {
+    for (const p of reversePrefixes) {
+      const z = reverseZoneOf(p);
+      if (z !== undefined) match.add(z);
+    }
+  }
+  return { domains: [...domains], matchDomains: [...match], routeAll };
 }

@@ -6,6 +6,6 @@
 export { DnsServer } from './server.js';
 export type { DnsServerOptions, DnsConfigOptions, DnsServerStats, DnsLogger } from './server.js';
 export type { Upstream } from './upstream.js';
-export { HostDns, applyHostDns, restoreHostDns, parseNameservers } from './host.js';
-export type { HostDnsOptions, HostDnsEnv, HostDnsResult, CommandRunner, CommandResult } from './host.js';
+export { HostDns, applyHostDns, restoreHostDns, parseNameservers, hostDnsSettings, reverseZoneOf } from './host.js';
+export type { HostDnsOptions, HostDnsEnv, HostDnsResult, HostDnsSettings, CommandRunner, CommandResult } from './host.js';
 export { normalizeName, reverseName } from './zones.js';

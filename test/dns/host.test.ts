@@ -4,7 +4,8 @@ import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { HostDns, applyHostDns, parseNameservers, restoreHostDns, type CommandRunner } from '../../src/dns/index.js';
+import { HostDns, applyHostDns, hostDnsSettings, parseNameservers, restoreHostDns, reverseZoneOf, type CommandRunner } from '../../src/dns/index.js';
+import { dnsConfig, nsGroup } from './helpers.js';
 
 type TestCtx = { after(fn: () => Promise<void> | void): void };
 
@@ -123,4 +124,25 @@ test('real /etc/resolv.conf inside a private mount namespace (unshare -m)', asyn
   const r = spawnSync('unshare', ['-m', 'sh', '-c', script], { encoding: 'utf8', timeout: 60_000 });
   assert.equal(r.status, 0, `stdout: ${r.stdout}\nstderr: ${r.stderr}`);
   assert.deepEqual(await fs.readFile('/etc/resolv.conf').catch(() => Buffer.alloc(0)), before, 'host resolv.conf unchanged');
+});
+
+test('hostDnsSettings: search vs match domains, primary routing, reverse zones', () => {
+  const cfg = dnsConfig({
+    CustomZones: [
+      { Domain: 'netbird.cloud.', Records: [], SearchDomainDisabled: false, NonAuthoritative: false },
+      { Domain: 'User.Example.', Records: [], SearchDomainDisabled: true, NonAuthoritative: true },
+    ],
+    NameServerGroups: [
+      nsGroup([53], { Domains: ['corp.example'], SearchDomainsEnabled: true }),
+      nsGroup([53], { Domains: ['lab.example.'] }),
+    ],
+  });
+  const s = hostDnsSettings(cfg, ['100.64.0.0/10', 'fd00:1234::/64']);
+  assert.deepEqual(s.domains, ['netbird.cloud', 'corp.example']);
+  assert.deepEqual(s.matchDomains, ['netbird.cloud', 'user.example', 'corp.example', 'lab.example', '100.in-addr.arpa', '0.0.0.0.0.0.0.0.4.3.2.1.0.0.d.f.ip6.arpa']);
+  assert.equal(s.routeAll, false);
+  assert.equal(hostDnsSettings(dnsConfig({ NameServerGroups: [nsGroup([53], { Primary: true })] })).routeAll, true);
+  assert.equal(hostDnsSettings(dnsConfig({ NameServerGroups: [nsGroup([], { Primary: true })] })).routeAll, false, 'a group without servers routes nothing');
+  assert.equal(reverseZoneOf('100.92.0.0/16'), '92.100.in-addr.arpa');
+  assert.equal(reverseZoneOf('bogus/8'), undefined);
 });
