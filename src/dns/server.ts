@@ -8,7 +8,7 @@ import net from 'node:net';
 import dnsPacket from 'dns-packet';
 import { management } from '../proto/index.js';
 import { DnsCache, Upstream, UpstreamTable, queryTcp, queryUdp } from './upstream.js';
-import { LocalAnswer, LocalRecord, TYPE_A, TYPE_AAAA, TYPE_ANY, TYPE_CNAME, TYPE_PTR, TYPE_TXT, ZoneSet, normalizeName } from './zones.js';
+import { LocalAnswer, LocalRecord, TYPE_A, TYPE_AAAA, TYPE_ANY, TYPE_CNAME, TYPE_PTR, TYPE_SOA, TYPE_TXT, ZoneSet, normalizeName } from './zones.js';
 
 export interface DnsLogger {
   debug(msg: string): void;
@@ -54,7 +54,7 @@ export interface DnsServerStats {
 const TYPE_NAMES: Record<number, dnsPacket.RecordType> = {
   [TYPE_A]: 'A', [TYPE_AAAA]: 'AAAA', [TYPE_CNAME]: 'CNAME', [TYPE_PTR]: 'PTR', [TYPE_TXT]: 'TXT',
 };
-const TYPE_NUMBERS: Record<string, number> = { A: TYPE_A, AAAA: TYPE_AAAA, CNAME: TYPE_CNAME, PTR: TYPE_PTR, TXT: TYPE_TXT, ANY: TYPE_ANY };
+const TYPE_NUMBERS: Record<string, number> = { A: TYPE_A, AAAA: TYPE_AAAA, CNAME: TYPE_CNAME, PTR: TYPE_PTR, TXT: TYPE_TXT, SOA: TYPE_SOA, ANY: TYPE_ANY };
 
 const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const;
 
@@ -237,13 +237,13 @@ export class DnsServer {
   private localReply(pkt: dnsPacket.DecodedPacket, q: dnsPacket.Question, local: LocalAnswer, edns: boolean, maxSize: number): Buffer {
     const answers: dnsPacket.Answer[] = local.answers.map((r) => toAnswer(r, q));
     const authorities: dnsPacket.Answer[] = [];
-    if (answers.length === 0) {
-      // Negative answers carry the zone SOA so stub resolvers can cache them (RFC 2308).
-      authorities.push({
-        type: 'SOA', name: local.zone, ttl: 60, class: 'IN',
-        data: { mname: local.zone, rname: `hostmaster.${local.zone}`, serial: 1, refresh: 3600, retry: 600, expire: 86400, minimum: 60 },
-      });
-    }
+    const soa: dnsPacket.Answer = {
+      type: 'SOA', name: local.zone, ttl: 60, class: 'IN',
+      data: { mname: local.zone, rname: `hostmaster.${local.zone}`, serial: 1, refresh: 3600, retry: 600, expire: 86400, minimum: 60 },
+    };
+    if (local.soa) answers.push(soa);
+    // Negative answers carry the zone SOA so stub resolvers can cache them (RFC 2308).
+    else if (answers.length === 0) authorities.push(soa);
     const rd = pkt.flags !== undefined && (pkt.flags & dnsPacket.RECURSION_DESIRED) !== 0;
     const flags = (local.authoritative ? dnsPacket.AUTHORITATIVE_ANSWER : 0) | (rd ? dnsPacket.RECURSION_DESIRED : 0) |
       dnsPacket.RECURSION_AVAILABLE | (local.rcode === 'NXDOMAIN' ? RCODE.NXDOMAIN : 0);

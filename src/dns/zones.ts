@@ -21,6 +21,8 @@ export interface Zone {
   domain: string;
   authoritative: boolean;
   names: Map<string, LocalRecord[]>;
+  /** Names that exist without records of their own (the apex, empty non-terminals): NODATA, not NXDOMAIN. */
+  empty: Set<string>;
 }
 
 /** The result of a local lookup; `undefined` from lookup() means "not ours, forward it". */
@@ -30,10 +32,13 @@ export interface LocalAnswer {
   answers: LocalRecord[];
   /** Zone apex for the SOA of negative answers. */
   zone: string;
+  /** The question was the zone's SOA: answer with the synthesized SOA. */
+  soa?: boolean;
 }
 
 export const TYPE_A = 1;
 export const TYPE_CNAME = 5;
+export const TYPE_SOA = 6;
 export const TYPE_PTR = 12;
 export const TYPE_TXT = 16;
 export const TYPE_AAAA = 28;
@@ -100,7 +105,7 @@ export class ZoneSet {
       if (domain === '') { this.skipped.push('zone with an empty domain'); continue; }
       // Old servers send one zone without the flag: it is authoritative whatever it says.
       const authoritative = zones.length === 1 || !cz.NonAuthoritative;
-      const zone: Zone = { domain, authoritative, names: new Map() };
+      const zone: Zone = { domain, authoritative, names: new Map(), empty: new Set([domain]) };
       for (const r of cz.Records) {
         const name = normalizeName(r.Name);
         if (!SUPPORTED.has(r.Type)) { this.skipped.push(`${name}: unsupported type ${r.Type}`); continue; }
@@ -113,6 +118,7 @@ export class ZoneSet {
         const rec: LocalRecord = { name, type: r.Type, ttl: Math.max(0, Math.min(r.TTL, 0x7fffffff)), data };
         const list = zone.names.get(name);
         if (list) list.push(rec); else zone.names.set(name, [rec]);
+        for (let n = name; n.length > domain.length; n = n.slice(n.indexOf('.') + 1)) if (n !== name) zone.empty.add(n);
         if (authoritative && (r.Type === TYPE_A || r.Type === TYPE_AAAA)) {
           const rev = reverseName(r.RData);
           if (!this.ptr.has(rev)) this.ptr.set(rev, { name: rev, type: TYPE_PTR, ttl: rec.ttl, data: name });
@@ -155,6 +161,9 @@ export class ZoneSet {
       const recs = z?.names.get(current);
       if (recs === undefined) {
         if (hop > 0) break;
+        if (zone.empty.has(name)) {
+          return { rcode: 'NOERROR', authoritative: zone.authoritative, answers, zone: zone.domain, soa: name === zone.domain && (type === TYPE_SOA || type === TYPE_ANY) };
+        }
         if (!zone.authoritative) return undefined; // user zone: let upstreams try
         return { rcode: 'NXDOMAIN', authoritative: true, answers, zone: zone.domain };
       }

@@ -20,6 +20,7 @@ const peerZone = {
     rec('laptop.netbird.cloud', 28, 'fd00:1234::7'),
     rec('server.netbird.cloud', 1, '100.64.0.9', 120),
     rec('alias.netbird.cloud', 5, 'server.netbird.cloud'),
+    rec('api.svc.netbird.cloud', 1, '100.64.0.11'),
   ],
 };
 
@@ -47,8 +48,13 @@ test('answers A/AAAA from the custom zone (case-insensitive, trailing dot), NXDO
   const nodata = await query(port, 'server.netbird.cloud', 'AAAA');
   assert.equal(nodata.rcode, 0);
   assert.equal(nodata.pkt.answers!.length, 0);
-  const apexNx = await query(port, 'netbird.cloud', 'A');
-  assert.equal(apexNx.rcode, 3);
+  const apex = await query(port, 'netbird.cloud', 'A');
+  assert.equal(apex.rcode, 0, 'the apex exists (NODATA)');
+  assert.equal(apex.pkt.answers!.length, 0);
+  const apexSoa = await query(port, 'netbird.cloud.', 'SOA');
+  assert.equal(apexSoa.pkt.answers![0]!.type, 'SOA');
+  const ent = await query(port, 'svc.netbird.cloud', 'A');
+  assert.equal(ent.rcode, 0, 'empty non-terminal is NODATA, not NXDOMAIN');
   // Also over TCP.
   const tcp = await query(port, 'laptop.netbird.cloud', 'A', { tcp: true });
   assert.deepEqual(data(tcp), ['100.64.0.7']);
