@@ -306,3 +306,24 @@ test('random bytes never throw (property)', () => {
   }), { numRuns: 3000 });
   f.close();
 });
+
+test('IPv6 extension headers are walked; ICMPv6 errors about our flows are related', () => {
+  const { f } = mk();
+  f.setRules(sshRules, { rulesIsEmpty: false });
+  // Hop-by-hop options header (8 bytes) in front of TCP to port 22 / 80.
+  const withHbh = (dport: number): Buffer => {
+    const pkt = tcp(PEER6, ME6, 40000, dport, SYN);
+    const hbh = Buffer.alloc(8); hbh[0] = 6; // next header TCP, length 0 => 8 bytes
+    const out = Buffer.concat([pkt.subarray(0, 40), hbh, pkt.subarray(40)]);
+    out[6] = 0; out.writeUInt16BE(out.length - 40, 4);
+    return out;
+  };
+  assert.equal(f.inbound(withHbh(22)), true);
+  assert.equal(f.inbound(withHbh(80)), false);
+  assert.equal(f.outbound(udp(ME6, PEER6, 5353, 53)), true);
+  assert.equal(f.inbound(icmpUnreachable(PEER6, ME6, udp(ME6, PEER6, 5353, 53))), true);
+  assert.equal(f.inbound(icmpUnreachable(PEER6, ME6, udp(ME6, PEER6, 5354, 53))), false);
+  // Truncated headers are malformed, not accepted.
+  assert.equal(f.inbound(withHbh(22).subarray(0, 50)), false);
+  assert.ok(f.stats().dropped.malformed >= 1);
+});
