@@ -267,6 +267,9 @@ constexpr uint32_t GSO_MAX_BYTES = 65000;
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT 103
 #endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
 
 // UdpSender: keeps the mmsghdr/iovec/sockaddr arrays between calls so a send
 // allocates nothing. With GSO on, runs of packets to the same destination with
@@ -411,8 +414,12 @@ class UdpSender : public Napi::ObjectWrap<UdpSender> {
 // ---- Reader ----------------------------------------------------------------
 
 // Reader drains a nonblocking fd whenever it is readable.
-// new Reader(mode: 'tun' | 'udp', fd, buf, offsets, slotSize, lengths, addrs|null, maxBatch, callback(count))
-// Packet i is written at buf[offsets[i] .. offsets[i] + slotSize); its length goes to lengths[i].
+// new Reader(mode: 'tun' | 'udp' | 'udp-gro', fd, buf, offsets, slotSize, lengths, addrs|null, maxBatch, callback(count))
+// 'tun', 'udp': packet i is written at buf[offsets[i] .. offsets[i] + slotSize); its length goes to lengths[i].
+// 'udp-gro': the socket has UDP_GRO on, so one datagram may hold several packets of gso_size bytes
+//   (the last may be shorter). Datagram j is received into buf[j * slotSize ..] (slotSize >= 64 KiB),
+//   split here, and packet i described by offsets[i]/lengths[i]/addrs[i] (outputs; their capacity
+//   bounds the packets per callback).
 class Reader : public Napi::ObjectWrap<Reader> {
  public:
   static Napi::Function Init(Napi::Env env) {
@@ -421,7 +428,9 @@ class Reader : public Napi::ObjectWrap<Reader> {
 
   explicit Reader(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Reader>(info) {
     Napi::Env env = info.Env();
-    udp_ = info[0].As<Napi::String>().Utf8Value() == "udp";
+    std::string mode = info[0].As<Napi::String>().Utf8Value();
+    udp_ = mode == "udp" || mode == "udp-gro";
+    gro_ = mode == "udp-gro";
     fd_ = info[1].As<Napi::Number>().Int32Value();
     auto buf = info[2].As<Napi::Uint8Array>();
     auto offs = info[3].As<Napi::Uint32Array>();
@@ -429,17 +438,18 @@ class Reader : public Napi::ObjectWrap<Reader> {
     auto lens = info[5].As<Napi::Uint32Array>();
     max_ = info[7].As<Napi::Number>().Uint32Value();
     if (max_ > MAX_BATCH) max_ = MAX_BATCH;
-    if (max_ > offs.ElementLength()) max_ = offs.ElementLength();
-    if (max_ > lens.ElementLength()) max_ = lens.ElementLength();
+    cap_ = offs.ElementLength() < lens.ElementLength() ? offs.ElementLength() : lens.ElementLength();
+    if (max_ > cap_) max_ = cap_;
     for (uint32_t i = 0; i < max_; i++) {
-      if ((size_t)offs[i] + slot_ > buf.ByteLength()) {
+      size_t at = gro_ ? (size_t)i * slot_ : offs[i];
+      if (at + slot_ > buf.ByteLength()) {
         Napi::RangeError::New(env, "slot outside buffer").ThrowAsJavaScriptException();
         return;
       }
     }
     if (udp_) {
       auto addrs = info[6].As<Napi::Uint8Array>();
-      if (addrs.ByteLength() < max_ * ADDR_SIZE) {
+      if (addrs.ByteLength() < (gro_ ? cap_ : max_) * ADDR_SIZE) {
         Napi::RangeError::New(env, "address buffer too small").ThrowAsJavaScriptException();
         return;
       }
@@ -457,8 +467,9 @@ class Reader : public Napi::ObjectWrap<Reader> {
       msgs_.resize(max_);
       iov_.resize(max_);
       sa_.resize(max_);
+      ctl_.resize(max_);
       for (uint32_t i = 0; i < max_; i++) {
-        iov_[i].iov_base = base_ + offs_[i];
+        iov_[i].iov_base = base_ + (gro_ ? (size_t)i * slot_ : offs_[i]);
         iov_[i].iov_len = slot_;
       }
     }
@@ -528,11 +539,36 @@ class Reader : public Napi::ObjectWrap<Reader> {
       msgs_[i].msg_hdr.msg_namelen = sizeof sa_[i];
       msgs_[i].msg_hdr.msg_iov = &iov_[i];
       msgs_[i].msg_hdr.msg_iovlen = 1;
+      if (gro_) {
+        msgs_[i].msg_hdr.msg_control = ctl_[i].buf;
+        msgs_[i].msg_hdr.msg_controllen = sizeof ctl_[i].buf;
+      }
     }
     int r;
     do { r = recvmmsg(fd_, msgs_.data(), max_, MSG_DONTWAIT, nullptr); } while (r < 0 && errno == EINTR);
     if (r <= 0) return 0;
     uint32_t n = 0;
+    if (gro_) {
+      for (int i = 0; i < r; i++) {
+        msghdr& h = msgs_[i].msg_hdr;
+        if (h.msg_flags & MSG_TRUNC) continue;
+        uint32_t len = msgs_[i].msg_len;
+        int seg = 0;
+        for (cmsghdr* c = CMSG_FIRSTHDR(&h); c != nullptr; c = CMSG_NXTHDR(&h, c))
+          if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) memcpy(&seg, CMSG_DATA(c), sizeof seg);
+        if (seg <= 0 || (uint32_t)seg > len) seg = len;
+        uint8_t addr[ADDR_SIZE];
+        DecodeAddr(sa_[i], addr);
+        uint32_t base = (uint32_t)i * slot_;
+        for (uint32_t off = 0; off < len && n < cap_; off += seg) {
+          offs_[n] = base + off;
+          lens_[n] = len - off < (uint32_t)seg ? len - off : (uint32_t)seg;
+          memcpy(addrs_ + n * ADDR_SIZE, addr, ADDR_SIZE);
+          n++;
+        }
+      }
+      return n;
+    }
     for (int i = 0; i < r; i++) {
       if (msgs_[i].msg_hdr.msg_flags & MSG_TRUNC) continue;  // larger than a slot: not one of ours
       if (n != (uint32_t)i) memmove(base_ + offs_[n], base_ + offs_[i], msgs_[i].msg_len);
@@ -566,9 +602,13 @@ class Reader : public Napi::ObjectWrap<Reader> {
     }
   }
 
+  struct Ctl {
+    alignas(cmsghdr) char buf[CMSG_SPACE(sizeof(int))];
+  };
   bool udp_ = false;
+  bool gro_ = false;
   int fd_ = -1;
-  uint32_t slot_ = 0, max_ = 0;
+  uint32_t slot_ = 0, max_ = 0, cap_ = 0;
   uint8_t* base_ = nullptr;
   uint32_t* offs_ = nullptr;
   uint32_t* lens_ = nullptr;
@@ -581,7 +621,15 @@ class Reader : public Napi::ObjectWrap<Reader> {
   std::vector<mmsghdr> msgs_;
   std::vector<iovec> iov_;
   std::vector<sockaddr_storage> sa_;
+  std::vector<Ctl> ctl_;
 };
+
+// udpEnableGro(fd) -> boolean: asks the kernel to coalesce received datagrams (UDP_GRO).
+Napi::Value UdpEnableGro(const Napi::CallbackInfo& info) {
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  int one = 1;
+  return Napi::Boolean::New(info.Env(), setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one) == 0);
+}
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("tunOpen", Napi::Function::New(env, TunOpen));
@@ -589,6 +637,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("closeFd", Napi::Function::New(env, CloseFd));
   exports.Set("setNetns", Napi::Function::New(env, SetNetns));
   exports.Set("udpOpen", Napi::Function::New(env, UdpOpen));
+  exports.Set("udpEnableGro", Napi::Function::New(env, UdpEnableGro));
   exports.Set("UdpSender", UdpSender::Init(env));
   exports.Set("Reader", Reader::Init(env));
   exports.Set("ADDR_SIZE", Napi::Number::New(env, ADDR_SIZE));

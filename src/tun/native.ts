@@ -26,10 +26,11 @@ export interface NativeAddon {
   tunWrite(fd: number, buf: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number): number;
   closeFd(fd: number): void;
   setNetns(fd: number): void;
+  udpEnableGro(fd: number): boolean;
   udpOpen(host: string, port: number, bufBytes: number): { fd: number; port: number; family: 4 | 6; rcvbuf: number; sndbuf: number };
   UdpSender: new (fd: number, family: 4 | 6, gso: boolean) => NativeUdpSender;
   Reader: new (
-    mode: 'tun' | 'udp',
+    mode: 'tun' | 'udp' | 'udp-gro',
     fd: number,
     buf: Uint8Array,
     offsets: Uint32Array,

@@ -82,6 +82,12 @@ export interface UdpBindOptions {
    * plain sends by itself where the path refuses it.
    */
   gso?: boolean;
+  /**
+   * UDP GRO: let the kernel hand over runs of packets from one sender as one datagram (split
+   * here), e.g. the GSO sends of another netbird peer (default: NETBIRD_UDP_GRO env, else on).
+   * Costs 64 KiB of receive buffer per batch slot.
+   */
+  gro?: boolean;
 }
 
 export interface LinuxUdpBind extends UdpBind {
@@ -92,6 +98,8 @@ export interface LinuxUdpBind extends UdpBind {
   readonly endpointCount: number;
   /** UDP GSO currently used for sending. */
   readonly gso: boolean;
+  /** UDP GRO enabled for receiving. */
+  readonly gro: boolean;
 }
 
 class LinuxUdp implements LinuxUdpBind {
@@ -112,7 +120,9 @@ class LinuxUdp implements LinuxUdpBind {
   private slab: { buf: Uint8Array; used: number } = { buf: new Uint8Array(ADDR_SIZE * 256), used: 0 };
   private closed = false;
 
-  constructor(fd: number, port: number, family: 4 | 6, rcvbuf: number, sndbuf: number, batchSize: number, maxPacket: number, gso: boolean) {
+  readonly gro: boolean;
+
+  constructor(fd: number, port: number, family: 4 | 6, rcvbuf: number, sndbuf: number, batchSize: number, maxPacket: number, gso: boolean, gro: boolean) {
     this.fd = fd;
     this.port = port;
     this.family = family;
@@ -120,14 +130,18 @@ class LinuxUdp implements LinuxUdpBind {
     this.sndbuf = sndbuf;
     const addon = native();
     this.sender = new addon.UdpSender(fd, family, gso);
-    const slot = Math.ceil(maxPacket / 64) * 64;
-    const offsets = new Uint32Array(batchSize);
-    for (let i = 0; i < batchSize; i++) offsets[i] = i * slot;
-    this.rx = { buf: Buffer.allocUnsafe(batchSize * slot), offsets, lengths: new Uint32Array(batchSize), count: 0 };
-    this.rxAddrs = new Uint8Array(batchSize * ADDR_SIZE);
-    this.from = new Array<Endpoint>(batchSize);
+    this.gro = gro && addon.udpEnableGro(fd);
+    // With GRO a slot takes a whole coalesced datagram (<= 64 KiB) and holds up to 128 packets.
+    const slots = this.gro ? Math.min(batchSize, 64) : batchSize;
+    const slot = this.gro ? 65536 : Math.ceil(maxPacket / 64) * 64;
+    const capacity = this.gro ? slots * 128 : slots;
+    const offsets = new Uint32Array(capacity);
+    for (let i = 0; i < slots; i++) offsets[i] = i * slot;
+    this.rx = { buf: Buffer.allocUnsafe(slots * slot), offsets, lengths: new Uint32Array(capacity), count: 0 };
+    this.rxAddrs = new Uint8Array(capacity * ADDR_SIZE);
+    this.from = new Array<Endpoint>(capacity);
     this.txAddrs = new Uint8Array(batchSize * ADDR_SIZE);
-    this.reader = new addon.Reader('udp', fd, this.rx.buf, offsets, slot, this.rx.lengths, this.rxAddrs, batchSize, (n) => this.onBatch(n));
+    this.reader = new addon.Reader(this.gro ? 'udp-gro' : 'udp', fd, this.rx.buf, offsets, slot, this.rx.lengths, this.rxAddrs, slots, (n) => this.onBatch(n));
   }
 
   get gso(): boolean {
@@ -153,9 +167,8 @@ class LinuxUdp implements LinuxUdpBind {
       from[i] = prev !== undefined && sameAddr(prev.raw, a, o) ? prev : (prev = this.lookup(a, o));
     }
     this.rx.count = count;
-    if (from.length !== count) from.length = count;
+    // from[] keeps its full length (no resizing per batch); entries past count are stale.
     this.handler?.(this.rx, from);
-    if (from.length !== this.rx.offsets.length) from.length = this.rx.offsets.length;
   }
 
   /** Finds or creates the endpoint for the address record at a[o..o+24). */
@@ -274,5 +287,7 @@ export async function createUdpBind(opts: UdpBindOptions): Promise<LinuxUdpBind>
   });
   const envGso = process.env.NETBIRD_UDP_GSO;
   const gso = opts.gso ?? (envGso === undefined ? true : envGso === '1');
-  return new LinuxUdp(s.fd, s.port, s.family, s.rcvbuf, s.sndbuf, batchSize, maxPacket, gso);
+  const envGro = process.env.NETBIRD_UDP_GRO;
+  const gro = opts.gro ?? (envGro === undefined ? true : envGro === '1');
+  return new LinuxUdp(s.fd, s.port, s.family, s.rcvbuf, s.sndbuf, batchSize, maxPacket, gso, gro);
 }

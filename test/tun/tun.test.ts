@@ -130,23 +130,31 @@ test('UDP bind: batched send/receive, cached endpoints, IPv4 and IPv6', async (t
   assert.equal(a.endpoint('[::ffff:127.0.0.1]:9').toString(), '127.0.0.1:9');
 });
 
-test('UDP bind: GSO run of equal-size packets arrives as separate datagrams, in order', async (t) => {
+test('UDP bind: GSO sends and GRO receives split back into the same packets, in order', async (t) => {
   const lab = await Lab.create({ prefix: 'nbtn' });
   t.after(() => lab.cleanup());
   const ns = await lab.ns('gso');
-  const a = await createUdpBind({ port: 0, netns: ns.name, gso: true });
-  const b = await createUdpBind({ port: 0, netns: ns.name });
-  const plain = await createUdpBind({ port: 0, netns: ns.name, gso: false });
+  const gsoSender = await createUdpBind({ port: 0, netns: ns.name, gso: true });
+  const plainSender = await createUdpBind({ port: 0, netns: ns.name, gso: false });
+  const groReceiver = await createUdpBind({ port: 0, netns: ns.name, gro: true });
+  const plainReceiver = await createUdpBind({ port: 0, netns: ns.name, gro: false });
+  const all = [gsoSender, plainSender, groReceiver, plainReceiver];
   t.after(async () => {
-    await a.close();
-    await b.close();
-    await plain.close();
+    for (const b of all) await b.close();
   });
+  assert.equal(groReceiver.gro, true);
+  assert.equal(plainReceiver.gro, false);
   const got: Buffer[] = [];
-  b.setReceiveHandler((batch) => {
-    for (let i = 0; i < batch.count; i++) got.push(Buffer.from(batch.buf.subarray(batch.offsets[i]!, batch.offsets[i]! + batch.lengths[i]!)));
-  });
-  // 100 packets: 99 of 1200 bytes and a 700-byte tail, all to b -> runs of <= 64 segments.
+  const froms = new Set<Endpoint>();
+  for (const r of [groReceiver, plainReceiver]) {
+    r.setReceiveHandler((batch, from) => {
+      for (let i = 0; i < batch.count; i++) {
+        got.push(Buffer.from(batch.buf.subarray(batch.offsets[i]!, batch.offsets[i]! + batch.lengths[i]!)));
+        froms.add(from[i]!);
+      }
+    });
+  }
+  // 100 packets: 99 of 1200 bytes and a 700-byte tail, all to one destination -> runs of <= 64 segments.
   const n = 100;
   const out: PacketBatch = { buf: Buffer.alloc(n * 1216), offsets: new Uint32Array(n), lengths: new Uint32Array(n), count: n };
   for (let i = 0; i < n; i++) {
@@ -154,16 +162,20 @@ test('UDP bind: GSO run of equal-size packets arrives as separate datagrams, in 
     out.lengths[i] = i === n - 1 ? 700 : 1200;
     out.buf.fill(i, i * 1216, i * 1216 + out.lengths[i]!);
   }
-  for (const sender of [a, plain]) {
-    got.length = 0;
-    const to = new Array<Endpoint>(n).fill(sender.endpoint(`127.0.0.1:${b.port}`));
-    sender.send(out, to);
-    assert.ok(await waitUntil(() => got.length === n, 3000), `received ${got.length}/${n}`);
-    for (let i = 0; i < n; i++) {
-      assert.equal(got[i]!.length, i === n - 1 ? 700 : 1200);
-      assert.ok(got[i]!.every((x) => x === i), `packet ${i} content`);
+  for (const sender of [gsoSender, plainSender]) {
+    for (const receiver of [groReceiver, plainReceiver]) {
+      got.length = 0;
+      froms.clear();
+      sender.send(out, new Array<Endpoint>(n).fill(sender.endpoint(`127.0.0.1:${receiver.port}`)));
+      const what = `gso=${sender.gso} gro=${receiver.gro}`;
+      assert.ok(await waitUntil(() => got.length === n, 3000), `${what}: received ${got.length}/${n}`);
+      for (let i = 0; i < n; i++) {
+        assert.equal(got[i]!.length, i === n - 1 ? 700 : 1200, `${what}: packet ${i} length`);
+        assert.ok(got[i]!.every((x) => x === i), `${what}: packet ${i} content`);
+      }
+      assert.deepEqual([...froms].map(String), [`127.0.0.1:${sender.port}`]);
     }
   }
-  assert.equal(a.gso, true, 'GSO stayed on over loopback');
-  assert.equal(plain.gso, false);
+  assert.equal(gsoSender.gso, true, 'GSO stayed on over loopback');
+  assert.equal(plainSender.gso, false);
 });
