@@ -35,7 +35,12 @@ interface Entry {
 }
 
 export class FlowEventQueue {
+  /** All unacked events in push order (the first is the oldest, dropped first when full). */
   private readonly entries = new Map<string, Entry>();
+  /** Keys never sent yet, in push order: sent without scanning the whole queue. */
+  private readonly unsent = new Set<string>();
+  /** Sent events ordered by their last send (oldest first), so the resend scan stops at the first recent one. */
+  private readonly sentOrder = new Map<string, Entry>();
   private readonly maxEvents: number;
   private readonly resendAfterMs: number;
   private readonly maxResendAfterMs: number;
@@ -68,27 +73,33 @@ export class FlowEventQueue {
       // Map iterates in insertion order: the first key is the oldest event.
       const oldest = this.entries.keys().next().value as string;
       this.entries.delete(oldest);
+      this.unsent.delete(oldest);
+      this.sentOrder.delete(oldest);
       this.dropped++;
     }
     this.entries.set(key, { event, sentAt: undefined, attempts: 0 });
+    this.unsent.add(key);
   }
 
   /** Removes the acked event; false when unknown (a duplicate ack, or dropped meanwhile). */
   ack(eventId: Uint8Array): boolean {
-    const ok = this.entries.delete(Buffer.from(eventId.buffer, eventId.byteOffset, eventId.byteLength).toString('hex'));
+    const key = Buffer.from(eventId.buffer, eventId.byteOffset, eventId.byteLength).toString('hex');
+    const ok = this.entries.delete(key);
+    this.unsent.delete(key);
+    this.sentOrder.delete(key);
     if (ok) this.acked++;
     return ok;
   }
 
   /** After a new stream is up: everything unacked is due again (once ≥ resendAfterMs since its last send). */
   onReconnect(): void {
-    for (const e of this.entries.values()) if (e.attempts > 1) e.attempts = 1;
+    for (const e of this.sentOrder.values()) if (e.attempts > 1) e.attempts = 1;
   }
 
-  private due(e: Entry, now: number): boolean {
-    if (e.sentAt === undefined) return true;
-    const delay = Math.min(this.resendAfterMs * 2 ** Math.max(0, e.attempts - 1), this.maxResendAfterMs);
-    return now - e.sentAt >= delay;
+  /** When a sent entry may be sent again. */
+  private dueAt(e: Entry): number {
+    if (e.sentAt === undefined) return Number.NEGATIVE_INFINITY;
+    return e.sentAt + Math.min(this.resendAfterMs * 2 ** Math.max(0, e.attempts - 1), this.maxResendAfterMs);
   }
 
   /**
@@ -98,19 +109,37 @@ export class FlowEventQueue {
   pump(send: (event: flow.FlowEvent) => boolean): number {
     const now = this.now();
     let n = 0;
-    for (const e of this.entries.values()) {
-      if (!this.due(e, now)) continue;
+    /** true: sent, go on; false: sent, stream buffer full; undefined: not sent. */
+    const sendOne = (key: string, e: Entry): boolean | undefined => {
       let more: boolean;
       try {
         more = send(e.event);
       } catch {
-        break;
+        return undefined;
       }
       if (e.sentAt !== undefined) this.resent++;
       e.sentAt = now;
       e.attempts++;
       this.sent++;
       n++;
+      this.sentOrder.delete(key);
+      this.sentOrder.set(key, e);
+      return more;
+    };
+    // Re-sends first, least recently sent first. Sends happen at non-decreasing times, so sentOrder is
+    // ordered by sentAt: the scan ends at the first event sent less than resendAfterMs ago.
+    const due: Array<[string, Entry]> = [];
+    for (const [key, e] of this.sentOrder) {
+      if (now - (e.sentAt ?? now) < this.resendAfterMs) break;
+      if (this.dueAt(e) <= now) due.push([key, e]);
+    }
+    for (const [key, e] of due) {
+      if (sendOne(key, e) !== true) return n;
+    }
+    for (const key of this.unsent) {
+      const more = sendOne(key, this.entries.get(key)!);
+      if (more === undefined) break;
+      this.unsent.delete(key);
       if (!more) break;
     }
     return n;
