@@ -1,11 +1,12 @@
 import * as grpc from '@grpc/grpc-js';
-import { EnvelopeError, type KeyPair, formatKey, openMessage, parseKey, sealEnvelope, sealMessage } from '../crypto/index.js';
+import { EnvelopeError, type KeyPair, formatKey, openMessage, parseKey, sealMessage } from '../crypto/index.js';
 import { management } from '../proto/index.js';
 import type { NetbirdConfigBuilder } from './config.js';
 import type { AccountManager } from './manager.js';
 import { peerConfigOf, sessionExpiresAt } from './networkmap.js';
 import type { PeerMeta } from './types.js';
 import { ManagementError, emptyPeerMeta } from './types.js';
+import { sealFrameInPlace } from './wire.js';
 import type { UpdateHub } from './updates.js';
 
 /**
@@ -33,6 +34,7 @@ const CODE: Record<ManagementError['kind'], grpc.status> = {
   failed_precondition: grpc.status.FAILED_PRECONDITION,
   already_exists: grpc.status.ALREADY_EXISTS,
   unprocessable: grpc.status.INVALID_ARGUMENT,
+  unauthenticated: grpc.status.UNAUTHENTICATED,
   internal: grpc.status.INTERNAL,
 };
 
@@ -163,9 +165,10 @@ export function createManagementService(opts: ManagementGrpcOptions): {
           return;
         }
         session = hub.open(ref, {
-          send: (plain) => {
+          send: (frame) => {
             if (ended) return;
-            call.write({ wgPubKey: serverPub, body: sealEnvelope(plain, peerPub, serverKey.privateKey), version: 0 });
+            // Already the EncryptedMessage wire bytes; the service's serializer passes Buffers through.
+            call.write(sealFrameInPlace(frame, peerPub, serverKey.privateKey, serverPub) as unknown as management.EncryptedMessage);
           },
           end: (error) => {
             if (ended) return;
@@ -216,5 +219,18 @@ export function createManagementService(opts: ManagementGrpcOptions): {
     renewExpose: unimplemented('RenewExpose'),
     stopExpose: unimplemented('StopExpose'),
   };
-  return { service: management.ManagementServiceService, implementation };
+  return { service: MANAGEMENT_SERVICE, implementation };
 }
+
+/**
+ * ManagementService with a Sync serializer that passes pre-encoded EncryptedMessage bytes through
+ * (map pushes are sealed in place, wire.ts) and encodes message objects as usual.
+ */
+const MANAGEMENT_SERVICE: typeof management.ManagementServiceService = {
+  ...management.ManagementServiceService,
+  sync: {
+    ...management.ManagementServiceService.sync,
+    responseSerialize: (value: management.EncryptedMessage): Buffer =>
+      Buffer.isBuffer(value) ? value : Buffer.from(management.EncryptedMessage.encode(value).finish()),
+  },
+};

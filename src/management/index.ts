@@ -18,6 +18,7 @@ export type { AccountData, StoreOptions } from './store/store.js';
 export { loadOrCreateServerKey, SERVER_KEY_FILE } from './serverkey.js';
 export { encodeNetworkMap, forwarderPort } from './networkmap.js';
 export type { EncodedMap } from './networkmap.js';
+export { SYNC_HEADROOM, sealFrameInPlace } from './wire.js';
 export type { AccountState } from './state.js';
 export { hashSetupKey, dnsLabelFromHostname } from './util.js';
 export * from './types.js';

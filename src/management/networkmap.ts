@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import { management } from '../proto/index.js';
-import type { AccountState, IndexedRule } from './state.js';
+import type { AccountState, Chunk, IndexedRule, PeerFragments, RuleTemplate } from './state.js';
 import type { Peer, PolicyRule } from './types.js';
 import { cidrBits, compareVersion, ipToInt } from './util.js';
+import { SYNC_HEADROOM, field, fieldHeader, frameOf, varintLength, writeVarint } from './wire.js';
 
 /**
  * Network map of one peer (protocol.md §4.6, management-api.md §5), computed from the in-memory
@@ -24,17 +25,13 @@ const SSH_PORT = 22;
 const NETBIRD_SSH_PORT = 22022;
 const CAP_SOURCE_PREFIXES = management.PeerCapability.PeerCapabilitySourcePrefixes;
 
-/** Traits of the receiving peer that change the bytes of fragments about others. */
-interface Receiver {
-  peer: Peer;
-  portRanges: boolean;
-  sourcePrefixes: boolean;
-}
-
 export interface EncodedMap {
-  /** NetworkMap bytes without field 1 (Serial). */
-  body: Uint8Array;
-  /** SHA-1 of `body`: equal digests mean an identical map. */
+  /** NetworkMap bytes without field 1 (Serial), in pieces (most shared with other maps). */
+  parts: Uint8Array[];
+  length: number;
+  /** The pieces joined (computed on first use). */
+  readonly body: Uint8Array;
+  /** SHA-1 over the map with every cached fragment replaced by its content hash: equal digests mean an identical map. */
   digest: string;
   peerConfig: management.PeerConfig;
   remotePeersIsEmpty: boolean;
@@ -82,48 +79,96 @@ export function compactPrefix(ip: string, bits: number): Buffer {
   return Buffer.from([(n >>> 24) & 255, (n >>> 16) & 255, (n >>> 8) & 255, n & 255, bits]);
 }
 
-function cached(state: AccountState, peerId: string, key: string, make: () => Uint8Array): Uint8Array {
-  let m = state.peerCache.get(peerId);
-  if (!m) state.peerCache.set(peerId, (m = new Map()));
-  let v = m.get(key);
-  if (!v) m.set(key, (v = make()));
-  return v;
+function chunk(bytes: Uint8Array): Chunk {
+  const d = createHash('sha1').update(bytes).digest();
+  return { bytes, h1: d.readInt32LE(0), h2: d.readInt32LE(4) };
 }
 
-function remotePeerBytes(state: AccountState, q: Peer): Uint8Array {
-  return cached(state, q.id, 'rp', () =>
-    management.RemotePeerConfig.encode({
-      wgPubKey: q.key,
-      allowedIps: [`${q.ip}/32`],
-      sshConfig: { sshEnabled: false, sshPubKey: Buffer.from(q.sshKey, 'utf8'), jwtConfig: undefined },
-      fqdn: fqdnOf(state, q),
-      agentVersion: q.meta.netbirdVersion,
-    }).finish(),
-  );
-}
-
-function dnsRecordsBytes(state: AccountState, q: Peer): Uint8Array[] {
-  const m = state.peerCache.get(q.id);
-  const hit = m?.get('dns0');
-  const out: Uint8Array[] = [];
-  if (hit) {
-    out.push(hit);
-    for (let i = 1; ; i++) {
-      const more = m!.get(`dns${i}`);
-      if (!more) break;
-      out.push(more);
-    }
-    return out;
+/**
+ * Map digest: two 32-bit lanes of murmur3-style mixing over the cached chunks' SHA-1 prefixes and
+ * the bytes of the few uncached pieces. No allocation per map; 64 bits plus the length make an
+ * accidental collision (a peer missing one update) vanishingly unlikely.
+ */
+class Digest {
+  h1 = 0x2545f491;
+  h2 = 0x5bd1e995;
+  private static mix(h: number, k: number): number {
+    k = Math.imul(k, 0xcc9e2d51);
+    k = (k << 15) | (k >>> 17);
+    k = Math.imul(k, 0x1b873593);
+    h ^= k;
+    h = (h << 13) | (h >>> 19);
+    return (Math.imul(h, 5) + 0xe6546b64) | 0;
   }
-  const labels = [q.dnsLabel, ...q.extraDnsLabels];
-  labels.forEach((label, i) => {
-    out.push(
-      cached(state, q.id, `dns${i}`, () =>
-        management.SimpleRecord.encode({ Name: `${label}.${state.account.dnsDomain}`, Type: 1, Class: 'IN', TTL: PEER_RECORD_TTL, RData: q.ip }).finish(),
-      ),
-    );
-  });
-  return out;
+  word(a: number, b: number): void {
+    this.h1 = Digest.mix(this.h1, a);
+    this.h1 = Digest.mix(this.h1, b);
+    this.h2 = Digest.mix(this.h2, b ^ 0x9e3779b9);
+    this.h2 = Digest.mix(this.h2, a);
+  }
+  bytes(b: Uint8Array): void {
+    let i = 0;
+    for (; i + 8 <= b.length; i += 8) {
+      this.word(b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16) | (b[i + 3]! << 24), b[i + 4]! | (b[i + 5]! << 8) | (b[i + 6]! << 16) | (b[i + 7]! << 24));
+    }
+    let tail = b.length;
+    for (; i < b.length; i++) tail = (tail * 257 + b[i]!) | 0;
+    this.word(tail, b.length);
+  }
+  finish(length: number): string {
+    return `${(this.h1 >>> 0).toString(36)}.${(this.h2 >>> 0).toString(36)}.${length.toString(36)}`;
+  }
+}
+
+// Field tags (field number << 3 | wire type) used below.
+const T_NM_PEERCONFIG = 18; // NetworkMap.peerConfig
+const T_NM_REMOTE = 26; // NetworkMap.remotePeers (also SyncResponse.remotePeers)
+const T_NM_DNS = 50; // NetworkMap.DNSConfig
+const T_NM_OFFLINE = 58; // NetworkMap.offlinePeers
+const T_NM_FW = 66; // NetworkMap.FirewallRules
+const T_ZONE_RECORD = 18; // CustomZone.Records
+const T_DNS_ZONE = 26; // DNSConfig.CustomZones
+const T_SR_MAP = 42; // SyncResponse.NetworkMap
+const REMOTE_EMPTY = Uint8Array.of(32, 1); // NetworkMap.remotePeersIsEmpty = true
+const FW_EMPTY = Uint8Array.of(72, 1); // NetworkMap.firewallRulesIsEmpty = true
+const ROUTES_FW_EMPTY = Uint8Array.of(88, 1); // NetworkMap.routesFirewallRulesIsEmpty = true
+const DNS_SERVICE_ENABLE = Uint8Array.of(8, 1); // DNSConfig.ServiceEnable = true
+const SSH_AUTH = field(106, management.SSHAuth.encode({ UserIDClaim: 'sub', AuthorizedUsers: [], machineUsers: {} }).finish());
+
+function fragmentsOf(state: AccountState, q: Peer): PeerFragments {
+  const hit = state.peerCache.get(q.id);
+  if (hit) {
+    if (hit.fwGen !== state.templateGen) {
+      hit.fw.clear();
+      hit.fwGen = state.templateGen;
+    }
+    return hit;
+  }
+  const rp = management.RemotePeerConfig.encode({
+    wgPubKey: q.key,
+    allowedIps: [`${q.ip}/32`],
+    sshConfig: { sshEnabled: false, sshPubKey: Buffer.from(q.sshKey, 'utf8'), jwtConfig: undefined },
+    fqdn: fqdnOf(state, q),
+    agentVersion: q.meta.netbirdVersion,
+  }).finish();
+  const records = [q.dnsLabel, ...q.extraDnsLabels].map((label) =>
+    field(T_ZONE_RECORD, management.SimpleRecord.encode({ Name: `${label}.${state.account.dnsDomain}`, Type: 1, Class: 'IN', TTL: PEER_RECORD_TTL, RData: q.ip }).finish()),
+  );
+  const fwPeer = management.FirewallRule.encode(management.FirewallRule.fromPartial({ PeerIP: q.ip })).finish();
+  const fwPeerWithPrefix = management.FirewallRule.encode(management.FirewallRule.fromPartial({ PeerIP: q.ip, sourcePrefixes: [compactPrefix(q.ip, 32)] })).finish();
+  const f: PeerFragments = {
+    ipInt: ipToInt(q.ip),
+    remote: chunk(field(T_NM_REMOTE, rp)),
+    offline: chunk(field(T_NM_OFFLINE, rp)),
+    dns: chunk(Buffer.concat(records)),
+    fwPeer,
+    fwPeerWithPrefix,
+    sshNew: compareVersion(q.meta.netbirdVersion, '0.60.0') >= 0,
+    fwGen: state.templateGen,
+    fw: new Map(),
+  };
+  state.peerCache.set(q.id, f);
+  return f;
 }
 
 const PROTOCOLS: Record<PolicyRule['protocol'], management.RuleProtocol> = {
@@ -136,44 +181,75 @@ const PROTOCOLS: Record<PolicyRule['protocol'], management.RuleProtocol> = {
 
 type PortSel = { kind: 'all' } | { kind: 'port'; port: number } | { kind: 'range'; start: number; end: number };
 
-/** Port selections a rule expands to, for the given receiver and SSH-server peer. */
-function portSelections(rule: PolicyRule, rx: Receiver, sshServer: Peer): PortSel[] {
+/** Port selections a rule expands to, given receiver range support and whether the SSH server peer is new. */
+function portSelections(rule: PolicyRule, portRanges: boolean, sshNew: boolean): PortSel[] {
   if (rule.protocol === 'netbird-ssh') {
     const out: PortSel[] = [{ kind: 'port', port: SSH_PORT }];
-    if (compareVersion(sshServer.meta.netbirdVersion, '0.60.0') >= 0) out.push({ kind: 'port', port: NETBIRD_SSH_PORT });
+    if (sshNew) out.push({ kind: 'port', port: NETBIRD_SSH_PORT });
     return out;
   }
   if (rule.protocol !== 'tcp' && rule.protocol !== 'udp') return [{ kind: 'all' }];
   const out: PortSel[] = [];
+  const seen = new Set<string>();
+  const add = (s: PortSel, key: string): void => {
+    if (seen.has(key)) return;
+    seen.add(key);
+    out.push(s);
+  };
   for (const p of rule.ports) {
     const n = Number(p);
-    if (Number.isInteger(n) && n > 0 && n < 65536) out.push({ kind: 'port', port: n });
+    if (Number.isInteger(n) && n > 0 && n < 65536) add({ kind: 'port', port: n }, `p${n}`);
   }
   for (const r of rule.portRanges) {
-    if (r.start === r.end) out.push({ kind: 'port', port: r.start });
-    else if (rx.portRanges) out.push({ kind: 'range', start: r.start, end: r.end });
+    if (r.start === r.end) add({ kind: 'port', port: r.start }, `p${r.start}`);
+    else if (portRanges) add({ kind: 'range', start: r.start, end: r.end }, `r${r.start}-${r.end}`);
     // Agents older than 0.48.0 cannot read ranges (protocol.md §4.8); they get none for it.
   }
   return out.length > 0 ? out : [{ kind: 'all' }];
 }
 
-function firewallRuleBytes(state: AccountState, q: Peer, ir: IndexedRule, dir: management.RuleDirection, sel: PortSel, rx: Receiver): Uint8Array {
-  const selKey = sel.kind === 'all' ? 'a' : sel.kind === 'port' ? `p${sel.port}` : `r${sel.start}-${sel.end}`;
-  const key = `fw|${ir.rule.id}|${dir}|${selKey}|${rx.sourcePrefixes ? 1 : 0}|${ir.rule.action}|${ir.rule.protocol}`;
-  return cached(state, q.id, key, () =>
-    management.FirewallRule.encode({
-      PeerIP: q.ip,
+let nextTemplateId = 1;
+
+/** FirewallRule templates (everything but the remote peer) of a rule for one trait combination. */
+function templatesOf(ir: IndexedRule, dir: management.RuleDirection, portRanges: boolean, sshNew: boolean): RuleTemplate[] {
+  const combo = (dir === management.RuleDirection.OUT ? 1 : 0) | (portRanges ? 2 : 0) | (sshNew ? 4 : 0);
+  let t = ir.templates.get(combo);
+  if (t) return t;
+  t = portSelections(ir.rule, portRanges, sshNew).map((sel) => ({
+    id: nextTemplateId++,
+    bytes: management.FirewallRule.encode({
+      PeerIP: '',
       Direction: dir,
       Action: ir.rule.action === 'drop' ? management.RuleAction.DROP : management.RuleAction.ACCEPT,
       Protocol: PROTOCOLS[ir.rule.protocol],
       Port: sel.kind === 'port' ? String(sel.port) : '',
-      PortInfo:
-        sel.kind === 'port' ? { port: sel.port } : sel.kind === 'range' ? { range: { start: sel.start, end: sel.end } } : undefined,
+      PortInfo: sel.kind === 'port' ? { port: sel.port } : sel.kind === 'range' ? { range: { start: sel.start, end: sel.end } } : undefined,
       PolicyID: Buffer.from(ir.rule.id, 'utf8'),
       customProtocol: 0,
-      sourcePrefixes: rx.sourcePrefixes ? [compactPrefix(q.ip, 32)] : [],
+      sourcePrefixes: [],
     }).finish(),
-  );
+  }));
+  ir.templates.set(combo, t);
+  return t;
+}
+
+/** The FirewallRules field for remote peer `f` and template `t` (protobuf merges the two parts). */
+function fwChunk(f: PeerFragments, t: RuleTemplate, withPrefix: boolean): Chunk {
+  const key = t.id * 2 + (withPrefix ? 1 : 0);
+  let c = f.fw.get(key);
+  if (!c) {
+    const peerPart = withPrefix ? f.fwPeerWithPrefix : f.fwPeer;
+    const len = peerPart.length + t.bytes.length;
+    const head = 1 + varintLength(len);
+    const out = new Uint8Array(head + len);
+    out[0] = T_NM_FW;
+    writeVarint(out, 1, len);
+    out.set(peerPart, head);
+    out.set(t.bytes, head + peerPart.length);
+    c = chunk(out);
+    f.fw.set(key, c);
+  }
+  return c;
 }
 
 /** 22054 once every peer of the account runs >= 0.59.0, else 5353 (protocol.md §4.6.5). */
@@ -197,104 +273,132 @@ export function forwarderPort(state: AccountState): number {
  * of the account; the caller computes it once per batch.
  */
 export function encodeNetworkMap(state: AccountState, peer: Peer, now: number, fwdPort: number): EncodedMap {
-  const rx: Receiver = {
-    peer,
-    portRanges: compareVersion(peer.meta.netbirdVersion, '0.48.0') >= 0,
-    sourcePrefixes: peer.meta.capabilities.includes(CAP_SOURCE_PREFIXES),
-  };
+  const portRanges = compareVersion(peer.meta.netbirdVersion, '0.48.0') >= 0;
+  const withPrefix = peer.meta.capabilities.includes(CAP_SOURCE_PREFIXES);
+  const rxSshNew = compareVersion(peer.meta.netbirdVersion, '0.60.0') >= 0;
   const rules = state.rulesOf(peer.id);
 
-  // Remote peer -> the (rule, direction) pairs relating it to the receiver, in rule order.
-  const relations = new Map<string, Array<{ ir: IndexedRule; dir: management.RuleDirection }>>();
-  const relate = (qid: string, ir: IndexedRule, dir: management.RuleDirection): void => {
-    if (qid === peer.id) return;
-    let l = relations.get(qid);
-    if (!l) relations.set(qid, (l = []));
-    l.push({ ir, dir });
+  // Visible peers (management-api.md §5.1).
+  const visibleIds = new Set<string>();
+  for (const ir of rules.asSource) for (const q of ir.destinations) visibleIds.add(q);
+  for (const ir of rules.asDestination) for (const q of ir.sources) visibleIds.add(q);
+  visibleIds.delete(peer.id);
+
+  const online = new Map<string, PeerFragments>();
+  const onlineList: PeerFragments[] = [];
+  const offlineList: PeerFragments[] = [];
+  for (const id of visibleIds) {
+    const q = state.peers.get(id);
+    if (!q || q.approvalRequired) continue;
+    const f = fragmentsOf(state, q);
+    if (isLoginExpired(state, q, now)) offlineList.push(f);
+    else {
+      online.set(id, f);
+      onlineList.push(f);
+    }
+  }
+  // Stable order (by overlay IP), so equal states always encode to equal bytes.
+  onlineList.sort((a, b) => a.ipInt - b.ipInt);
+  offlineList.sort((a, b) => a.ipInt - b.ipInt);
+
+  // `parts` are the bytes in order; the digest sees cached chunks through their hashes.
+  const parts: Uint8Array[] = [];
+  const digest = new Digest();
+  let length = 0;
+  const raw = (b: Uint8Array): void => {
+    parts.push(b);
+    digest.bytes(b);
+    length += b.length;
   };
-  for (const ir of rules.asSource) {
-    for (const q of ir.destinations) {
-      relate(q, ir, management.RuleDirection.OUT);
-      if (ir.rule.bidirectional) relate(q, ir, management.RuleDirection.IN);
-    }
-  }
-  for (const ir of rules.asDestination) {
-    for (const q of ir.sources) {
-      relate(q, ir, management.RuleDirection.IN);
-      if (ir.rule.bidirectional) relate(q, ir, management.RuleDirection.OUT);
-    }
-  }
+  const add = (c: Chunk): void => {
+    parts.push(c.bytes);
+    digest.word(c.h1, c.h2);
+    length += c.bytes.length;
+  };
 
-  const w = new BinaryWriter();
   const peerConfig = peerConfigOf(state, peer);
-  management.PeerConfig.encode(peerConfig, w.uint32(18).fork()).join();
-
-  // Stable order: by overlay IP, so equal states always encode to equal bytes.
-  const visible: Peer[] = [];
-  for (const qid of relations.keys()) {
-    const q = state.peers.get(qid);
-    if (q && !q.approvalRequired) visible.push(q);
-  }
-  visible.sort((a, b) => (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : 0));
-
-  const online: Peer[] = [];
-  const offline: Peer[] = [];
-  for (const q of visible) (isLoginExpired(state, q, now) ? offline : online).push(q);
+  raw(field(T_NM_PEERCONFIG, management.PeerConfig.encode(peerConfig).finish()));
 
   const remotePeerChunks: Uint8Array[] = [];
-  for (const q of online) {
-    const bytes = remotePeerBytes(state, q);
-    remotePeerChunks.push(bytes);
-    w.uint32(26).bytes(bytes);
+  for (const f of onlineList) {
+    add(f.remote);
+    remotePeerChunks.push(f.remote.bytes);
   }
-  if (online.length === 0) w.uint32(32).bool(true);
+  if (onlineList.length === 0) raw(REMOTE_EMPTY);
 
-  // DNS: the peer zone with every visible peer and the receiver itself, unless DNS management is
-  // disabled for one of the receiver's groups.
+  // DNS: the peer zone with the receiver and every visible peer, unless DNS management is disabled
+  // for one of the receiver's groups.
   const myGroups = state.peerGroups.get(peer.id);
   const dnsEnabled = !state.account.settings.dnsDisabledManagementGroups.some((g) => myGroups?.has(g));
-  w.uint32(50).fork();
+  const fwdField = new Uint8Array(1 + varintLength(fwdPort));
+  fwdField[0] = 32;
+  writeVarint(fwdField, 1, fwdPort);
   if (dnsEnabled) {
-    w.uint32(8).bool(true);
-    w.uint32(26).fork();
-    w.uint32(10).string(`${state.account.dnsDomain}.`);
-    for (const r of dnsRecordsBytes(state, peer)) w.uint32(18).bytes(r);
-    for (const q of visible) for (const r of dnsRecordsBytes(state, q)) w.uint32(18).bytes(r);
-    w.join();
+    const own = fragmentsOf(state, peer);
+    const zoneName = field(10, Buffer.from(`${state.account.dnsDomain}.`, 'utf8'));
+    let zoneLen = zoneName.length + own.dns.bytes.length;
+    for (const f of onlineList) zoneLen += f.dns.bytes.length;
+    for (const f of offlineList) zoneLen += f.dns.bytes.length;
+    const zoneHead = fieldHeader(T_DNS_ZONE, zoneLen);
+    const dnsLen = DNS_SERVICE_ENABLE.length + zoneHead.length + zoneLen + fwdField.length;
+    raw(fieldHeader(T_NM_DNS, dnsLen));
+    raw(DNS_SERVICE_ENABLE);
+    raw(zoneHead);
+    raw(zoneName);
+    add(own.dns);
+    const all = offlineList.length > 0 ? [...onlineList, ...offlineList].sort((a, b) => a.ipInt - b.ipInt) : onlineList;
+    for (const f of all) add(f.dns);
+    raw(fwdField);
+  } else {
+    raw(fieldHeader(T_NM_DNS, fwdField.length));
+    raw(fwdField);
   }
-  w.uint32(32).int64(fwdPort);
-  w.join();
 
-  for (const q of offline) w.uint32(58).bytes(remotePeerBytes(state, q));
+  for (const f of offlineList) add(f.offline);
 
+  // Firewall rules: rule by rule, for each connectable peer on the other side.
   let fwCount = 0;
-  const seen = new Set<Uint8Array>();
-  for (const q of online) {
-    for (const { ir, dir } of relations.get(q.id)!) {
-      const sshServer = dir === management.RuleDirection.IN ? peer : q;
-      for (const sel of portSelections(ir.rule, rx, sshServer)) {
-        const bytes = firewallRuleBytes(state, q, ir, dir, sel, rx);
-        // Identical (rule, direction, port) triples yield the same cached buffer: de-duplicate by identity.
-        if (seen.has(bytes)) continue;
-        seen.add(bytes);
-        w.uint32(66).bytes(bytes);
+  const seen = new Set<Chunk>();
+  const emit = (ir: IndexedRule, peers: ReadonlySet<string>, dir: management.RuleDirection): void => {
+    for (const qid of peers) {
+      const f = online.get(qid);
+      if (!f) continue;
+      // The SSH server of a netbird-ssh rule is the destination side of the traffic.
+      const sshNew = dir === management.RuleDirection.IN ? rxSshNew : f.sshNew;
+      for (const t of templatesOf(ir, dir, portRanges, ir.rule.protocol === 'netbird-ssh' && sshNew)) {
+        const c = fwChunk(f, t, withPrefix);
+        if (seen.has(c)) continue;
+        seen.add(c);
+        add(c);
         fwCount++;
       }
     }
+  };
+  for (const ir of rules.asSource) {
+    emit(ir, ir.destinations, management.RuleDirection.OUT);
+    if (ir.rule.bidirectional) emit(ir, ir.destinations, management.RuleDirection.IN);
+  }
+  for (const ir of rules.asDestination) {
+    emit(ir, ir.sources, management.RuleDirection.IN);
+    if (ir.rule.bidirectional) emit(ir, ir.sources, management.RuleDirection.OUT);
   }
   // Always mark empty lists explicitly: without the flag old clients assume an old server and allow all.
-  if (fwCount === 0) w.uint32(72).bool(true);
-  w.uint32(88).bool(true);
-  management.SSHAuth.encode({ UserIDClaim: 'sub', AuthorizedUsers: [], machineUsers: {} }, w.uint32(106).fork()).join();
+  if (fwCount === 0) raw(FW_EMPTY);
+  raw(ROUTES_FW_EMPTY);
+  raw(SSH_AUTH);
 
-  const body = w.finish();
+  let body: Uint8Array | undefined;
   return {
-    body,
-    digest: createHash('sha1').update(body).digest('base64'),
+    digest: digest.finish(length),
+    parts,
+    length,
+    get body(): Uint8Array {
+      return (body ??= Buffer.concat(parts, length));
+    },
     peerConfig,
-    remotePeersIsEmpty: online.length === 0,
+    remotePeersIsEmpty: onlineList.length === 0,
     remotePeerChunks,
-    remotePeerCount: online.length,
+    remotePeerCount: onlineList.length,
     firewallRuleCount: fwCount,
   };
 }
@@ -310,6 +414,8 @@ export function withSerial(body: Uint8Array, serial: number): Uint8Array {
 /**
  * A complete SyncResponse (legacy format, Version 0) for `map`, optionally with netbirdConfig
  * (first message only). Agents older than 0.29.3 also get the top-level remotePeers copy.
+ * Written in one allocation: head fields, then NetworkMap = Serial + the map's parts, after
+ * SYNC_HEADROOM free bytes for in-place sealing (wire.ts).
  */
 export function encodeSyncResponse(
   map: EncodedMap,
@@ -317,7 +423,7 @@ export function encodeSyncResponse(
   peer: Peer,
   sessionDeadline: { seconds: number; nanos: number },
   netbirdConfig: management.NetbirdConfig | undefined,
-): Uint8Array {
+): Buffer {
   const head = management.SyncResponse.encode({
     netbirdConfig,
     peerConfig: map.peerConfig,
@@ -328,25 +434,44 @@ export function encodeSyncResponse(
     sessionExpiresAt: sessionDeadline,
     NetworkMapEnvelope: undefined,
     Version: 0,
-  });
+  }).finish();
   const v = peer.meta.netbirdVersion;
-  if (v !== '' && compareVersion(v, '0.29.3') < 0) {
-    for (const chunk of map.remotePeerChunks) head.uint32(26).bytes(chunk);
+  const legacy = v !== '' && compareVersion(v, '0.29.3') < 0 ? map.remotePeerChunks : [];
+  let legacyLen = 0;
+  for (const c of legacy) legacyLen += c.length;
+  const serialLen = serial !== 0 ? 1 + varintLength(serial) : 0;
+  const mapLen = serialLen + map.length;
+  const total = head.length + legacyLen + 1 + varintLength(mapLen) + mapLen;
+  const out = Buffer.allocUnsafe(SYNC_HEADROOM + total);
+  out.set(head, SYNC_HEADROOM);
+  let pos = SYNC_HEADROOM + head.length;
+  for (const c of legacy) {
+    out.set(c, pos);
+    pos += c.length;
   }
-  head.uint32(42).bytes(withSerial(map.body, serial));
-  return head.finish();
+  out[pos++] = T_SR_MAP;
+  pos = writeVarint(out, pos, mapLen);
+  if (serial !== 0) {
+    out[pos++] = 8;
+    pos = writeVarint(out, pos, serial);
+  }
+  for (const p of map.parts) {
+    out.set(p, pos);
+    pos += p.length;
+  }
+  return out;
 }
 
 /** A credential-refresh SyncResponse: only netbirdConfig set (protocol.md §4.5). */
-export function encodeConfigOnly(netbirdConfig: management.NetbirdConfig): Uint8Array {
-  return management.SyncResponse.encode(management.SyncResponse.fromPartial({ netbirdConfig })).finish();
+export function encodeConfigOnly(netbirdConfig: management.NetbirdConfig): Buffer {
+  return frameOf(management.SyncResponse.encode(management.SyncResponse.fromPartial({ netbirdConfig })).finish());
 }
 
 /**
  * The map a deleted peer gets before its stream is closed: current serial, no peers, no rules, and a
  * DNS config holding only the forwarder port (protocol.md §4.5 "End of stream").
  */
-export function encodeDeletedPeerResponse(state: AccountState, peer: Peer, serial: number, fwdPort: number): Uint8Array {
+export function encodeDeletedPeerResponse(state: AccountState, peer: Peer, serial: number, fwdPort: number): Buffer {
   const map = management.NetworkMap.fromPartial({
     Serial: serial,
     peerConfig: peerConfigOf(state, peer),
@@ -355,7 +480,9 @@ export function encodeDeletedPeerResponse(state: AccountState, peer: Peer, seria
     routesFirewallRulesIsEmpty: true,
     DNSConfig: { ServiceEnable: false, NameServerGroups: [], CustomZones: [], ForwarderPort: fwdPort },
   });
-  return management.SyncResponse.encode(
-    management.SyncResponse.fromPartial({ peerConfig: map.peerConfig, remotePeersIsEmpty: true, NetworkMap: map, Version: 0 }),
-  ).finish();
+  return frameOf(
+    management.SyncResponse.encode(
+      management.SyncResponse.fromPartial({ peerConfig: map.peerConfig, remotePeersIsEmpty: true, NetworkMap: map, Version: 0 }),
+    ).finish(),
+  );
 }

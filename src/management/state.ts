@@ -8,6 +8,20 @@ import { ALL_GROUP_NAME } from './types.js';
  * database. Indexes (group membership both ways, the policy index) are kept here.
  */
 
+/** An encoded protobuf fragment and a short content hash (see networkmap.ts). */
+export interface Chunk {
+  bytes: Uint8Array;
+  /** First 8 bytes of SHA-1(bytes) as two words: maps are compared through these, not their full bytes. */
+  h1: number;
+  h2: number;
+}
+
+/** FirewallRule bytes minus the remote-peer part, for one (rule, direction, port, receiver traits). */
+export interface RuleTemplate {
+  id: number;
+  bytes: Uint8Array;
+}
+
 /** One enabled rule with its groups expanded to peer sets. */
 export interface IndexedRule {
   policy: Policy;
@@ -16,6 +30,27 @@ export interface IndexedRule {
   order: number;
   sources: ReadonlySet<string>;
   destinations: ReadonlySet<string>;
+  /** Encoded templates by trait combination (built lazily by networkmap.ts). */
+  templates: Map<number, RuleTemplate[]>;
+}
+
+/** Per-peer encoded fragments about that peer as others see it; dropped whenever the peer changes. */
+export interface PeerFragments {
+  ipInt: number;
+  /** RemotePeerConfig as NetworkMap field 3 (remotePeers), tag and length included. */
+  remote: Chunk;
+  /** The same as field 7 (offlinePeers). */
+  offline: Chunk;
+  /** A records as CustomZone field 2 entries, tag and length included. */
+  dns: Chunk;
+  /** FirewallRule field 1 (PeerIP); and with field 9 (sourcePrefixes) added. */
+  fwPeer: Uint8Array;
+  fwPeerWithPrefix: Uint8Array;
+  /** Peer runs an agent >= 0.60.0 (NetBird SSH on 22022). */
+  sshNew: boolean;
+  /** Complete FirewallRule fields (tag 8) by template id, valid for index generation `fwGen`. */
+  fwGen: number;
+  fw: Map<number, Chunk>;
 }
 
 /** Rules a peer takes part in, by side. */
@@ -45,8 +80,14 @@ export class AccountState {
   forwarderPortMemo: { serial: number; port: number } | undefined;
 
   private index: { rules: IndexedRule[]; byPeer: Map<string, PeerRules> } | undefined;
+  /**
+   * Bumped when policies change: firewall fragments built from older rule templates are dropped
+   * lazily. Membership changes keep templates (they don't depend on who is in a group).
+   */
+  templateGen = 0;
+  private readonly ruleTemplates = new WeakMap<PolicyRule, Map<number, RuleTemplate[]>>();
   /** Encoded per-peer fragments (see networkmap.ts), dropped whenever the peer changes. */
-  readonly peerCache = new Map<string, Map<string, Uint8Array>>();
+  readonly peerCache = new Map<string, PeerFragments>();
 
   constructor(data: AccountData) {
     this.account = data.account;
@@ -139,11 +180,18 @@ export class AccountState {
   // ----- policies -----
   setPolicies(policies: Policy[]): void {
     this.policies = policies;
+    this.templateGen++;
     this.invalidateIndex();
   }
 
   invalidateIndex(): void {
     this.index = undefined;
+  }
+
+  private templatesFor(rule: PolicyRule): Map<number, RuleTemplate[]> {
+    let t = this.ruleTemplates.get(rule);
+    if (!t) this.ruleTemplates.set(rule, (t = new Map()));
+    return t;
   }
 
   /** Enabled rules with expanded peer sets, and per peer the rules it is in (built lazily). */
@@ -167,6 +215,7 @@ export class AccountState {
           order: order++,
           sources: this.expandGroups(rule.sources),
           destinations: this.expandGroups(rule.destinations),
+          templates: this.templatesFor(rule),
         };
         rules.push(ir);
         for (const pid of ir.sources) entry(pid).asSource.push(ir);

@@ -182,6 +182,132 @@ export interface AuditEvent {
   meta: Record<string, string>;
 }
 
+// ----- entities managed through the REST API (routes, DNS, posture checks, networks, tokens) -----
+
+export type RouteNetworkType = 'IPv4' | 'IPv6' | 'Domain';
+
+/** Legacy network route (management-api.md §3 "Route"). */
+export interface Route {
+  id: string;
+  accountId: string;
+  description: string;
+  /** Human network identifier (NetID); routes sharing it form an HA set. */
+  networkId: string;
+  enabled: boolean;
+  /** Routing peer id, or '' when `peerGroups` is used. */
+  peer: string;
+  peerGroups: string[];
+  /** CIDR, '' for domain routes. */
+  network: string;
+  networkType: RouteNetworkType;
+  domains: string[];
+  metric: number;
+  masquerade: boolean;
+  /** Distribution groups: which peers receive the route. */
+  groups: string[];
+  keepRoute: boolean;
+  accessControlGroups: string[];
+  skipAutoApply: boolean;
+}
+
+export interface Nameserver {
+  ip: string;
+  nsType: 'udp';
+  port: number;
+}
+
+export interface NameserverGroup {
+  id: string;
+  accountId: string;
+  name: string;
+  description: string;
+  nameservers: Nameserver[];
+  enabled: boolean;
+  groups: string[];
+  primary: boolean;
+  domains: string[];
+  searchDomainsEnabled: boolean;
+}
+
+/** Posture check; `checks` is kept in the REST shape (snake_case object), validated on input. */
+export interface PostureCheck {
+  id: string;
+  accountId: string;
+  name: string;
+  description: string;
+  checks: Record<string, unknown>;
+}
+
+export interface NetworkDef {
+  id: string;
+  accountId: string;
+  name: string;
+  description: string;
+}
+
+export type NetworkResourceType = 'host' | 'subnet' | 'domain';
+
+export interface NetworkResource {
+  id: string;
+  accountId: string;
+  networkId: string;
+  name: string;
+  description: string;
+  type: NetworkResourceType;
+  /** Host IP (stored as /32 CIDR-less text), subnet CIDR or domain (may start with "*."). */
+  address: string;
+  enabled: boolean;
+  groups: string[];
+}
+
+export interface NetworkRouter {
+  id: string;
+  accountId: string;
+  networkId: string;
+  peer: string;
+  peerGroups: string[];
+  metric: number;
+  masquerade: boolean;
+  enabled: boolean;
+}
+
+export type DnsRecordType = 'A' | 'AAAA' | 'CNAME';
+
+export interface DnsRecord {
+  id: string;
+  name: string;
+  type: DnsRecordType;
+  content: string;
+  ttl: number;
+}
+
+export interface DnsZone {
+  id: string;
+  accountId: string;
+  name: string;
+  domain: string;
+  enabled: boolean;
+  enableSearchDomain: boolean;
+  distributionGroups: string[];
+  records: DnsRecord[];
+}
+
+/** Personal access token; only the hash of the plain token is ever stored. */
+export interface PersonalAccessToken {
+  id: string;
+  accountId: string;
+  userId: string;
+  name: string;
+  /** base64(SHA-256(plain token)). */
+  hashedToken: string;
+  /** Unix ms. */
+  expiresAt: number;
+  createdBy: string;
+  createdAt: number;
+  /** Unix ms, 0 = never used. */
+  lastUsed: number;
+}
+
 export const ALL_GROUP_NAME = 'All';
 
 export function defaultAccountSettings(): AccountSettings {
@@ -231,6 +357,7 @@ export type ManagementErrorKind =
   | 'failed_precondition'
   | 'already_exists'
   | 'unprocessable'
+  | 'unauthenticated'
   | 'internal';
 
 export class ManagementError extends Error {

@@ -16,9 +16,10 @@ import { ManagementError } from './types.js';
  * after `maxDelayMs` at the latest), while credential refreshes queue in order.
  */
 
-/** Where a session's plaintext SyncResponse messages go; the gRPC layer seals and writes them. */
+/** Where a session's SyncResponse messages go; the gRPC layer seals and writes them. */
 export interface SyncSink {
-  send(syncResponse: Uint8Array): void;
+  /** `frame` holds a plaintext SyncResponse after SYNC_HEADROOM free bytes (see wire.ts sealFrameInPlace). */
+  send(frame: Buffer): void;
   /** Ends the stream: normally, or with the given error. */
   end(error?: ManagementError): void;
 }
@@ -42,7 +43,7 @@ export class SyncSession {
   windowTimer: NodeJS.Timeout | undefined;
   windowStart = 0;
   dirty = false;
-  queuedConfigs: Uint8Array[] = [];
+  queuedConfigs: Buffer[] = [];
   readonly timers: NodeJS.Timeout[] = [];
 
   constructor(
@@ -158,7 +159,7 @@ export class UpdateHub implements ChangeListener {
     if (relayTtl !== undefined && relayTtl !== turnTtl) every(relayTtl, false);
   }
 
-  private enqueueConfig(s: SyncSession, msg: Uint8Array): void {
+  private enqueueConfig(s: SyncSession, msg: Buffer): void {
     if (s.closed) return;
     if (s.windowTimer) {
       s.queuedConfigs.push(msg);

@@ -5,6 +5,9 @@ import { type Kysely, type Migration, type MigrationProvider } from 'kysely';
  * its own `kysely_migration` table). Never edit a released migration: add a new one.
  * Only portable DDL is used so the same migrations run on SQLite and PostgreSQL.
  */
+/** Tables of 0002 that hold one JSON object per row (see schema.ts ObjectTable). */
+const OBJECT_TABLES = ['routes', 'nameserver_groups', 'posture_checks', 'networks', 'network_resources', 'network_routers', 'dns_zones'] as const;
+
 const migrations: Record<string, Migration> = {
   '0001_initial': {
     async up(db: Kysely<unknown>): Promise<void> {
@@ -130,6 +133,43 @@ const migrations: Record<string, Migration> = {
       for (const t of ['events', 'setup_keys', 'policies', 'group_peers', 'peers', 'groups', 'users', 'accounts', 'instance']) {
         await db.schema.dropTable(t).execute();
       }
+    },
+  },
+  '0002_api_entities': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      for (const t of OBJECT_TABLES) {
+        await db.schema
+          .createTable(t)
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('account_id', 'text', (c) => c.notNull().references('accounts.id').onDelete('cascade'))
+          .addColumn('parent_id', 'text', (c) => c.notNull())
+          .addColumn('data_json', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex(`${t}_account`).on(t).column('account_id').execute();
+      }
+      await db.schema
+        .createTable('personal_access_tokens')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('account_id', 'text', (c) => c.notNull().references('accounts.id').onDelete('cascade'))
+        .addColumn('user_id', 'text', (c) => c.notNull().references('users.id').onDelete('cascade'))
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('hashed_token', 'text', (c) => c.notNull().unique())
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('last_used', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('personal_access_tokens_account').on('personal_access_tokens').column('account_id').execute();
+      await db.schema
+        .createTable('user_credentials')
+        .addColumn('user_id', 'text', (c) => c.primaryKey().references('users.id').onDelete('cascade'))
+        .addColumn('account_id', 'text', (c) => c.notNull().references('accounts.id').onDelete('cascade'))
+        .addColumn('email', 'text', (c) => c.notNull().unique())
+        .addColumn('password_hash', 'text', (c) => c.notNull())
+        .execute();
+    },
+    async down(db: Kysely<unknown>): Promise<void> {
+      for (const t of ['user_credentials', 'personal_access_tokens', ...OBJECT_TABLES]) await db.schema.dropTable(t).execute();
     },
   },
 };

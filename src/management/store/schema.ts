@@ -112,7 +112,51 @@ export interface InstanceTable {
   value: string;
 }
 
+/**
+ * Entities added for the REST API (routes, name-server groups, posture checks, networks and their
+ * resources/routers, DNS zones). Each is read and replaced whole, so the row is its JSON plus the
+ * keys the database needs for ownership and cascades.
+ */
+export interface ObjectTable {
+  id: string;
+  account_id: string;
+  /** Parent object (network of a resource/router); '' when none. */
+  parent_id: string;
+  data_json: string;
+}
+
+export type ObjectTableName = 'routes' | 'nameserver_groups' | 'posture_checks' | 'networks' | 'network_resources' | 'network_routers' | 'dns_zones';
+
+export interface PersonalAccessTokensTable {
+  id: string;
+  account_id: string;
+  user_id: string;
+  name: string;
+  hashed_token: string;
+  expires_at: number;
+  created_by: string;
+  created_at: number;
+  last_used: number;
+}
+
+/** Local (embedded identity provider) credentials. */
+export interface UserCredentialsTable {
+  user_id: string;
+  account_id: string;
+  email: string;
+  password_hash: string;
+}
+
 export interface Database {
+  routes: ObjectTable;
+  nameserver_groups: ObjectTable;
+  posture_checks: ObjectTable;
+  networks: ObjectTable;
+  network_resources: ObjectTable;
+  network_routers: ObjectTable;
+  dns_zones: ObjectTable;
+  personal_access_tokens: PersonalAccessTokensTable;
+  user_credentials: UserCredentialsTable;
   accounts: AccountsTable;
   users: UsersTable;
   groups: GroupsTable;
