@@ -1,6 +1,18 @@
 /**
  * Traffic flow events (protocol.md §8): the collector side (receiver + store + REST mapping) and the
  * peer side (stream client, bounded ack-based queue, per-window aggregation of the filter's events).
+ *
+ * Collector (netbird-server):
+ *   const store = await KyselyFlowStore.open({ db: kyselyOrSqlitePath, retentionDays: 30 });
+ *   const rx = createFlowReceiver({ secret, store, resolveReporter: (key) => ({ peerId, accountId, userId }) });
+ *   grpcServer.addService(rx.service, rx.implementation);
+ * Management: FlowConfig { url, ...issueFlowToken(secret, ttl) → tokenPayload/tokenSignature, interval, enabled, counters }.
+ * REST: GET /api/events/network-traffic →
+ *   toNetworkTrafficEventsResponse(await store.query({ ...parseNetworkTrafficQuery(req.query), accountId }), directory)
+ * Peer (client daemon):
+ *   const rep = new FlowReporter({ url, tokenPayload, tokenSignature, intervalMs, counters, publicKey });
+ *   rep.start(); filter.onConnection = (ev) => rep.record(ev); … rep.close();
+ *   On a FlowConfig change: new FlowReporter({ ...cfg, queue: old.queue }) keeps the unacked events.
  */
 export { ExponentialBackoff, FLOW_BACKOFF_MAX_ELAPSED_MS, flowBackoffOptions } from './backoff.js';
 export type { BackoffOptions } from './backoff.js';
