@@ -7,6 +7,7 @@
  * path; the data path calls sodium directly with preallocated buffers.
  */
 import { sodium } from './sodium.js';
+import { generateKeyPair } from '../crypto/index.js';
 import { blake2s } from '@noble/hashes/blake2.js';
 import { hmac as nobleHmac } from '@noble/hashes/hmac.js';
 import { KEY_LEN, MAC_LEN } from './constants.js';
@@ -97,21 +98,12 @@ export function dh(privateKey: Buffer, publicKey: Buffer): Buffer | null {
   return out;
 }
 
+/** A fresh clamped private key (src/crypto owns key generation). */
 export function generatePrivateKey(): Buffer {
-  const k = Buffer.alloc(KEY_LEN);
-  sodium.randombytes_buf(k);
-  // Clamp as wg genkey does so the stored key is canonical; X25519 clamps anyway.
-  k[0]! &= 248;
-  k[31]! &= 127;
-  k[31]! |= 64;
-  return k;
+  return generateKeyPair().privateKey;
 }
 
-export function publicKeyOf(privateKey: Buffer): Buffer {
-  const pub = Buffer.alloc(KEY_LEN);
-  sodium.crypto_scalarmult_base(pub, privateKey);
-  return pub;
-}
+export { publicKeyFromPrivate as publicKeyOf, parseKey as keyFromBase64, formatKey as keyToBase64 } from '../crypto/index.js';
 
 export function randomBytes(n: number): Buffer {
   const b = Buffer.alloc(n);
@@ -154,17 +146,4 @@ export function tai64n(unixMs: number, out: Buffer = Buffer.alloc(12)): Buffer {
 
 function toBuffer(u: Uint8Array): Buffer {
   return Buffer.from(u.buffer, u.byteOffset, u.byteLength);
-}
-
-/** WireGuard base64 key helpers (also offered by src/crypto; kept here so this folder stands alone). */
-export function keyFromBase64(b64: string): Buffer {
-  const b = Buffer.from(b64, 'base64');
-  if (b.length !== KEY_LEN || b.toString('base64') !== b64) {
-    throw new Error(`invalid WireGuard key ${JSON.stringify(b64)}: expected 44 characters of standard base64 encoding 32 bytes`);
-  }
-  return b;
-}
-
-export function keyToBase64(key: Uint8Array): string {
-  return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('base64');
 }

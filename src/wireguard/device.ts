@@ -173,7 +173,7 @@ interface IndexEntry {
 }
 
 function toKey(k: KeyInput, what: string): Buffer {
-  if (typeof k === 'string') return keyFromBase64(k);
+  if (typeof k === 'string') return keyFromBase64(k, what);
   if (k.length !== 32) throw new Error(`${what} must be 32 bytes, got ${k.length}`);
   return Buffer.from(k);
 }
