@@ -96,7 +96,7 @@ test('local cancellation and the local deadline end the loop at once, for good',
   const t0 = performance.now();
   ac.abort();
   assert.equal(await loop, 'aborted');
-  assert.ok(performance.now() - t0 < 100, `abort took ${performance.now() - t0} ms`);
+  assert.ok(performance.now() - t0 < 250, `abort took ${performance.now() - t0} ms`);
   await waitFor(() => env.rx.stats().activeStreams === 0, 2000, 'server sees the stream end');
   await sleep(1200);
   assert.equal(c.channelsCreated, channels, 'no reconnect after cancellation');
@@ -105,7 +105,7 @@ test('local cancellation and the local deadline end the loop at once, for good',
   const t1 = Date.now();
   assert.equal(await c.receive(() => {}, { deadline: Date.now() + 300 }), 'deadline');
   const took = Date.now() - t1;
-  assert.ok(took >= 290 && took < 600, `deadline loop took ${took} ms`);
+  assert.ok(took >= 290 && took < 1000, `deadline loop took ${took} ms`);
   const pre = new AbortController();
   pre.abort();
   assert.equal(await c.receive(() => {}, { signal: pre.signal }), 'aborted');
@@ -120,10 +120,10 @@ test('close() while receiving returns at once; the loop ends and never reconnect
   const t0 = performance.now();
   c.close();
   const closeMs = performance.now() - t0;
-  assert.ok(closeMs < 20, `close() took ${closeMs} ms`);
+  assert.ok(closeMs < 50, `close() took ${closeMs} ms`);
   const t1 = performance.now();
   assert.equal(await loop, 'closed');
-  assert.ok(performance.now() - t1 < 100);
+  assert.ok(performance.now() - t1 < 250);
   const channels = c.channelsCreated;
   await sleep(1200);
   assert.equal(c.channelsCreated, channels, 'no reconnect after close');
@@ -141,7 +141,7 @@ test('close() during the backoff wait of an unreachable collector returns at onc
   const t0 = performance.now();
   c.close();
   assert.equal(await loop, 'closed');
-  assert.ok(performance.now() - t0 < 50);
+  assert.ok(performance.now() - t0 < 250);
   const channels = c.channelsCreated;
   await sleep(1500);
   assert.equal(c.channelsCreated, channels);
@@ -160,12 +160,12 @@ test('an unreachable collector fails fast; retries follow our backoff only, each
   c.close();
   await loop;
   assert.ok(fails.every((f) => f.code === grpc.status.UNAVAILABLE), JSON.stringify(fails));
-  assert.ok(fails[0]!.at < 500, `first attempt should fail fast, took ${fails[0]!.at} ms`);
+  assert.ok(fails[0]!.at < 700, `first attempt should fail fast, took ${fails[0]!.at} ms`);
   assert.deepEqual(fails.map((f) => Math.round(f.retry!)), [800, 1360, 2312]);
   const gap1 = fails[1]!.at - fails[0]!.at;
   const gap2 = fails[2]!.at - fails[1]!.at;
-  assert.ok(gap1 >= 790 && gap1 < 1300, `gap1 ${gap1}`);
-  assert.ok(gap2 >= 1350 && gap2 < 1900, `gap2 ${gap2}`);
+  assert.ok(gap1 >= 790 && gap1 < 1700, `gap1 ${gap1}`);
+  assert.ok(gap2 >= 1350 && gap2 < 2400, `gap2 ${gap2}`);
   assert.equal(c.channelsCreated, 3, 'one fresh channel per attempt');
 });
 
