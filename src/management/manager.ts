@@ -1,11 +1,23 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { createHash, randomBytes } from 'node:crypto';
 import { AccountState } from './state.js';
-import { Store, type Queries } from './store/store.js';
+import { Store, type AccountObjects, type LocalCredential, type Queries } from './store/store.js';
+import { AccountObjectsState, accountObjects, affectedByRoute, attachAccountObjects, membersOfGroups, routingPeers } from './objects.js';
 import { forwarderPort, isLoginExpired } from './networkmap.js';
 import type {
   Account,
   AccountSettings,
   AuditEvent,
+  DnsRecord,
+  DnsZone,
   Group,
+  NameserverGroup,
+  NetworkDef,
+  NetworkResource,
+  NetworkRouter,
+  PersonalAccessToken,
+  PostureCheck,
+  Route,
   Peer,
   PeerMeta,
   Policy,
@@ -153,7 +165,153 @@ const ACT = {
   userPeerLogin: 'user.peer.login',
   accountDnsDomainUpdate: 'account.dns.domain.update',
   userCreate: 'user.create',
+  userJoin: 'user.join',
+  userDelete: 'user.delete',
+  userBlock: 'user.block',
+  userUnblock: 'user.unblock',
+  userRoleUpdate: 'user.role.update',
+  userGroupAdd: 'user.group.add',
+  userGroupDelete: 'user.group.delete',
+  peerGroupAdd: 'peer.group.add',
+  peerGroupDelete: 'peer.group.delete',
+  serviceUserCreate: 'service.user.create',
+  serviceUserDelete: 'service.user.delete',
+  transferredOwnerRole: 'transferred.owner.role',
+  patCreate: 'personal.access.token.create',
+  patDelete: 'personal.access.token.delete',
+  routeAdd: 'route.add',
+  routeUpdate: 'route.update',
+  routeDelete: 'route.delete',
+  nsAdd: 'nameserver.group.add',
+  nsUpdate: 'nameserver.group.update',
+  nsDelete: 'nameserver.group.delete',
+  dnsDisabledAdd: 'dns.setting.disabled.management.group.add',
+  dnsDisabledDelete: 'dns.setting.disabled.management.group.delete',
+  postureCreate: 'posture.check.create',
+  postureUpdate: 'posture.check.update',
+  postureDelete: 'posture.check.delete',
+  networkCreate: 'network.create',
+  networkUpdate: 'network.update',
+  networkDelete: 'network.delete',
+  resourceCreate: 'network.resource.create',
+  resourceUpdate: 'network.resource.update',
+  resourceDelete: 'network.resource.delete',
+  routerCreate: 'network.router.create',
+  routerUpdate: 'network.router.update',
+  routerDelete: 'network.router.delete',
+  zoneCreate: 'dns.zone.create',
+  zoneUpdate: 'dns.zone.update',
+  zoneDelete: 'dns.zone.delete',
+  recordCreate: 'dns.zone.record.create',
+  recordUpdate: 'dns.zone.record.update',
+  recordDelete: 'dns.zone.record.delete',
+  peerLoginExpirationEnable: 'peer.login.expiration.enable',
+  peerLoginExpirationDisable: 'peer.login.expiration.disable',
+  peerInactivityExpirationEnable: 'peer.inactivity.expiration.enable',
+  peerInactivityExpirationDisable: 'peer.inactivity.expiration.disable',
+  peerApprove: 'peer.approve',
 } as const;
+
+/** Activity codes of account-setting toggles: [setting, code when turned on, code when turned off]. */
+const SETTING_EVENTS: Array<[keyof AccountSettings, string, string]> = [
+  ['peerLoginExpirationEnabled', 'account.setting.peer.login.expiration.enable', 'account.setting.peer.login.expiration.disable'],
+  ['peerInactivityExpirationEnabled', 'account.peer.inactivity.expiration.enable', 'account.peer.inactivity.expiration.disable'],
+  ['groupsPropagationEnabled', 'account.setting.group.propagation.enable', 'account.setting.group.propagation.disable'],
+  ['routingPeerDnsResolutionEnabled', 'account.setting.routing.peer.dns.resolution.enable', 'account.setting.routing.peer.dns.resolution.disable'],
+  ['lazyConnectionEnabled', 'account.setting.lazy.connection.enable', 'account.setting.lazy.connection.disable'],
+];
+
+/** Initiator (user id) of the changes made inside `AccountManager.asInitiator`, for audit events. */
+const initiatorContext = new AsyncLocalStorage<string>();
+
+type EventDraft = Omit<AuditEvent, 'id' | 'accountId' | 'timestamp'>;
+
+const PAT_PREFIX = 'nbp_';
+const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+
+const CRC_TABLE = (() => {
+  const t = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c >>> 0;
+  }
+  return t;
+})();
+
+function crc32(text: string): number {
+  let c = 0xffffffff;
+  for (const byte of Buffer.from(text, 'utf8')) c = CRC_TABLE[(c ^ byte) & 0xff]! ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+function base62(n: number, width: number): string {
+  let out = '';
+  while (n > 0) {
+    out = BASE62[n % 62] + out;
+    n = Math.floor(n / 62);
+  }
+  return out.padStart(width, '0');
+}
+
+function randomBase62(len: number): string {
+  // Rejection sampling keeps the distribution uniform (248 = 4 * 62).
+  let out = '';
+  while (out.length < len) {
+    for (const b of randomBytes(len * 2)) {
+      if (b < 248 && out.length < len) out += BASE62[b % 62];
+    }
+  }
+  return out;
+}
+
+/** A new PAT: "nbp_" + 30 random base62 characters + 6-character base62 CRC32 of the secret. */
+export function newPersonalAccessToken(): string {
+  const secret = randomBase62(30);
+  return PAT_PREFIX + secret + base62(crc32(secret), 6);
+}
+
+/** Shape and checksum check of a plain PAT (rejects typos before any lookup). */
+export function isWellFormedPat(token: string): boolean {
+  if (!token.startsWith(PAT_PREFIX) || token.length !== PAT_PREFIX.length + 36) return false;
+  const secret = token.slice(4, 34);
+  if (!/^[0-9A-Za-z]+$/.test(token.slice(4))) return false;
+  return base62(crc32(secret), 6) === token.slice(34);
+}
+
+export function hashPersonalAccessToken(token: string): string {
+  return createHash('sha256').update(token, 'utf8').digest('base64');
+}
+
+export interface UserUpdateInput {
+  role?: UserRole;
+  autoGroups?: string[];
+  blocked?: boolean;
+}
+
+export interface RouteInput {
+  description: string;
+  networkId: string;
+  enabled: boolean;
+  peer?: string;
+  peerGroups?: string[];
+  network?: string;
+  domains?: string[];
+  metric: number;
+  masquerade: boolean;
+  groups: string[];
+  keepRoute: boolean;
+  accessControlGroups?: string[];
+  skipAutoApply?: boolean;
+}
+
+export type NameserverGroupInput = Omit<NameserverGroup, 'id' | 'accountId'>;
+export type NetworkResourceInput = Pick<NetworkResource, 'name' | 'description' | 'address' | 'enabled' | 'groups'>;
+export type NetworkRouterInput = Pick<NetworkRouter, 'peer' | 'peerGroups' | 'metric' | 'masquerade' | 'enabled'>;
+export type DnsZoneInput = Pick<DnsZone, 'name' | 'domain' | 'enabled' | 'enableSearchDomain' | 'distributionGroups'>;
+export type DnsRecordInput = Omit<DnsRecord, 'id'>;
+
+export const USER_ROLES: readonly UserRole[] = ['owner', 'admin', 'user', 'auditor', 'network_admin', 'billing_admin'];
 
 class Mutex {
   private tail: Promise<void> = Promise.resolve();
@@ -191,6 +349,7 @@ export class AccountManager {
   private readonly globalLock = new Mutex();
   private readonly peerAccount = new Map<string, string>();
   private readonly keyHashIndex = new Map<string, { accountId: string; id: string }>();
+  private readonly tokenHashIndex = new Map<string, { accountId: string; id: string }>();
   private readonly listeners = new Set<ChangeListener>();
   private readonly ephemeralTimers = new Map<string, NodeJS.Timeout>();
   private readonly expiredNotified = new Set<string>();
@@ -209,7 +368,7 @@ export class AccountManager {
     const m = new AccountManager(options);
     for (const id of await m.store.listAccountIds()) {
       const data = await m.store.loadAccount(id);
-      if (data) m.index(new AccountState(data));
+      if (data) m.index(new AccountState(data), data.objects);
     }
     // Nobody is connected to a server that just started; persisted "connected" flags are stale.
     const now = m.now();
@@ -243,7 +402,10 @@ export class AccountManager {
     return () => this.listeners.delete(l);
   }
 
-  private index(state: AccountState): void {
+  private index(state: AccountState, objects?: AccountObjects): void {
+    const objs = new AccountObjectsState(objects);
+    attachAccountObjects(state, objs);
+    for (const t of objs.tokens.values()) this.tokenHashIndex.set(t.hashedToken, { accountId: state.id, id: t.id });
     this.accounts.set(state.id, state);
     for (const p of state.peers.values()) this.peerAccount.set(p.key, state.id);
     for (const k of state.setupKeys.values()) this.keyHashIndex.set(k.keyHash, { accountId: state.id, id: k.id });
@@ -275,6 +437,7 @@ export class AccountManager {
     accountId: string,
     fn: (q: Queries, state: AccountState, now: number) => Promise<{ result: T; apply: () => Affected; events?: Omit<AuditEvent, 'id' | 'accountId' | 'timestamp'>[] }>,
   ): Promise<T> {
+    const initiator = initiatorContext.getStore() ?? '';
     return this.lock(accountId).run(async () => {
       const state = this.accountState(accountId);
       const now = this.now();
@@ -283,7 +446,7 @@ export class AccountManager {
       const result = await this.store.transaction(async (q) => {
         const r = await fn(q, state, now);
         await q.setAccountSerial(accountId, serial);
-        for (const e of r.events ?? []) await q.insertEvent({ ...e, id: newId(), accountId, timestamp: now });
+        for (const e of r.events ?? []) await q.insertEvent({ ...e, initiatorId: e.initiatorId || initiator, id: newId(), accountId, timestamp: now });
         apply = r.apply;
         return r.result;
       });
@@ -987,7 +1150,7 @@ export class AccountManager {
         const data = await this.store.loadAccount(key.accountId);
         if (!data) return undefined;
         state = new AccountState(data);
-        this.index(state);
+        this.index(state, data.objects);
       } else if (!state.setupKeys.has(key.id)) {
         state.setupKeys.set(key.id, key);
         this.keyHashIndex.set(key.keyHash, { accountId: key.accountId, id: key.id });

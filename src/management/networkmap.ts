@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
-import { management } from '../proto/index.js';
+import { Timestamp, management } from '../proto/index.js';
 import type { AccountState, Chunk, IndexedRule, PeerFragments, RuleTemplate } from './state.js';
 import type { Peer, PolicyRule } from './types.js';
 import { cidrBits, compareVersion, ipToInt } from './util.js';
@@ -33,7 +33,8 @@ export interface EncodedMap {
   readonly body: Uint8Array;
   /** SHA-1 over the map with every cached fragment replaced by its content hash: equal digests mean an identical map. */
   digest: string;
-  peerConfig: management.PeerConfig;
+  /** The receiver's PeerConfig as a field-2 (tag 18) encoding: same tag in NetworkMap and SyncResponse. */
+  ownConfigField: Uint8Array;
   remotePeersIsEmpty: boolean;
   /** Encoded RemotePeerConfig of each connectable peer (for the legacy top-level copy). */
   remotePeerChunks: Uint8Array[];
@@ -129,6 +130,7 @@ const T_NM_FW = 66; // NetworkMap.FirewallRules
 const T_ZONE_RECORD = 18; // CustomZone.Records
 const T_DNS_ZONE = 26; // DNSConfig.CustomZones
 const T_SR_MAP = 42; // SyncResponse.NetworkMap
+const EMPTY = new Uint8Array(0);
 const REMOTE_EMPTY = Uint8Array.of(32, 1); // NetworkMap.remotePeersIsEmpty = true
 const FW_EMPTY = Uint8Array.of(72, 1); // NetworkMap.firewallRulesIsEmpty = true
 const ROUTES_FW_EMPTY = Uint8Array.of(88, 1); // NetworkMap.routesFirewallRulesIsEmpty = true
@@ -158,6 +160,7 @@ function fragmentsOf(state: AccountState, q: Peer): PeerFragments {
   const fwPeerWithPrefix = management.FirewallRule.encode(management.FirewallRule.fromPartial({ PeerIP: q.ip, sourcePrefixes: [compactPrefix(q.ip, 32)] })).finish();
   const f: PeerFragments = {
     ipInt: ipToInt(q.ip),
+    ownConfigField: field(T_NM_PEERCONFIG, management.PeerConfig.encode(peerConfigOf(state, q)).finish()),
     remote: chunk(field(T_NM_REMOTE, rp)),
     offline: chunk(field(T_NM_OFFLINE, rp)),
     dns: chunk(Buffer.concat(records)),
@@ -316,8 +319,8 @@ export function encodeNetworkMap(state: AccountState, peer: Peer, now: number, f
     length += c.bytes.length;
   };
 
-  const peerConfig = peerConfigOf(state, peer);
-  raw(field(T_NM_PEERCONFIG, management.PeerConfig.encode(peerConfig).finish()));
+  const own = fragmentsOf(state, peer);
+  raw(own.ownConfigField);
 
   const remotePeerChunks: Uint8Array[] = [];
   for (const f of onlineList) {
@@ -334,7 +337,6 @@ export function encodeNetworkMap(state: AccountState, peer: Peer, now: number, f
   fwdField[0] = 32;
   writeVarint(fwdField, 1, fwdPort);
   if (dnsEnabled) {
-    const own = fragmentsOf(state, peer);
     const zoneName = field(10, Buffer.from(`${state.account.dnsDomain}.`, 'utf8'));
     let zoneLen = zoneName.length + own.dns.bytes.length;
     for (const f of onlineList) zoneLen += f.dns.bytes.length;
@@ -395,7 +397,7 @@ export function encodeNetworkMap(state: AccountState, peer: Peer, now: number, f
     get body(): Uint8Array {
       return (body ??= Buffer.concat(parts, length));
     },
-    peerConfig,
+    ownConfigField: own.ownConfigField,
     remotePeersIsEmpty: onlineList.length === 0,
     remotePeerChunks,
     remotePeerCount: onlineList.length,
@@ -424,17 +426,11 @@ export function encodeSyncResponse(
   sessionDeadline: { seconds: number; nanos: number },
   netbirdConfig: management.NetbirdConfig | undefined,
 ): Buffer {
-  const head = management.SyncResponse.encode({
-    netbirdConfig,
-    peerConfig: map.peerConfig,
-    remotePeers: [],
-    remotePeersIsEmpty: map.remotePeersIsEmpty,
-    NetworkMap: undefined,
-    Checks: [],
-    sessionExpiresAt: sessionDeadline,
-    NetworkMapEnvelope: undefined,
-    Version: 0,
-  }).finish();
+  // Head fields by hand (tags: 1 netbirdConfig, 2 peerConfig, 4 remotePeersIsEmpty, 7 sessionExpiresAt);
+  // Version 0 is the proto3 default and is not written.
+  const cfg = netbirdConfig ? field(10, management.NetbirdConfig.encode(netbirdConfig).finish()) : EMPTY;
+  const deadline = field(58, Timestamp.encode(sessionDeadline).finish());
+  const head = Buffer.concat([cfg, map.ownConfigField, map.remotePeersIsEmpty ? REMOTE_EMPTY : EMPTY, deadline]);
   const v = peer.meta.netbirdVersion;
   const legacy = v !== '' && compareVersion(v, '0.29.3') < 0 ? map.remotePeerChunks : [];
   let legacyLen = 0;

@@ -37,6 +37,8 @@ export interface IndexedRule {
 /** Per-peer encoded fragments about that peer as others see it; dropped whenever the peer changes. */
 export interface PeerFragments {
   ipInt: number;
+  /** The peer's own PeerConfig as field 2 (tag 18) of NetworkMap / SyncResponse. */
+  ownConfigField: Uint8Array;
   /** RemotePeerConfig as NetworkMap field 3 (remotePeers), tag and length included. */
   remote: Chunk;
   /** The same as field 7 (offlinePeers). */

@@ -3,10 +3,29 @@ import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, type Transaction } from 'kysely';
 import pg from 'pg';
-import type { Account, AccountSettings, AuditEvent, Group, Peer, PeerMeta, Policy, PolicyRule, SetupKey, User } from '../types.js';
+import type {
+  Account,
+  AccountSettings,
+  AuditEvent,
+  DnsZone,
+  Group,
+  NameserverGroup,
+  NetworkDef,
+  NetworkResource,
+  NetworkRouter,
+  PersonalAccessToken,
+  Peer,
+  PeerMeta,
+  Policy,
+  PolicyRule,
+  PostureCheck,
+  Route,
+  SetupKey,
+  User,
+} from '../types.js';
 import { defaultAccountSettings, emptyPeerMeta } from '../types.js';
 import { LATEST_MIGRATION, migrationProvider } from './migrations.js';
-import type { Database, PeersTable, SetupKeysTable } from './schema.js';
+import type { Database, ObjectTableName, PeersTable, PersonalAccessTokensTable, SetupKeysTable } from './schema.js';
 
 /**
  * Persistence of the management domain through one Kysely query layer, on SQLite (default, a file in
@@ -28,6 +47,54 @@ export interface AccountData {
   policies: Policy[];
   setupKeys: SetupKey[];
   peers: Peer[];
+  /** Entities of the REST API (absent in data built by hand, e.g. tests and benchmarks). */
+  objects?: AccountObjects;
+}
+
+/** REST-managed entities of one account, by kind. */
+export interface AccountObjects {
+  routes: Route[];
+  nameserverGroups: NameserverGroup[];
+  postureChecks: PostureCheck[];
+  networks: NetworkDef[];
+  networkResources: NetworkResource[];
+  networkRouters: NetworkRouter[];
+  dnsZones: DnsZone[];
+  tokens: PersonalAccessToken[];
+}
+
+/** Which table holds which kind of object. */
+export const OBJECT_TABLE = {
+  routes: 'routes',
+  nameserverGroups: 'nameserver_groups',
+  postureChecks: 'posture_checks',
+  networks: 'networks',
+  networkResources: 'network_resources',
+  networkRouters: 'network_routers',
+  dnsZones: 'dns_zones',
+} as const satisfies Record<Exclude<keyof AccountObjects, 'tokens'>, ObjectTableName>;
+
+export type ObjectKind = keyof typeof OBJECT_TABLE;
+
+export interface LocalCredential {
+  userId: string;
+  accountId: string;
+  email: string;
+  passwordHash: string;
+}
+
+function tokenFromRow(r: PersonalAccessTokensTable): PersonalAccessToken {
+  return {
+    id: r.id,
+    accountId: r.account_id,
+    userId: r.user_id,
+    name: r.name,
+    hashedToken: r.hashed_token,
+    expiresAt: Number(r.expires_at),
+    createdBy: r.created_by,
+    createdAt: Number(r.created_at),
+    lastUsed: Number(r.last_used),
+  };
 }
 
 const b = (v: boolean): number => (v ? 1 : 0);
@@ -196,7 +263,18 @@ export class Queries {
   async deleteAccount(accountId: string): Promise<void> {
     // Children first: SQLite only honours ON DELETE CASCADE with foreign_keys=ON, which we set, but
     // explicit deletes keep the behaviour identical on both engines.
-    for (const t of ['events', 'group_peers', 'setup_keys', 'policies', 'peers', 'groups', 'users'] as const) {
+    for (const t of [
+      'events',
+      'group_peers',
+      'setup_keys',
+      'policies',
+      'personal_access_tokens',
+      'user_credentials',
+      ...Object.values(OBJECT_TABLE),
+      'peers',
+      'groups',
+      'users',
+    ] as const) {
       await this.db.deleteFrom(t).where('account_id', '=', accountId).execute();
     }
     await this.db.deleteFrom('accounts').where('id', '=', accountId).execute();
@@ -213,6 +291,7 @@ export class Queries {
       this.db.selectFrom('setup_keys').selectAll().where('account_id', '=', accountId).orderBy('created_at').execute(),
       this.db.selectFrom('peers').selectAll().where('account_id', '=', accountId).orderBy('created_at').orderBy('id').execute(),
     ]);
+    const objects = await this.loadObjects(accountId);
     const byGroup = new Map<string, string[]>();
     for (const m of members) {
       let l = byGroup.get(m.group_id);
@@ -261,7 +340,101 @@ export class Queries {
       })),
       setupKeys: keys.map(setupKeyFromRow),
       peers: peers.map(peerFromRow),
+      objects,
     };
+  }
+
+  private async loadObjects(accountId: string): Promise<AccountObjects> {
+    const read = async <T>(kind: ObjectKind): Promise<T[]> => {
+      const rows = await this.db.selectFrom(OBJECT_TABLE[kind]).select(['data_json']).where('account_id', '=', accountId).orderBy('id').execute();
+      return rows.map((r) => JSON.parse(r.data_json) as T);
+    };
+    const tokens = await this.db.selectFrom('personal_access_tokens').selectAll().where('account_id', '=', accountId).orderBy('created_at').execute();
+    return {
+      routes: await read<Route>('routes'),
+      nameserverGroups: await read<NameserverGroup>('nameserverGroups'),
+      postureChecks: await read<PostureCheck>('postureChecks'),
+      networks: await read<NetworkDef>('networks'),
+      networkResources: await read<NetworkResource>('networkResources'),
+      networkRouters: await read<NetworkRouter>('networkRouters'),
+      dnsZones: await read<DnsZone>('dnsZones'),
+      tokens: tokens.map(tokenFromRow),
+    };
+  }
+
+  // ----- REST entities stored as JSON rows -----
+  /** Inserts or replaces one object of `kind`. */
+  async putObject(kind: ObjectKind, obj: { id: string; accountId: string }, parentId = ''): Promise<void> {
+    const data_json = JSON.stringify(obj);
+    await this.db
+      .insertInto(OBJECT_TABLE[kind])
+      .values({ id: obj.id, account_id: obj.accountId, parent_id: parentId, data_json })
+      .onConflict((oc) => oc.column('id').doUpdateSet({ data_json, parent_id: parentId }))
+      .execute();
+  }
+
+  async deleteObject(kind: ObjectKind, id: string): Promise<void> {
+    await this.db.deleteFrom(OBJECT_TABLE[kind]).where('id', '=', id).execute();
+  }
+
+  async deleteObjectsByParent(kind: ObjectKind, parentId: string): Promise<void> {
+    await this.db.deleteFrom(OBJECT_TABLE[kind]).where('parent_id', '=', parentId).execute();
+  }
+
+  // ----- personal access tokens -----
+  async insertToken(t: PersonalAccessToken): Promise<void> {
+    await this.db
+      .insertInto('personal_access_tokens')
+      .values({
+        id: t.id,
+        account_id: t.accountId,
+        user_id: t.userId,
+        name: t.name,
+        hashed_token: t.hashedToken,
+        expires_at: t.expiresAt,
+        created_by: t.createdBy,
+        created_at: t.createdAt,
+        last_used: t.lastUsed,
+      })
+      .execute();
+  }
+
+  async deleteToken(id: string): Promise<void> {
+    await this.db.deleteFrom('personal_access_tokens').where('id', '=', id).execute();
+  }
+
+  async deleteUserTokens(userId: string): Promise<void> {
+    await this.db.deleteFrom('personal_access_tokens').where('user_id', '=', userId).execute();
+  }
+
+  async setTokenLastUsed(id: string, lastUsed: number): Promise<void> {
+    await this.db.updateTable('personal_access_tokens').set({ last_used: lastUsed }).where('id', '=', id).execute();
+  }
+
+  // ----- local credentials (embedded identity provider) -----
+  async putCredential(c: LocalCredential): Promise<void> {
+    await this.db
+      .insertInto('user_credentials')
+      .values({ user_id: c.userId, account_id: c.accountId, email: c.email, password_hash: c.passwordHash })
+      .onConflict((oc) => oc.column('user_id').doUpdateSet({ email: c.email, password_hash: c.passwordHash }))
+      .execute();
+  }
+
+  async findCredentialByEmail(email: string): Promise<LocalCredential | undefined> {
+    const r = await this.db.selectFrom('user_credentials').selectAll().where('email', '=', email).executeTakeFirst();
+    return r ? { userId: r.user_id, accountId: r.account_id, email: r.email, passwordHash: r.password_hash } : undefined;
+  }
+
+  async deleteCredential(userId: string): Promise<void> {
+    await this.db.deleteFrom('user_credentials').where('user_id', '=', userId).execute();
+  }
+
+  async countUsers(): Promise<number> {
+    const r = await this.db
+      .selectFrom('users')
+      .select((eb) => eb.fn.countAll<string | number>().as('n'))
+      .executeTakeFirstOrThrow();
+    return Number(r.n);
   }
 
   // ----- users -----

@@ -1,0 +1,205 @@
+import type { management } from '../proto/index.js';
+import type { AccountState } from './state.js';
+import type { AccountObjects } from './store/store.js';
+import type { DnsZone, NameserverGroup, NetworkDef, NetworkResource, NetworkRouter, PersonalAccessToken, PostureCheck, Route } from './types.js';
+
+/**
+ * The REST-managed entities of one account in memory (routes, name-server groups, posture checks,
+ * networks with resources and routers, DNS zones, personal access tokens), kept beside the
+ * AccountState (a WeakMap keyed by the state, so state.ts needs no field for them), and the
+ * per-peer views network-map computation needs: `peerRoutes`, `peerNameServerGroups`,
+ * `peerCustomZones` return proto-shaped objects ready to put into a NetworkMap.
+ *
+ * Cost: each view walks the account's routes / groups / zones once (tens, not thousands) and
+ * membership lookups are Set lookups, so adding them to every map keeps the change path O(peers).
+ */
+export class AccountObjectsState {
+  readonly routes = new Map<string, Route>();
+  readonly nameserverGroups = new Map<string, NameserverGroup>();
+  readonly postureChecks = new Map<string, PostureCheck>();
+  readonly networks = new Map<string, NetworkDef>();
+  readonly networkResources = new Map<string, NetworkResource>();
+  readonly networkRouters = new Map<string, NetworkRouter>();
+  readonly dnsZones = new Map<string, DnsZone>();
+  readonly tokens = new Map<string, PersonalAccessToken>();
+  /** Bumped on every change of routes, name servers, zones, networks (cache key for map builders). */
+  generation = 0;
+
+  constructor(data?: AccountObjects) {
+    if (!data) return;
+    for (const x of data.routes) this.routes.set(x.id, x);
+    for (const x of data.nameserverGroups) this.nameserverGroups.set(x.id, x);
+    for (const x of data.postureChecks) this.postureChecks.set(x.id, x);
+    for (const x of data.networks) this.networks.set(x.id, x);
+    for (const x of data.networkResources) this.networkResources.set(x.id, x);
+    for (const x of data.networkRouters) this.networkRouters.set(x.id, x);
+    for (const x of data.dnsZones) this.dnsZones.set(x.id, x);
+    for (const x of data.tokens) this.tokens.set(x.id, x);
+  }
+}
+
+const objectsByState = new WeakMap<AccountState, AccountObjectsState>();
+
+/** The REST entities of an account (an empty set for states built without them). */
+export function accountObjects(state: AccountState): AccountObjectsState {
+  let o = objectsByState.get(state);
+  if (!o) objectsByState.set(state, (o = new AccountObjectsState()));
+  return o;
+}
+
+export function attachAccountObjects(state: AccountState, objects: AccountObjectsState): void {
+  objectsByState.set(state, objects);
+}
+
+function inAnyGroup(state: AccountState, peerId: string, groups: readonly string[]): boolean {
+  const mine = state.peerGroups.get(peerId);
+  if (!mine || mine.size === 0) return false;
+  for (const g of groups) if (mine.has(g)) return true;
+  return false;
+}
+
+function membersOf(state: AccountState, groups: readonly string[]): Set<string> {
+  const out = new Set<string>();
+  for (const g of groups) for (const p of state.members.get(g) ?? []) out.add(p);
+  return out;
+}
+
+/** Routing peers of a route or network router: the single peer or the members of its peer groups. */
+export function routingPeers(state: AccountState, r: { peer: string; peerGroups: readonly string[] }): string[] {
+  if (r.peer) return state.peers.has(r.peer) ? [r.peer] : [];
+  return [...membersOf(state, r.peerGroups)];
+}
+
+const NETWORK_TYPE = { IPv4: 1, IPv6: 2, Domain: 3 } as const;
+
+function routeNetworkType(address: string): { network: string; type: number; domains: string[] } {
+  if (/^[0-9.]+\/\d+$/.test(address)) return { network: address, type: 1, domains: [] };
+  if (/^[0-9.]+$/.test(address)) return { network: `${address}/32`, type: 1, domains: [] };
+  if (address.includes(':')) return { network: address.includes('/') ? address : `${address}/128`, type: 2, domains: [] };
+  return { network: '', type: 3, domains: [address] };
+}
+
+/**
+ * Routes peer P receives (management-api.md §5.3): every enabled route whose distribution groups
+ * contain P, one entry per routing peer other than P; and the routes P itself serves (entries whose
+ * `Peer` is P's key, which tell the client to act as router). Network resources (the newer model)
+ * become routes for peers that some enabled policy lets reach a group holding the resource, via each
+ * enabled router of its network.
+ */
+export function peerRoutes(state: AccountState, peerId: string): management.Route[] {
+  const objs = objectsByState.get(state);
+  if (!objs) return [];
+  const out: management.Route[] = [];
+  for (const r of objs.routes.values()) {
+    if (!r.enabled) continue;
+    const distributed = inAnyGroup(state, peerId, r.groups);
+    for (const rp of routingPeers(state, r)) {
+      if (rp !== peerId && !distributed) continue;
+      const peer = state.peers.get(rp);
+      if (!peer) continue;
+      out.push({
+        ID: r.peer ? r.id : `${r.id}:${rp}`,
+        Network: r.networkType === 'Domain' ? '' : r.network,
+        NetworkType: NETWORK_TYPE[r.networkType],
+        Peer: peer.key,
+        Metric: r.metric,
+        Masquerade: r.masquerade,
+        NetID: r.networkId,
+        Domains: [...r.domains],
+        keepRoute: r.keepRoute,
+        skipAutoApply: r.skipAutoApply,
+      });
+    }
+  }
+  if (objs.networkResources.size > 0 && objs.networkRouters.size > 0) {
+    // Groups P may reach as a source of an enabled rule (or as destination of a bidirectional one).
+    const reach = new Set<string>();
+    const rules = state.rulesOf(peerId);
+    for (const ir of rules.asSource) for (const g of ir.rule.destinations) reach.add(g);
+    for (const ir of rules.asDestination) if (ir.rule.bidirectional) for (const g of ir.rule.sources) reach.add(g);
+    for (const res of objs.networkResources.values()) {
+      if (!res.enabled) continue;
+      const routers = [...objs.networkRouters.values()].filter((x) => x.networkId === res.networkId && x.enabled);
+      if (routers.length === 0) continue;
+      const granted = res.groups.some((g) => reach.has(g));
+      const net = routeNetworkType(res.address);
+      const network = objs.networks.get(res.networkId);
+      for (const router of routers) {
+        for (const rp of routingPeers(state, router)) {
+          if (rp !== peerId && !granted) continue;
+          const peer = state.peers.get(rp);
+          if (!peer) continue;
+          out.push({
+            ID: `${res.id}:${router.id}:${rp}`,
+            Network: net.network,
+            NetworkType: net.type,
+            Peer: peer.key,
+            Metric: router.metric,
+            Masquerade: router.masquerade,
+            NetID: network ? network.name : res.networkId,
+            Domains: net.domains,
+            keepRoute: true,
+            skipAutoApply: false,
+          });
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/** Name-server groups for P (management-api.md §5.4); none when P is in a DNS-disabled group. */
+export function peerNameServerGroups(state: AccountState, peerId: string): management.NameServerGroup[] {
+  const objs = objectsByState.get(state);
+  if (!objs || objs.nameserverGroups.size === 0) return [];
+  if (inAnyGroup(state, peerId, state.account.settings.dnsDisabledManagementGroups)) return [];
+  const out: management.NameServerGroup[] = [];
+  for (const g of objs.nameserverGroups.values()) {
+    if (!g.enabled || !inAnyGroup(state, peerId, g.groups)) continue;
+    out.push({
+      NameServers: g.nameservers.map((n) => ({ IP: n.ip, NSType: 1, Port: n.port })),
+      Primary: g.primary,
+      Domains: [...g.domains],
+      SearchDomainsEnabled: g.searchDomainsEnabled,
+    });
+  }
+  return out;
+}
+
+const RR_TYPE = { A: 1, AAAA: 28, CNAME: 5 } as const;
+
+/** User DNS zones distributed to P (in addition to the account's peer zone). */
+export function peerCustomZones(state: AccountState, peerId: string): management.CustomZone[] {
+  const objs = objectsByState.get(state);
+  if (!objs || objs.dnsZones.size === 0) return [];
+  if (inAnyGroup(state, peerId, state.account.settings.dnsDisabledManagementGroups)) return [];
+  const out: management.CustomZone[] = [];
+  for (const z of objs.dnsZones.values()) {
+    if (!z.enabled || !inAnyGroup(state, peerId, z.distributionGroups)) continue;
+    out.push({
+      Domain: z.domain.endsWith('.') ? z.domain : `${z.domain}.`,
+      Records: z.records.map((r) => ({
+        Name: r.name.endsWith('.') ? r.name.slice(0, -1) : r.name,
+        Type: RR_TYPE[r.type],
+        Class: 'IN',
+        TTL: r.ttl,
+        RData: r.content,
+      })),
+      SearchDomainDisabled: !z.enableSearchDomain,
+      NonAuthoritative: true,
+    });
+  }
+  return out;
+}
+
+/** Peers whose maps may change when a route changes: its distribution groups and routing peers. */
+export function affectedByRoute(state: AccountState, r: Route | undefined): Set<string> {
+  if (!r) return new Set();
+  const out = membersOf(state, r.groups);
+  for (const p of routingPeers(state, r)) out.add(p);
+  return out;
+}
+
+export function membersOfGroups(state: AccountState, groups: readonly string[]): Set<string> {
+  return membersOf(state, groups);
+}

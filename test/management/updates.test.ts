@@ -1,0 +1,234 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { formatKey, generateKeyPair, verifyRelayToken, relayTokenBinary } from '../../src/crypto/index.js';
+import {
+  AccountManager,
+  ManagementError,
+  NetbirdConfigBuilder,
+  SYNC_HEADROOM,
+  Store,
+  UpdateHub,
+  emptyPeerMeta,
+  type InfraConfig,
+  type PeerMeta,
+  type SyncSink,
+} from '../../src/management/index.js';
+import { management } from '../../src/proto/index.js';
+import { Inbox, tempDir } from './helpers.js';
+
+/** Live-update behaviour at the Sync-stream layer: coalescing, refreshes, expiry, ephemeral peers. */
+
+const meta = (hostname: string, version = '0.60.2'): PeerMeta => ({ ...emptyPeerMeta(), hostname, netbirdVersion: version, capabilities: [1] });
+const newKey = (): string => formatKey(generateKeyPair().publicKey);
+
+interface Env {
+  store: Store;
+  manager: AccountManager;
+  hub: UpdateHub;
+  accountId: string;
+  setupKey: string;
+  clock: { now: number };
+}
+
+async function env(t: { after(fn: () => unknown): void }, opts: { infra?: InfraConfig; debounceMs?: number; maxDelayMs?: number; ephemeralTimeoutMs?: number; fakeClock?: boolean } = {}): Promise<Env> {
+  const tmp = tempDir();
+  const store = await Store.open({ kind: 'sqlite', path: join(tmp.dir, 'm.db') });
+  const clock = { now: Date.now() };
+  const manager = await AccountManager.open({
+    store,
+    ephemeralTimeoutMs: opts.ephemeralTimeoutMs,
+    expirationCheckMs: 3_600_000,
+    now: opts.fakeClock ? () => clock.now : undefined,
+  });
+  const hub = new UpdateHub(manager, new NetbirdConfigBuilder(opts.infra ?? {}), { debounceMs: opts.debounceMs ?? 50, maxDelayMs: opts.maxDelayMs ?? 1000 });
+  t.after(async () => {
+    hub.shutdown();
+    manager.close();
+    await store.close();
+    tmp.remove();
+  });
+  const acc = await manager.createAccount();
+  const { key } = await manager.createSetupKey(acc.id, { name: 'k' });
+  return { store, manager, hub, accountId: acc.id, setupKey: key, clock };
+}
+
+/** An in-process Sync stream: decodes every frame into an inbox. */
+function sink(): { sink: SyncSink; inbox: Inbox<management.SyncResponse>; ended: Array<ManagementError | undefined> } {
+  const inbox = new Inbox<management.SyncResponse>();
+  const ended: Array<ManagementError | undefined> = [];
+  return {
+    inbox,
+    ended,
+    sink: {
+      send: (frame) => inbox.push(management.SyncResponse.decode(frame.subarray(SYNC_HEADROOM))),
+      end: (err) => {
+        ended.push(err);
+        inbox.end(err ?? new Error('ended'));
+      },
+    },
+  };
+}
+
+async function connect(e: Env, key: string, m: PeerMeta): Promise<ReturnType<typeof sink> & { session: ReturnType<UpdateHub['open']> }> {
+  const ref = await e.manager.syncPeer(key, m);
+  const s = sink();
+  return { ...s, session: e.hub.open(ref, s.sink) };
+}
+
+test('bursts are coalesced: first update at once, then only the newest after the quiet period', async (t) => {
+  const e = await env(t, { debounceMs: 300, maxDelayMs: 2000 });
+  const ka = newKey();
+  const kb = newKey();
+  await e.manager.loginPeer({ peerKey: ka, setupKey: e.setupKey, meta: meta('a') });
+  const b = await e.manager.loginPeer({ peerKey: kb, setupKey: e.setupKey, meta: meta('b') });
+  const a = await connect(e, ka, meta('a'));
+  await a.inbox.next();
+
+  await e.manager.updatePeer(e.accountId, b.peer.id, { name: 'b-1' });
+  const first = await a.inbox.next(1000);
+  assert.equal(first.NetworkMap!.remotePeers[0]!.fqdn, 'b-1.netbird.cloud', 'first update goes out immediately');
+  const t0 = Date.now();
+  for (let i = 2; i <= 6; i++) {
+    await e.manager.updatePeer(e.accountId, b.peer.id, { name: `b-${i}` });
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const merged = await a.inbox.next(3000);
+  assert.equal(merged.NetworkMap!.remotePeers[0]!.fqdn, 'b-6.netbird.cloud', 'only the newest map of the burst');
+  assert.ok(Date.now() - t0 >= 300, 'held back until the burst went quiet');
+  assert.equal(await a.inbox.quiet(500), true, 'nothing else follows');
+  assert.ok(merged.NetworkMap!.Serial > first.NetworkMap!.Serial);
+});
+
+test('on-/offline changes nobody else\'s map; a version change reaches the peers that see it', async (t) => {
+  const e = await env(t);
+  const ka = newKey();
+  const kb = newKey();
+  const kc = newKey();
+  await e.manager.loginPeer({ peerKey: ka, setupKey: e.setupKey, meta: meta('a') });
+  const b = await e.manager.loginPeer({ peerKey: kb, setupKey: e.setupKey, meta: meta('b') });
+  const c = await e.manager.loginPeer({ peerKey: kc, setupKey: e.setupKey, meta: meta('c') });
+  // c is isolated from a and b.
+  const gab = await e.manager.createGroup(e.accountId, { name: 'ab', peers: e.manager.listPeers(e.accountId).filter((p) => p.id !== c.peer.id).map((p) => p.id) });
+  const gc = await e.manager.createGroup(e.accountId, { name: 'c', peers: [c.peer.id] });
+  const def = e.manager.listPolicies(e.accountId)[0]!;
+  await e.manager.updatePolicy(e.accountId, def.id, {
+    name: 'split',
+    rules: [
+      { name: 'ab', sources: [gab.id], destinations: [gab.id], bidirectional: true },
+      { name: 'c', sources: [gc.id], destinations: [gc.id], bidirectional: true },
+    ],
+  });
+  const a = await connect(e, ka, meta('a'));
+  const cs = await connect(e, kc, meta('c'));
+  await a.inbox.next();
+  await cs.inbox.next();
+
+  const bs = await connect(e, kb, meta('b'));
+  await bs.inbox.next();
+  e.hub.close(bs.session);
+  await e.manager.peerDisconnected(kb);
+  assert.equal(e.manager.getPeer(e.accountId, b.peer.id).connected, false);
+  assert.equal(await a.inbox.quiet(200), true, 'b going on- and offline sends a nothing');
+
+  // b comes back with a new agent version: a sees agentVersion change, c does not see b at all.
+  const bs2 = await connect(e, kb, meta('b', '0.61.0'));
+  await bs2.inbox.next();
+  const upd = await a.inbox.next(1000);
+  assert.equal(upd.NetworkMap!.remotePeers[0]!.agentVersion, '0.61.0');
+  assert.equal(await cs.inbox.quiet(200), true, 'c is unaffected');
+
+  // SyncMeta with the same meta changes nothing; with new meta it is stored.
+  await e.manager.syncMeta(kb, meta('b', '0.61.0'));
+  assert.equal(await a.inbox.quiet(150), true);
+  await e.manager.syncMeta(kb, { ...meta('b', '0.61.0'), OS: 'Plan 9' });
+  assert.equal(e.manager.getPeer(e.accountId, b.peer.id).meta.OS, 'Plan 9');
+  assert.equal((await e.store.loadAccount(e.accountId))!.peers.find((p) => p.id === b.peer.id)!.meta.OS, 'Plan 9');
+});
+
+test('credential refresh every 3/4 TTL: config-only messages with fresh relay token and TURN credentials', async (t) => {
+  const infra: InfraConfig = {
+    relay: { urls: ['rel://127.0.0.1:1'], secret: 'rs', ttlSeconds: 2 },
+    turn: { uris: ['turn:127.0.0.1:3478?transport=udp'], secret: 'ts', ttlSeconds: 2 },
+    stuns: ['stun:127.0.0.1:3478'],
+  };
+  const e = await env(t, { infra });
+  const ka = newKey();
+  await e.manager.loginPeer({ peerKey: ka, setupKey: e.setupKey, meta: meta('a') });
+  const a = await connect(e, ka, meta('a'));
+  const first = await a.inbox.next();
+  assert.equal(first.netbirdConfig!.stuns.length, 1);
+  const t0 = Date.now();
+  const refresh = await a.inbox.next(4000);
+  const dt = Date.now() - t0;
+  assert.ok(dt >= 1300 && dt < 2500, `refresh after ~1.5 s, got ${dt} ms`);
+  assert.equal(refresh.NetworkMap, undefined, 'config-only: no map');
+  assert.ok(refresh.netbirdConfig);
+  assert.equal(refresh.netbirdConfig.stuns.length, 0, 'STUN omitted in refreshes');
+  assert.equal(refresh.netbirdConfig.turns.length, 1);
+  assert.ok(Number(refresh.netbirdConfig.turns[0]!.user) >= Math.floor(Date.now() / 1000) + 1);
+  const r = refresh.netbirdConfig.relay!;
+  assert.equal(verifyRelayToken('rs', relayTokenBinary({ payload: r.tokenPayload, signature: r.tokenSignature })).ok, true);
+});
+
+test('ephemeral peers are deleted after staying disconnected; others are kept', async (t) => {
+  const e = await env(t, { ephemeralTimeoutMs: 300 });
+  const eph = await e.manager.createSetupKey(e.accountId, { name: 'eph', ephemeral: true });
+  const ka = newKey();
+  const ke = newKey();
+  const kn = newKey();
+  await e.manager.loginPeer({ peerKey: ka, setupKey: e.setupKey, meta: meta('a') });
+  const ep = await e.manager.loginPeer({ peerKey: ke, setupKey: eph.key, meta: meta('eph') });
+  assert.equal(ep.peer.ephemeral, true);
+  await e.manager.loginPeer({ peerKey: kn, setupKey: e.setupKey, meta: meta('normal') });
+  const a = await connect(e, ka, meta('a'));
+  assert.equal((await a.inbox.next()).NetworkMap!.remotePeers.length, 2);
+
+  // Connected, it survives past the timeout.
+  const es = await connect(e, ke, meta('eph'));
+  await es.inbox.next();
+  await new Promise((r) => setTimeout(r, 450));
+  assert.ok(e.manager.findPeerByKey(ke), 'connected ephemeral peer stays');
+  e.hub.close(es.session);
+  await e.manager.peerDisconnected(ke);
+  const upd = await a.inbox.next(2000);
+  assert.equal(upd.NetworkMap!.remotePeers.length, 1, 'a is told the ephemeral peer is gone');
+  assert.equal(e.manager.findPeerByKey(ke), undefined);
+  assert.equal(await e.store.countPeers(e.accountId), 2);
+  assert.ok(e.manager.findPeerByKey(kn), 'disconnected non-ephemeral peer is kept');
+});
+
+test('peer login expiration: SSO peer moves to offlinePeers, its stream ends, re-login needs the JWT', async (t) => {
+  const e = await env(t, { fakeClock: true });
+  const user = await e.manager.createUser(e.accountId, { role: 'user', email: 'u@example.com' });
+  await e.manager.updateAccount(e.accountId, { settings: { peerLoginExpirationEnabled: true, peerLoginExpiration: 60 } });
+  const ka = newKey();
+  const ks = newKey();
+  await e.manager.loginPeer({ peerKey: ka, setupKey: e.setupKey, meta: meta('a') });
+  const sso = await e.manager.loginPeer({ peerKey: ks, jwtUserId: user.id, meta: meta('sso') });
+  assert.equal(sso.peer.userId, user.id);
+  const a = await connect(e, ka, meta('a'));
+  assert.equal((await a.inbox.next()).NetworkMap!.remotePeers.length, 1);
+  const s = await connect(e, ks, meta('sso'));
+  const sFirst = await s.inbox.next();
+  assert.equal(sFirst.sessionExpiresAt!.seconds, Math.floor((e.clock.now + 60_000) / 1000));
+
+  e.clock.now += 61_000;
+  await e.manager.checkLoginExpiration();
+  const upd = await a.inbox.next(1000);
+  assert.equal(upd.NetworkMap!.remotePeers.length, 0);
+  assert.equal(upd.NetworkMap!.offlinePeers.length, 1);
+  assert.equal(upd.NetworkMap!.offlinePeers[0]!.wgPubKey, ks);
+  assert.equal(upd.NetworkMap!.firewallRulesIsEmpty, true);
+  assert.equal(s.ended[0]?.kind, 'permission_denied');
+
+  await assert.rejects(e.manager.syncPeer(ks, meta('sso')), (err: ManagementError) => err.kind === 'permission_denied');
+  await assert.rejects(e.manager.loginPeer({ peerKey: ks, meta: meta('sso') }), /expired/);
+  await assert.rejects(e.manager.loginPeer({ peerKey: ks, jwtUserId: 'someone-else', meta: meta('sso') }), /another user/);
+  await e.manager.loginPeer({ peerKey: ks, jwtUserId: user.id, meta: meta('sso') });
+  const back = await a.inbox.next(1000);
+  assert.equal(back.NetworkMap!.remotePeers.length, 1, 'logged in again: connectable');
+  // Setup-key peers never expire.
+  e.clock.now += 10 * 86_400_000;
+  await e.manager.syncPeer(ka, meta('a'));
+});
