@@ -175,7 +175,8 @@ export function createManagementService(opts: ManagementGrpcOptions): {
             ended = true;
             if (error) call.emit('error', toGrpcError(error));
             else call.end();
-            manager.peerDisconnected(peerKey).catch((e) => log?.(`management: ${String(e)}`));
+            // A newer stream of the same peer replaced this one: the peer is still online.
+            if (!hub.isConnected(ref.peer.id)) manager.peerDisconnected(peerKey).catch((e) => log?.(`management: ${String(e)}`));
           },
         });
       })().catch((err) => {

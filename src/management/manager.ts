@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash, randomBytes } from 'node:crypto';
+import { isIP } from 'node:net';
 import { AccountState } from './state.js';
 import { Store, type AccountObjects, type LocalCredential, type Queries } from './store/store.js';
 import { AccountObjectsState, accountObjects, affectedByRoute, attachAccountObjects, membersOfGroups, routingPeers } from './objects.js';
@@ -1309,6 +1310,1019 @@ export class AccountManager {
     this.ephemeralTimers.delete(peerId);
   }
 
+  // =====================================================================================
+  // REST support: initiator context, users, tokens, local credentials, bootstrap, JWT users
+  // =====================================================================================
+
+  /** Runs `fn` with `userId` as the initiator recorded in the audit events of its changes. */
+  asInitiator<T>(userId: string, fn: () => Promise<T>): Promise<T> {
+    return initiatorContext.run(userId, fn);
+  }
+
+  getUser(accountId: string, userId: string): User {
+    const u = this.accountState(accountId).users.get(userId);
+    if (!u) throw new ManagementError('not_found', `user ${userId} not found`);
+    return u;
+  }
+
+  /** The account a user id belongs to, if any. */
+  findUser(userId: string): { state: AccountState; user: User } | undefined {
+    for (const state of this.accounts.values()) {
+      const user = state.users.get(userId);
+      if (user) return { state, user };
+    }
+    return undefined;
+  }
+
+  hasUsers(): boolean {
+    for (const s of this.accounts.values()) if (s.users.size > 0) return true;
+    return false;
+  }
+
+  private peersOfUser(state: AccountState, userId: string): Peer[] {
+    return [...state.peers.values()].filter((p) => p.userId === userId);
+  }
+
+  /**
+   * Role, auto-groups and blocking of a user. Group propagation (account setting) moves the user's
+   * peers into added auto-groups and out of removed ones; blocking ends the user's peers' sessions.
+   * Ownership moves with role "owner": the previous owner becomes admin (the caller checks that only
+   * the owner does this).
+   */
+  async updateUser(accountId: string, userId: string, input: UserUpdateInput): Promise<User> {
+    const state = this.accountState(accountId);
+    const old = this.getUser(accountId, userId);
+    if (input.role !== undefined && !USER_ROLES.includes(input.role)) {
+      throw new ManagementError('unprocessable', `invalid role ${JSON.stringify(input.role)}: use one of ${USER_ROLES.join(', ')}`);
+    }
+    if (input.autoGroups) {
+      this.checkGroups(state, input.autoGroups);
+      if (input.autoGroups.includes(state.allGroupId)) throw new ManagementError('unprocessable', 'the group "All" cannot be an auto-group');
+    }
+    if (old.role === 'owner' && input.role !== undefined && input.role !== 'owner') {
+      throw new ManagementError('failed_precondition', 'the owner role can only be handed over by making another user the owner');
+    }
+    if (old.role === 'owner' && input.blocked) throw new ManagementError('failed_precondition', 'the account owner cannot be blocked');
+    const next: User = {
+      ...old,
+      role: input.role ?? old.role,
+      autoGroups: input.autoGroups ? [...new Set(input.autoGroups)] : old.autoGroups,
+      blocked: input.blocked ?? old.blocked,
+    };
+    const prevOwner = next.role === 'owner' && old.role !== 'owner' ? [...state.users.values()].find((u) => u.role === 'owner') : undefined;
+    return this.change(accountId, async (q) => {
+      const events: EventDraft[] = [];
+      await q.updateUser(next);
+      if (prevOwner) {
+        await q.updateUser({ ...prevOwner, role: 'admin' });
+        events.push({ activityCode: ACT.transferredOwnerRole, initiatorId: '', targetId: userId, meta: { previous_owner: prevOwner.id } });
+      }
+      if (next.role !== old.role) events.push({ activityCode: ACT.userRoleUpdate, initiatorId: '', targetId: userId, meta: { role: next.role } });
+      if (next.blocked !== old.blocked) events.push({ activityCode: next.blocked ? ACT.userBlock : ACT.userUnblock, initiatorId: '', targetId: userId, meta: {} });
+      const added = next.autoGroups.filter((g) => !old.autoGroups.includes(g));
+      const removed = old.autoGroups.filter((g) => !next.autoGroups.includes(g));
+      for (const g of added) events.push({ activityCode: ACT.userGroupAdd, initiatorId: '', targetId: userId, meta: { group: g, group_name: state.groups.get(g)?.name ?? '' } });
+      for (const g of removed) events.push({ activityCode: ACT.userGroupDelete, initiatorId: '', targetId: userId, meta: { group: g, group_name: state.groups.get(g)?.name ?? '' } });
+      const peers = this.peersOfUser(state, userId);
+      const propagate = state.account.settings.groupsPropagationEnabled && peers.length > 0 && (added.length > 0 || removed.length > 0);
+      if (propagate) await this.writePeerGroupMoves(q, state, peers, added, removed, events);
+      return {
+        result: next,
+        events,
+        apply: () => {
+          state.users.set(userId, next);
+          if (prevOwner) state.users.set(prevOwner.id, { ...prevOwner, role: 'admin' });
+          const affected = new Set<string>();
+          if (propagate) for (const p of this.applyPeerGroupMoves(state, peers, added, removed)) affected.add(p);
+          if (next.blocked && !old.blocked) {
+            for (const p of peers) {
+              for (const v of state.visiblePeers(p.id)) affected.add(v);
+              for (const l of this.listeners) l.peerLoginExpired?.(state.id, p);
+            }
+          } else if (!next.blocked && old.blocked) {
+            for (const p of peers) for (const v of state.visiblePeers(p.id)) affected.add(v);
+          }
+          return affected;
+        },
+      };
+    });
+  }
+
+  /** Store part of moving peers into `added` and out of `removed` groups (inside a change). */
+  private async writePeerGroupMoves(q: Queries, state: AccountState, peers: Peer[], added: string[], removed: string[], events: EventDraft[]): Promise<void> {
+    for (const g of added) {
+      const fresh = peers.filter((p) => !state.members.get(g)?.has(p.id));
+      await q.addGroupPeers(state.id, g, fresh.map((p) => p.id));
+      for (const p of fresh) events.push({ activityCode: ACT.peerGroupAdd, initiatorId: '', targetId: p.id, meta: { group: g, group_name: state.groups.get(g)?.name ?? '' } });
+    }
+    for (const g of removed) {
+      for (const p of peers) {
+        if (!state.members.get(g)?.has(p.id)) continue;
+        await q.removeGroupPeer(g, p.id);
+        events.push({ activityCode: ACT.peerGroupDelete, initiatorId: '', targetId: p.id, meta: { group: g, group_name: state.groups.get(g)?.name ?? '' } });
+      }
+    }
+  }
+
+  /** Memory part of writePeerGroupMoves; returns the peers whose maps may change. */
+  private applyPeerGroupMoves(state: AccountState, peers: Peer[], added: string[], removed: string[]): Set<string> {
+    const ids = peers.map((p) => p.id);
+    const affected = new Set<string>();
+    for (const g of [...added, ...removed]) for (const pid of this.affectedByGroup(state, g, ids)) affected.add(pid);
+    for (const g of added) for (const pid of ids) state.addPeerToGroup(g, pid);
+    for (const g of removed) {
+      const group = state.groups.get(g);
+      if (!group) continue;
+      state.putGroup({ ...group, peers: group.peers.filter((pid) => !ids.includes(pid)) });
+    }
+    for (const g of [...added, ...removed]) for (const pid of this.affectedByGroup(state, g, ids)) affected.add(pid);
+    return affected;
+  }
+
+  /** Deletes a user with their tokens, local credentials and peers (one transaction). */
+  async deleteUser(accountId: string, userId: string): Promise<void> {
+    const state = this.accountState(accountId);
+    const old = this.getUser(accountId, userId);
+    if (old.role === 'owner') throw new ManagementError('failed_precondition', 'the account owner cannot be deleted');
+    const peers = this.peersOfUser(state, userId);
+    const objs = accountObjects(state);
+    const tokens = [...objs.tokens.values()].filter((t) => t.userId === userId);
+    await this.change(accountId, async (q) => {
+      const events: EventDraft[] = [];
+      for (const p of peers) {
+        await q.deletePeer(p.id);
+        events.push({ activityCode: ACT.userPeerDelete, initiatorId: '', targetId: p.id, meta: { name: p.name, ip: p.ip } });
+      }
+      await q.deleteUserTokens(userId);
+      await q.deleteCredential(userId);
+      await q.deleteUser(userId);
+      events.push({ activityCode: old.isServiceUser ? ACT.serviceUserDelete : ACT.userDelete, initiatorId: '', targetId: userId, meta: { name: old.name, email: old.email } });
+      return {
+        result: undefined,
+        events,
+        apply: () => {
+          const affected = new Set<string>();
+          for (const p of peers) for (const v of state.visiblePeers(p.id)) affected.add(v);
+          for (const p of peers) {
+            state.removePeer(p.id);
+            affected.delete(p.id);
+            this.peerAccount.delete(p.key);
+            this.disarmEphemeral(p.id);
+            this.expiredNotified.delete(p.id);
+            for (const l of this.listeners) l.peerDeleted(accountId, p);
+          }
+          for (const t of tokens) {
+            objs.tokens.delete(t.id);
+            this.tokenHashIndex.delete(t.hashedToken);
+          }
+          state.users.delete(userId);
+          return affected;
+        },
+      };
+    });
+  }
+
+  // ----- personal access tokens -----
+  listTokens(accountId: string, userId: string): PersonalAccessToken[] {
+    this.getUser(accountId, userId);
+    return [...accountObjects(this.accountState(accountId)).tokens.values()].filter((t) => t.userId === userId);
+  }
+
+  getToken(accountId: string, userId: string, tokenId: string): PersonalAccessToken {
+    const t = accountObjects(this.accountState(accountId)).tokens.get(tokenId);
+    if (!t || t.userId !== userId) throw new ManagementError('not_found', `token ${tokenId} not found`);
+    return t;
+  }
+
+  private buildToken(accountId: string, userId: string, name: string, expiresInDays: number, createdBy: string, now: number): { plain: string; token: PersonalAccessToken } {
+    if (typeof name !== 'string' || name.trim() === '') throw new ManagementError('unprocessable', 'name: token name must not be empty');
+    if (!Number.isInteger(expiresInDays) || expiresInDays < 1 || expiresInDays > 365) {
+      throw new ManagementError('unprocessable', 'expires_in: must be a whole number of days between 1 and 365');
+    }
+    const plain = newPersonalAccessToken();
+    const token: PersonalAccessToken = {
+      id: newId(),
+      accountId,
+      userId,
+      name: name.trim(),
+      hashedToken: hashPersonalAccessToken(plain),
+      expiresAt: now + expiresInDays * 86_400_000,
+      createdBy,
+      createdAt: now,
+      lastUsed: 0,
+    };
+    return { plain, token };
+  }
+
+  /** Creates a PAT for `userId`; the plain token is returned only here. */
+  async createToken(accountId: string, userId: string, input: { name: string; expiresInDays: number; createdBy: string }): Promise<{ plain: string; token: PersonalAccessToken }> {
+    const state = this.accountState(accountId);
+    this.getUser(accountId, userId);
+    const built = this.buildToken(accountId, userId, input.name, input.expiresInDays, input.createdBy, this.now());
+    await this.change(accountId, async (q) => {
+      await q.insertToken(built.token);
+      return {
+        result: undefined,
+        events: [{ activityCode: ACT.patCreate, initiatorId: '', targetId: userId, meta: { name: built.token.name } }],
+        apply: () => {
+          accountObjects(state).tokens.set(built.token.id, built.token);
+          this.tokenHashIndex.set(built.token.hashedToken, { accountId, id: built.token.id });
+          return new Set<string>();
+        },
+      };
+    });
+    return built;
+  }
+
+  async deleteToken(accountId: string, userId: string, tokenId: string): Promise<void> {
+    const state = this.accountState(accountId);
+    const t = this.getToken(accountId, userId, tokenId);
+    await this.change(accountId, async (q) => {
+      await q.deleteToken(tokenId);
+      return {
+        result: undefined,
+        events: [{ activityCode: ACT.patDelete, initiatorId: '', targetId: userId, meta: { name: t.name } }],
+        apply: () => {
+          accountObjects(state).tokens.delete(tokenId);
+          this.tokenHashIndex.delete(t.hashedToken);
+          return new Set<string>();
+        },
+      };
+    });
+  }
+
+  /**
+   * Resolves a plain PAT to its user, or undefined when unknown, malformed, expired or revoked
+   * (deleted). Last use is written at most once a minute per token, so API traffic does not turn
+   * into a database write per request.
+   */
+  async authenticateToken(plain: string): Promise<{ state: AccountState; user: User; token: PersonalAccessToken } | undefined> {
+    if (!isWellFormedPat(plain)) return undefined;
+    const ref = this.tokenHashIndex.get(hashPersonalAccessToken(plain));
+    if (!ref) return undefined;
+    const state = this.accounts.get(ref.accountId);
+    const token = state ? accountObjects(state).tokens.get(ref.id) : undefined;
+    const user = token ? state!.users.get(token.userId) : undefined;
+    if (!state || !token || !user) return undefined;
+    const now = this.now();
+    if (token.expiresAt <= now) return undefined;
+    if (now - token.lastUsed > 60_000) {
+      token.lastUsed = now;
+      await this.store.setTokenLastUsed(token.id, now);
+    }
+    return { state, user, token };
+  }
+
+  // ----- local credentials (embedded identity provider) -----
+  findCredentialByEmail(email: string): Promise<LocalCredential | undefined> {
+    return this.store.findCredentialByEmail(email.trim().toLowerCase());
+  }
+
+  async setCredential(accountId: string, userId: string, email: string, passwordHash: string): Promise<void> {
+    this.getUser(accountId, userId);
+    await this.store.putCredential({ userId, accountId, email: email.trim().toLowerCase(), passwordHash });
+  }
+
+  /**
+   * Headless bootstrap (`POST /api/setup`): creates the owner of the instance's account together with
+   * their local credential and, when asked, a PAT, all in one transaction. Refused with
+   * failed_precondition once any user exists.
+   */
+  async setupOwner(input: { email: string; name: string; passwordHash: string; patExpireDays?: number }): Promise<{ account: Account; user: User; plainToken?: string }> {
+    return this.globalLock.run(async () => {
+      if (this.hasUsers() || (await this.store.countUsers()) > 0) throw new ManagementError('failed_precondition', 'setup was already completed');
+      const email = input.email.trim().toLowerCase();
+      if (await this.store.findCredentialByEmail(email)) throw new ManagementError('already_exists', `a user with e-mail ${email} exists`);
+      const oldest = [...this.accounts.values()].sort((a, b) => a.account.createdAt - b.account.createdAt || (a.id < b.id ? -1 : 1))[0];
+      const domain = email.split('@')[1] ?? '';
+      const account = oldest ? oldest.account : await this.createAccount({ domain });
+      const state = this.accountState(account.id);
+      const now = this.now();
+      const user: User = {
+        id: newId(),
+        accountId: account.id,
+        email,
+        name: input.name.trim(),
+        role: 'owner',
+        isServiceUser: false,
+        blocked: false,
+        autoGroups: [],
+        createdAt: now,
+        lastLogin: 0,
+      };
+      const pat = input.patExpireDays !== undefined ? this.buildToken(account.id, user.id, 'setup', input.patExpireDays, user.id, now) : undefined;
+      await this.change(account.id, async (q) => {
+        await q.insertUser(user);
+        await q.putCredential({ userId: user.id, accountId: account.id, email, passwordHash: input.passwordHash });
+        if (pat) await q.insertToken(pat.token);
+        const events: EventDraft[] = [{ activityCode: ACT.userCreate, initiatorId: user.id, targetId: user.id, meta: { email, role: 'owner' } }];
+        if (pat) events.push({ activityCode: ACT.patCreate, initiatorId: user.id, targetId: user.id, meta: { name: pat.token.name } });
+        return {
+          result: undefined,
+          events,
+          apply: () => {
+            state.users.set(user.id, user);
+            if (pat) {
+              accountObjects(state).tokens.set(pat.token.id, pat.token);
+              this.tokenHashIndex.set(pat.token.hashedToken, { accountId: account.id, id: pat.token.id });
+            }
+            return new Set<string>();
+          },
+        };
+      });
+      return { account: this.getAccount(account.id), user, plainToken: pat?.plain };
+    });
+  }
+
+  /**
+   * The user behind a validated JWT: an existing user by id (the token's subject), or a new one in
+   * the instance's account (its owner when the account has no users yet, else a regular user).
+   */
+  async ensureJwtUser(claims: { userId: string; email: string; name: string }): Promise<{ state: AccountState; user: User; created: boolean }> {
+    const found = this.findUser(claims.userId);
+    if (found) return { ...found, created: false };
+    const account = await this.defaultAccount();
+    const state = this.accountState(account.id);
+    return this.change<{ state: AccountState; user: User; created: boolean }>(account.id, async (q, _s, now) => {
+      const existing = state.users.get(claims.userId);
+      if (existing) return { result: { state, user: existing, created: false }, apply: () => new Set<string>() };
+      const user: User = {
+        id: claims.userId,
+        accountId: account.id,
+        email: claims.email,
+        name: claims.name || claims.email,
+        role: state.users.size === 0 ? 'owner' : 'user',
+        isServiceUser: false,
+        blocked: false,
+        autoGroups: [],
+        createdAt: now,
+        lastLogin: now,
+      };
+      await q.insertUser(user);
+      return {
+        result: { state, user, created: true },
+        events: [{ activityCode: ACT.userJoin, initiatorId: user.id, targetId: user.id, meta: { email: user.email } }],
+        apply: () => {
+          state.users.set(user.id, user);
+          return new Set<string>();
+        },
+      };
+    });
+  }
+
+  /**
+   * IdP group sync (management-api.md §2): the claim's groups are created when missing (issued
+   * "jwt"), the user's JWT-issued auto-groups become exactly the claim's set (groups added by hand
+   * stay), and with propagation on the user's peers follow. No change (and no serial bump) when
+   * everything already matches, which is the common case on every request.
+   */
+  async syncJwtGroups(accountId: string, userId: string, names: readonly string[]): Promise<User> {
+    const state = this.accountState(accountId);
+    const wanted = [...new Set(names.map((n) => n.trim()).filter((n) => n !== '' && n !== ALL_GROUP_NAME))];
+    const user = this.getUser(accountId, userId);
+    const byName = new Map([...state.groups.values()].map((g) => [g.name, g] as const));
+    const missing = wanted.filter((n) => !byName.has(n));
+    const wantedIds = new Set(wanted.map((n) => byName.get(n)?.id).filter((x): x is string => !!x));
+    const currentJwt = user.autoGroups.filter((g) => state.groups.get(g)?.issued === 'jwt');
+    const toRemove = currentJwt.filter((g) => !wantedIds.has(g));
+    const toAddExisting = [...wantedIds].filter((g) => !user.autoGroups.includes(g));
+    if (missing.length === 0 && toRemove.length === 0 && toAddExisting.length === 0) return user;
+    const created: Group[] = missing.map((name) => ({ id: newId(), accountId, name, issued: 'jwt', peers: [] }));
+    const added = [...toAddExisting, ...created.map((g) => g.id)];
+    const next: User = { ...user, autoGroups: [...user.autoGroups.filter((g) => !toRemove.includes(g)), ...added] };
+    const peers = this.peersOfUser(state, userId);
+    const propagate = state.account.settings.groupsPropagationEnabled && peers.length > 0;
+    return this.change(accountId, async (q) => {
+      const events: EventDraft[] = [];
+      for (const g of created) {
+        await q.insertGroup(g);
+        events.push({ activityCode: ACT.groupAdd, initiatorId: userId, targetId: g.id, meta: { name: g.name, issued: 'jwt' } });
+      }
+      await q.updateUser(next);
+      for (const g of added) events.push({ activityCode: ACT.userGroupAdd, initiatorId: userId, targetId: userId, meta: { group: g } });
+      for (const g of toRemove) events.push({ activityCode: ACT.userGroupDelete, initiatorId: userId, targetId: userId, meta: { group: g } });
+      if (propagate) await this.writePeerGroupMoves(q, state, peers, added, toRemove, events);
+      return {
+        result: next,
+        events,
+        apply: () => {
+          for (const g of created) state.putGroup({ ...g, peers: [] });
+          state.users.set(userId, next);
+          return propagate ? this.applyPeerGroupMoves(state, peers, added, toRemove) : new Set<string>();
+        },
+      };
+    });
+  }
+
+  /** Records a user's login time (dashboard/API use of a fresh JWT). */
+  async touchUserLogin(accountId: string, userId: string): Promise<void> {
+    const state = this.accountState(accountId);
+    const u = state.users.get(userId);
+    if (!u) return;
+    const now = this.now();
+    if (now - u.lastLogin < 60_000) return;
+    const next = { ...u, lastLogin: now };
+    await this.store.updateUser(next);
+    state.users.set(userId, next);
+  }
+
+  // =====================================================================================
+  // Routes, name servers, DNS settings, posture checks, networks, DNS zones
+  // =====================================================================================
+
+  objects(accountId: string): AccountObjectsState {
+    return accountObjects(this.accountState(accountId));
+  }
+
+  private getObject<T>(map: ReadonlyMap<string, T>, id: string, what: string): T {
+    const x = map.get(id);
+    if (!x) throw new ManagementError('not_found', `${what} ${id} not found`);
+    return x;
+  }
+
+  private checkPeer(state: AccountState, id: string, field: string): void {
+    if (!state.peers.has(id)) throw new ManagementError('unprocessable', `${field}: peer ${id} does not exist in this account`);
+  }
+
+  private checkGroupsField(state: AccountState, ids: readonly string[] | undefined, field: string, required = false): string[] {
+    if (!Array.isArray(ids)) {
+      if (required) throw new ManagementError('unprocessable', `${field}: must be a list of group ids`);
+      return [];
+    }
+    if (required && ids.length === 0) throw new ManagementError('unprocessable', `${field}: at least one group is required`);
+    for (const id of ids) if (!state.groups.has(id)) throw new ManagementError('unprocessable', `${field}: group ${id} does not exist in this account`);
+    return [...new Set(ids)];
+  }
+
+  private checkMetric(metric: number): void {
+    if (!Number.isInteger(metric) || metric < 1 || metric > 9999) throw new ManagementError('unprocessable', 'metric: must be an integer between 1 and 9999');
+  }
+
+  private buildRoute(state: AccountState, id: string, input: RouteInput): Route {
+    const netId = (input.networkId ?? '').trim();
+    if (netId === '' || netId.length > 40) throw new ManagementError('unprocessable', 'network_id: must be 1-40 characters');
+    this.checkMetric(input.metric);
+    const hasNet = typeof input.network === 'string' && input.network !== '';
+    const domains = input.domains ?? [];
+    if (hasNet === domains.length > 0) throw new ManagementError('unprocessable', 'network, domains: give either a network CIDR or domains, not both');
+    let networkType: Route['networkType'] = 'Domain';
+    let network = '';
+    if (hasNet) {
+      const n = input.network!.trim();
+      if (n.includes(':')) {
+        if (!/^[0-9a-fA-F:]+\/\d{1,3}$/.test(n) || Number(n.split('/')[1]) > 128) throw new ManagementError('unprocessable', `network: invalid CIDR ${JSON.stringify(n)}`);
+        networkType = 'IPv6';
+        network = n.toLowerCase();
+      } else {
+        let p;
+        try {
+          p = parseCidr(n);
+        } catch {
+          throw new ManagementError('unprocessable', `network: invalid CIDR ${JSON.stringify(n)}`);
+        }
+        networkType = 'IPv4';
+        network = `${intToIpText(p.base)}/${p.bits}`;
+      }
+    } else {
+      for (const d of domains) {
+        const bare = d.startsWith('*.') ? d.slice(2) : d;
+        if (!isValidDomain(bare.toLowerCase())) throw new ManagementError('unprocessable', `domains: invalid domain ${JSON.stringify(d)}`);
+      }
+    }
+    const peer = input.peer ?? '';
+    const peerGroups = input.peerGroups ?? [];
+    if ((peer !== '') === peerGroups.length > 0) throw new ManagementError('unprocessable', 'peer, peer_groups: give either a routing peer or peer groups, not both');
+    if (peer) this.checkPeer(state, peer, 'peer');
+    return {
+      id,
+      accountId: state.id,
+      description: input.description ?? '',
+      networkId: netId,
+      enabled: input.enabled,
+      peer,
+      peerGroups: this.checkGroupsField(state, peerGroups, 'peer_groups'),
+      network,
+      networkType,
+      domains: domains.map((d) => d.toLowerCase()),
+      metric: input.metric,
+      masquerade: input.masquerade,
+      groups: this.checkGroupsField(state, input.groups, 'groups', true),
+      keepRoute: input.keepRoute,
+      accessControlGroups: this.checkGroupsField(state, input.accessControlGroups, 'access_control_groups'),
+      skipAutoApply: input.skipAutoApply ?? false,
+    };
+  }
+
+  async createRoute(accountId: string, input: RouteInput): Promise<Route> {
+    const state = this.accountState(accountId);
+    const route = this.buildRoute(state, newId(), input);
+    return this.saveRoute(state, route, undefined);
+  }
+
+  async updateRoute(accountId: string, id: string, input: RouteInput): Promise<Route> {
+    const state = this.accountState(accountId);
+    const old = this.getObject(accountObjects(state).routes, id, 'route');
+    return this.saveRoute(state, this.buildRoute(state, id, input), old);
+  }
+
+  private saveRoute(state: AccountState, route: Route, old: Route | undefined): Promise<Route> {
+    const objs = accountObjects(state);
+    return this.change(state.id, async (q) => {
+      await q.putObject('routes', route);
+      return {
+        result: route,
+        events: [{ activityCode: old ? ACT.routeUpdate : ACT.routeAdd, initiatorId: '', targetId: route.id, meta: { name: route.networkId, network_range: route.network, domains: route.domains.join(',') } }],
+        apply: () => {
+          const affected = affectedByRoute(state, old);
+          objs.routes.set(route.id, route);
+          objs.generation++;
+          for (const p of affectedByRoute(state, route)) affected.add(p);
+          return affected;
+        },
+      };
+    });
+  }
+
+  async deleteRoute(accountId: string, id: string): Promise<void> {
+    const state = this.accountState(accountId);
+    const objs = accountObjects(state);
+    const old = this.getObject(objs.routes, id, 'route');
+    await this.change(accountId, async (q) => {
+      await q.deleteObject('routes', id);
+      return {
+        result: undefined,
+        events: [{ activityCode: ACT.routeDelete, initiatorId: '', targetId: id, meta: { name: old.networkId, network_range: old.network } }],
+        apply: () => {
+          const affected = affectedByRoute(state, old);
+          objs.routes.delete(id);
+          objs.generation++;
+          return affected;
+        },
+      };
+    });
+  }
+
+  // ----- name-server groups -----
+  private buildNameserverGroup(state: AccountState, id: string, input: NameserverGroupInput): NameserverGroup {
+    const name = (input.name ?? '').trim();
+    if (name === '' || name.length > 40) throw new ManagementError('unprocessable', 'name: must be 1-40 characters');
+    if (!Array.isArray(input.nameservers) || input.nameservers.length < 1 || input.nameservers.length > 3) {
+      throw new ManagementError('unprocessable', 'nameservers: between 1 and 3 name servers are required');
+    }
+    for (const ns of input.nameservers) {
+      if (!isIpAddress(ns.ip)) throw new ManagementError('unprocessable', `nameservers.ip: invalid IP address ${JSON.stringify(ns.ip)}`);
+      if (ns.nsType !== 'udp') throw new ManagementError('unprocessable', `nameservers.ns_type: only "udp" is supported`);
+      if (!Number.isInteger(ns.port) || ns.port < 1 || ns.port > 65535) throw new ManagementError('unprocessable', `nameservers.port: invalid port ${ns.port}`);
+    }
+    const domains = (input.domains ?? []).map((d) => d.trim().toLowerCase());
+    for (const d of domains) if (!isValidDomain(d)) throw new ManagementError('unprocessable', `domains: invalid domain ${JSON.stringify(d)}`);
+    if (input.primary && domains.length > 0) throw new ManagementError('unprocessable', 'domains: a primary name-server group must not have match domains');
+    if (!input.primary && domains.length === 0) throw new ManagementError('unprocessable', 'domains: a non-primary name-server group needs at least one match domain');
+    return {
+      id,
+      accountId: state.id,
+      name,
+      description: input.description ?? '',
+      nameservers: input.nameservers.map((n) => ({ ip: n.ip, nsType: 'udp', port: n.port })),
+      enabled: input.enabled,
+      groups: this.checkGroupsField(state, input.groups, 'groups', true),
+      primary: input.primary,
+      domains,
+      searchDomainsEnabled: input.searchDomainsEnabled,
+    };
+  }
+
+  async createNameserverGroup(accountId: string, input: NameserverGroupInput): Promise<NameserverGroup> {
+    const state = this.accountState(accountId);
+    return this.saveNameserverGroup(state, this.buildNameserverGroup(state, newId(), input), undefined);
+  }
+
+  async updateNameserverGroup(accountId: string, id: string, input: NameserverGroupInput): Promise<NameserverGroup> {
+    const state = this.accountState(accountId);
+    const old = this.getObject(accountObjects(state).nameserverGroups, id, 'name-server group');
+    return this.saveNameserverGroup(state, this.buildNameserverGroup(state, id, input), old);
+  }
+
+  private saveNameserverGroup(state: AccountState, g: NameserverGroup, old: NameserverGroup | undefined): Promise<NameserverGroup> {
+    const objs = accountObjects(state);
+    return this.change(state.id, async (q) => {
+      await q.putObject('nameserverGroups', g);
+      return {
+        result: g,
+        events: [{ activityCode: old ? ACT.nsUpdate : ACT.nsAdd, initiatorId: '', targetId: g.id, meta: { name: g.name } }],
+        apply: () => {
+          const affected = membersOfGroups(state, [...g.groups, ...(old?.groups ?? [])]);
+          objs.nameserverGroups.set(g.id, g);
+          objs.generation++;
+          return affected;
+        },
+      };
+    });
+  }
+
+  async deleteNameserverGroup(accountId: string, id: string): Promise<void> {
+    const state = this.accountState(accountId);
+    const objs = accountObjects(state);
+    const old = this.getObject(objs.nameserverGroups, id, 'name-server group');
+    await this.change(accountId, async (q) => {
+      await q.deleteObject('nameserverGroups', id);
+      return {
+        result: undefined,
+        events: [{ activityCode: ACT.nsDelete, initiatorId: '', targetId: id, meta: { name: old.name } }],
+        apply: () => {
+          objs.nameserverGroups.delete(id);
+          objs.generation++;
+          return membersOfGroups(state, old.groups);
+        },
+      };
+    });
+  }
+
+  /** DNS settings: groups whose peers get no managed DNS. */
+  async updateDnsSettings(accountId: string, disabledManagementGroups: string[]): Promise<string[]> {
+    const state = this.accountState(accountId);
+    const groups = this.checkGroupsField(state, disabledManagementGroups, 'disabled_management_groups');
+    const old = state.account.settings.dnsDisabledManagementGroups;
+    const added = groups.filter((g) => !old.includes(g));
+    const removed = old.filter((g) => !groups.includes(g));
+    return this.change(accountId, async (q) => {
+      const account: Account = { ...state.account, settings: { ...state.account.settings, dnsDisabledManagementGroups: groups } };
+      await q.updateAccount({ ...account, serial: state.account.serial });
+      const events: EventDraft[] = [
+        ...added.map((g) => ({ activityCode: ACT.dnsDisabledAdd, initiatorId: '', targetId: g, meta: { group: state.groups.get(g)?.name ?? '' } })),
+        ...removed.map((g) => ({ activityCode: ACT.dnsDisabledDelete, initiatorId: '', targetId: g, meta: { group: state.groups.get(g)?.name ?? '' } })),
+      ];
+      return {
+        result: groups,
+        events,
+        apply: () => {
+          state.account = { ...account, serial: state.account.serial };
+          accountObjects(state).generation++;
+          const affected = membersOfGroups(state, [...added, ...removed]);
+          for (const p of affected) state.peerCache.delete(p);
+          return affected;
+        },
+      };
+    });
+  }
+
+  // ----- posture checks -----
+  private buildPostureCheck(state: AccountState, id: string, input: { name: string; description?: string; checks: Record<string, unknown> }): PostureCheck {
+    const name = (input.name ?? '').trim();
+    if (name === '') throw new ManagementError('unprocessable', 'name: posture check name must not be empty');
+    for (const other of accountObjects(state).postureChecks.values()) {
+      if (other.id !== id && other.name === name) throw new ManagementError('already_exists', `posture check ${JSON.stringify(name)} already exists`);
+    }
+    const checks = input.checks ?? {};
+    const known = ['nb_version_check', 'os_version_check', 'geo_location_check', 'peer_network_range_check', 'process_check'];
+    const keys = Object.keys(checks);
+    if (keys.length === 0) throw new ManagementError('unprocessable', 'checks: at least one check is required');
+    for (const k of keys) if (!known.includes(k)) throw new ManagementError('unprocessable', `checks.${k}: unknown check; use ${known.join(', ')}`);
+    const nb = checks.nb_version_check as { min_version?: unknown } | undefined;
+    if (nb && (typeof nb.min_version !== 'string' || !/^\d+\.\d+\.\d+/.test(nb.min_version))) {
+      throw new ManagementError('unprocessable', 'checks.nb_version_check.min_version: must be a version like 0.60.0');
+    }
+    const geo = checks.geo_location_check as { action?: unknown; locations?: unknown } | undefined;
+    if (geo && (!['allow', 'deny'].includes(String(geo.action)) || !Array.isArray(geo.locations))) {
+      throw new ManagementError('unprocessable', 'checks.geo_location_check: needs locations and action allow or deny');
+    }
+    const net = checks.peer_network_range_check as { action?: unknown; ranges?: unknown } | undefined;
+    if (net) {
+      if (!['allow', 'deny'].includes(String(net.action)) || !Array.isArray(net.ranges)) {
+        throw new ManagementError('unprocessable', 'checks.peer_network_range_check: needs ranges and action allow or deny');
+      }
+      for (const r of net.ranges as unknown[]) {
+        try {
+          parseCidr(String(r));
+        } catch {
+          throw new ManagementError('unprocessable', `checks.peer_network_range_check.ranges: invalid CIDR ${JSON.stringify(r)}`);
+        }
+      }
+    }
+    return { id, accountId: state.id, name, description: input.description ?? '', checks };
+  }
+
+  async createPostureCheck(accountId: string, input: { name: string; description?: string; checks: Record<string, unknown> }): Promise<PostureCheck> {
+    const state = this.accountState(accountId);
+    return this.savePostureCheck(state, this.buildPostureCheck(state, newId(), input), false);
+  }
+
+  async updatePostureCheck(accountId: string, id: string, input: { name: string; description?: string; checks: Record<string, unknown> }): Promise<PostureCheck> {
+    const state = this.accountState(accountId);
+    this.getObject(accountObjects(state).postureChecks, id, 'posture check');
+    return this.savePostureCheck(state, this.buildPostureCheck(state, id, input), true);
+  }
+
+  private savePostureCheck(state: AccountState, pc: PostureCheck, update: boolean): Promise<PostureCheck> {
+    return this.change(state.id, async (q) => {
+      await q.putObject('postureChecks', pc);
+      return {
+        result: pc,
+        events: [{ activityCode: update ? ACT.postureUpdate : ACT.postureCreate, initiatorId: '', targetId: pc.id, meta: { name: pc.name } }],
+        apply: () => {
+          accountObjects(state).postureChecks.set(pc.id, pc);
+          return state.peersOfRules(state.policies.filter((p) => p.sourcePostureChecks.includes(pc.id)).flatMap((p) => p.rules));
+        },
+      };
+    });
+  }
+
+  async deletePostureCheck(accountId: string, id: string): Promise<void> {
+    const state = this.accountState(accountId);
+    const old = this.getObject(accountObjects(state).postureChecks, id, 'posture check');
+    const user = state.policies.find((p) => p.sourcePostureChecks.includes(id));
+    if (user) throw new ManagementError('failed_precondition', `posture check ${old.name} is used by policy ${user.name}; remove it there first`);
+    await this.change(accountId, async (q) => {
+      await q.deleteObject('postureChecks', id);
+      return {
+        result: undefined,
+        events: [{ activityCode: ACT.postureDelete, initiatorId: '', targetId: id, meta: { name: old.name } }],
+        apply: () => {
+          accountObjects(state).postureChecks.delete(id);
+          return new Set<string>();
+        },
+      };
+    });
+  }
+
+  // ----- networks, resources, routers -----
+  /** Peers whose maps may change with network `networkId`: its routing peers and the peers of rules touching its resources' groups. */
+  private affectedByNetwork(state: AccountState, networkId: string): Set<string> {
+    const objs = accountObjects(state);
+    const out = new Set<string>();
+    for (const r of objs.networkRouters.values()) if (r.networkId === networkId) for (const p of routingPeers(state, r)) out.add(p);
+    const groups = new Set<string>();
+    for (const res of objs.networkResources.values()) if (res.networkId === networkId) for (const g of res.groups) groups.add(g);
+    if (groups.size > 0) {
+      const rules = state.policies.flatMap((p) => p.rules).filter((r) => r.sources.some((g) => groups.has(g)) || r.destinations.some((g) => groups.has(g)));
+      for (const p of state.peersOfRules(rules)) out.add(p);
+    }
+    return out;
+  }
+
+  private changeNetwork<T>(state: AccountState, networkId: string, write: (q: Queries) => Promise<void>, event: EventDraft, mutate: () => void, result: T): Promise<T> {
+    return this.change(state.id, async (q) => {
+      await write(q);
+      return {
+        result,
+        events: [event],
+        apply: () => {
+          const affected = this.affectedByNetwork(state, networkId);
+          mutate();
+          accountObjects(state).generation++;
+          for (const p of this.affectedByNetwork(state, networkId)) affected.add(p);
+          return affected;
+        },
+      };
+    });
+  }
+
+  getNetwork(accountId: string, id: string): NetworkDef {
+    return this.getObject(this.objects(accountId).networks, id, 'network');
+  }
+
+  async saveNetwork(accountId: string, id: string | undefined, input: { name: string; description?: string }): Promise<NetworkDef> {
+    const state = this.accountState(accountId);
+    if (id !== undefined) this.getNetwork(accountId, id);
+    const name = (input.name ?? '').trim();
+    if (name === '') throw new ManagementError('unprocessable', 'name: network name must not be empty');
+    const net: NetworkDef = { id: id ?? newId(), accountId, name, description: input.description ?? '' };
+    return this.changeNetwork(
+      state,
+      net.id,
+      (q) => q.putObject('networks', net),
+      { activityCode: id ? ACT.networkUpdate : ACT.networkCreate, initiatorId: '', targetId: net.id, meta: { name } },
+      () => accountObjects(state).networks.set(net.id, net),
+      net,
+    );
+  }
+
+  async deleteNetwork(accountId: string, id: string): Promise<void> {
+    const state = this.accountState(accountId);
+    const objs = accountObjects(state);
+    const old = this.getNetwork(accountId, id);
+    await this.changeNetwork(
+      state,
+      id,
+      async (q) => {
+        await q.deleteObjectsByParent('networkResources', id);
+        await q.deleteObjectsByParent('networkRouters', id);
+        await q.deleteObject('networks', id);
+      },
+      { activityCode: ACT.networkDelete, initiatorId: '', targetId: id, meta: { name: old.name } },
+      () => {
+        for (const r of [...objs.networkResources.values()]) if (r.networkId === id) objs.networkResources.delete(r.id);
+        for (const r of [...objs.networkRouters.values()]) if (r.networkId === id) objs.networkRouters.delete(r.id);
+        objs.networks.delete(id);
+      },
+      undefined,
+    );
+  }
+
+  getNetworkResource(accountId: string, networkId: string, id: string): NetworkResource {
+    const r = this.objects(accountId).networkResources.get(id);
+    if (!r || r.networkId !== networkId) throw new ManagementError('not_found', `network resource ${id} not found`);
+    return r;
+  }
+
+  async saveNetworkResource(accountId: string, networkId: string, id: string | undefined, input: NetworkResourceInput): Promise<NetworkResource> {
+    const state = this.accountState(accountId);
+    this.getNetwork(accountId, networkId);
+    if (id !== undefined) this.getNetworkResource(accountId, networkId, id);
+    const name = (input.name ?? '').trim();
+    if (name === '') throw new ManagementError('unprocessable', 'name: resource name must not be empty');
+    const address = (input.address ?? '').trim();
+    let type: NetworkResource['type'];
+    if (/^[0-9.]+$/.test(address) && isIpAddress(address)) type = 'host';
+    else if (address.includes('/')) {
+      try {
+        const p = parseCidr(address);
+        type = p.bits === 32 ? 'host' : 'subnet';
+      } catch {
+        throw new ManagementError('unprocessable', `address: invalid CIDR ${JSON.stringify(address)}`);
+      }
+    } else if (isValidDomain((address.startsWith('*.') ? address.slice(2) : address).toLowerCase())) type = 'domain';
+    else throw new ManagementError('unprocessable', `address: ${JSON.stringify(address)} is not an IP address, CIDR or domain`);
+    const res: NetworkResource = {
+      id: id ?? newId(),
+      accountId,
+      networkId,
+      name,
+      description: input.description ?? '',
+      type,
+      address,
+      enabled: input.enabled,
+      groups: this.checkGroupsField(state, input.groups, 'groups', true),
+    };
+    return this.changeNetwork(
+      state,
+      networkId,
+      (q) => q.putObject('networkResources', res, networkId),
+      { activityCode: id ? ACT.resourceUpdate : ACT.resourceCreate, initiatorId: '', targetId: res.id, meta: { name, address, network: networkId } },
+      () => accountObjects(state).networkResources.set(res.id, res),
+      res,
+    );
+  }
+
+  async deleteNetworkResource(accountId: string, networkId: string, id: string): Promise<void> {
+    const state = this.accountState(accountId);
+    const old = this.getNetworkResource(accountId, networkId, id);
+    await this.changeNetwork(
+      state,
+      networkId,
+      (q) => q.deleteObject('networkResources', id),
+      { activityCode: ACT.resourceDelete, initiatorId: '', targetId: id, meta: { name: old.name, network: networkId } },
+      () => accountObjects(state).networkResources.delete(id),
+      undefined,
+    );
+  }
+
+  getNetworkRouter(accountId: string, networkId: string, id: string): NetworkRouter {
+    const r = this.objects(accountId).networkRouters.get(id);
+    if (!r || r.networkId !== networkId) throw new ManagementError('not_found', `network router ${id} not found`);
+    return r;
+  }
+
+  async saveNetworkRouter(accountId: string, networkId: string, id: string | undefined, input: NetworkRouterInput): Promise<NetworkRouter> {
+    const state = this.accountState(accountId);
+    this.getNetwork(accountId, networkId);
+    if (id !== undefined) this.getNetworkRouter(accountId, networkId, id);
+    const peer = input.peer ?? '';
+    const peerGroups = input.peerGroups ?? [];
+    if ((peer !== '') === peerGroups.length > 0) throw new ManagementError('unprocessable', 'peer, peer_groups: give either a routing peer or peer groups, not both');
+    if (peer) this.checkPeer(state, peer, 'peer');
+    this.checkMetric(input.metric);
+    const router: NetworkRouter = {
+      id: id ?? newId(),
+      accountId,
+      networkId,
+      peer,
+      peerGroups: this.checkGroupsField(state, peerGroups, 'peer_groups'),
+      metric: input.metric,
+      masquerade: input.masquerade,
+      enabled: input.enabled,
+    };
+    return this.changeNetwork(
+      state,
+      networkId,
+      (q) => q.putObject('networkRouters', router, networkId),
+      { activityCode: id ? ACT.routerUpdate : ACT.routerCreate, initiatorId: '', targetId: router.id, meta: { network: networkId } },
+      () => accountObjects(state).networkRouters.set(router.id, router),
+      router,
+    );
+  }
+
+  async deleteNetworkRouter(accountId: string, networkId: string, id: string): Promise<void> {
+    const state = this.accountState(accountId);
+    this.getNetworkRouter(accountId, networkId, id);
+    await this.changeNetwork(
+      state,
+      networkId,
+      (q) => q.deleteObject('networkRouters', id),
+      { activityCode: ACT.routerDelete, initiatorId: '', targetId: id, meta: { network: networkId } },
+      () => accountObjects(state).networkRouters.delete(id),
+      undefined,
+    );
+  }
+
+  // ----- DNS zones and records -----
+  getDnsZone(accountId: string, id: string): DnsZone {
+    return this.getObject(this.objects(accountId).dnsZones, id, 'DNS zone');
+  }
+
+  private checkRecord(zone: { domain: string }, input: DnsRecordInput): DnsRecord {
+    const name = (input.name ?? '').trim().toLowerCase().replace(/\.$/, '');
+    if (!isValidDomain(name) || !(name === zone.domain || name.endsWith(`.${zone.domain}`))) {
+      throw new ManagementError('unprocessable', `name: ${JSON.stringify(input.name)} must be a name inside the zone ${zone.domain}`);
+    }
+    if (input.type === 'A' && !(/^[0-9.]+$/.test(input.content) && isIpAddress(input.content))) throw new ManagementError('unprocessable', `content: ${JSON.stringify(input.content)} is not an IPv4 address`);
+    else if (input.type === 'AAAA' && !(input.content.includes(':') && isIpAddress(input.content))) throw new ManagementError('unprocessable', `content: ${JSON.stringify(input.content)} is not an IPv6 address`);
+    else if (input.type === 'CNAME' && !isValidDomain(input.content.toLowerCase().replace(/\.$/, ''))) throw new ManagementError('unprocessable', `content: ${JSON.stringify(input.content)} is not a domain name`);
+    else if (!['A', 'AAAA', 'CNAME'].includes(input.type)) throw new ManagementError('unprocessable', `type: use A, AAAA or CNAME`);
+    if (!Number.isInteger(input.ttl) || input.ttl < 0 || input.ttl > 2147483647) throw new ManagementError('unprocessable', 'ttl: must be a non-negative integer');
+    return { id: '', name, type: input.type, content: input.content, ttl: input.ttl };
+  }
+
+  private saveZone(state: AccountState, zone: DnsZone, old: DnsZone | undefined, event: EventDraft): Promise<DnsZone> {
+    return this.change(state.id, async (q) => {
+      await q.putObject('dnsZones', zone);
+      return {
+        result: zone,
+        events: [event],
+        apply: () => {
+          const affected = membersOfGroups(state, [...zone.distributionGroups, ...(old?.distributionGroups ?? [])]);
+          accountObjects(state).dnsZones.set(zone.id, zone);
+          accountObjects(state).generation++;
+          return affected;
+        },
+      };
+    });
+  }
+
+  async saveDnsZone(accountId: string, id: string | undefined, input: DnsZoneInput): Promise<DnsZone> {
+    const state = this.accountState(accountId);
+    const old = id !== undefined ? this.getDnsZone(accountId, id) : undefined;
+    const name = (input.name ?? '').trim();
+    if (name === '') throw new ManagementError('unprocessable', 'name: zone name must not be empty');
+    const domain = (input.domain ?? '').trim().toLowerCase().replace(/\.$/, '');
+    if (!isValidDomain(domain)) throw new ManagementError('unprocessable', `domain: invalid domain ${JSON.stringify(input.domain)}`);
+    for (const z of accountObjects(state).dnsZones.values()) {
+      if (z.id !== id && z.domain === domain) throw new ManagementError('already_exists', `a zone for ${domain} already exists`);
+    }
+    if (old && old.domain !== domain && old.records.length > 0) throw new ManagementError('unprocessable', 'domain: cannot change the domain of a zone that has records');
+    const zone: DnsZone = {
+      id: id ?? newId(),
+      accountId,
+      name,
+      domain,
+      enabled: input.enabled ?? true,
+      enableSearchDomain: input.enableSearchDomain,
+      distributionGroups: this.checkGroupsField(state, input.distributionGroups, 'distribution_groups', true),
+      records: old?.records ?? [],
+    };
+    return this.saveZone(state, zone, old, { activityCode: old ? ACT.zoneUpdate : ACT.zoneCreate, initiatorId: '', targetId: zone.id, meta: { name, domain } });
+  }
+
+  async deleteDnsZone(accountId: string, id: string): Promise<void> {
+    const state = this.accountState(accountId);
+    const old = this.getDnsZone(accountId, id);
+    await this.change(accountId, async (q) => {
+      await q.deleteObject('dnsZones', id);
+      return {
+        result: undefined,
+        events: [{ activityCode: ACT.zoneDelete, initiatorId: '', targetId: id, meta: { name: old.name, domain: old.domain } }],
+        apply: () => {
+          accountObjects(state).dnsZones.delete(id);
+          accountObjects(state).generation++;
+          return membersOfGroups(state, old.distributionGroups);
+        },
+      };
+    });
+  }
+
+  getDnsRecord(accountId: string, zoneId: string, id: string): DnsRecord {
+    const r = this.getDnsZone(accountId, zoneId).records.find((x) => x.id === id);
+    if (!r) throw new ManagementError('not_found', `DNS record ${id} not found`);
+    return r;
+  }
+
+  async saveDnsRecord(accountId: string, zoneId: string, id: string | undefined, input: DnsRecordInput): Promise<DnsRecord> {
+    const state = this.accountState(accountId);
+    const zone = this.getDnsZone(accountId, zoneId);
+    if (id !== undefined) this.getDnsRecord(accountId, zoneId, id);
+    const rec = { ...this.checkRecord(zone, input), id: id ?? newId() };
+    const records = id ? zone.records.map((r) => (r.id === id ? rec : r)) : [...zone.records, rec];
+    await this.saveZone(state, { ...zone, records }, zone, { activityCode: id ? ACT.recordUpdate : ACT.recordCreate, initiatorId: '', targetId: rec.id, meta: { name: rec.name, type: rec.type, zone: zone.domain } });
+    return rec;
+  }
+
+  async deleteDnsRecord(accountId: string, zoneId: string, id: string): Promise<void> {
+    const state = this.accountState(accountId);
+    const zone = this.getDnsZone(accountId, zoneId);
+    const rec = this.getDnsRecord(accountId, zoneId, id);
+    await this.saveZone(state, { ...zone, records: zone.records.filter((r) => r.id !== id) }, zone, { activityCode: ACT.recordDelete, initiatorId: '', targetId: id, meta: { name: rec.name, zone: zone.domain } });
+  }
+
   // ----- login expiration -----
   /** Finds peers whose login expired since the last check and tells the listeners. */
   async checkLoginExpiration(): Promise<void> {
@@ -1339,4 +2353,13 @@ export class AccountManager {
       });
     }
   }
+}
+
+function intToIpText(n: number): string {
+  return `${Math.floor(n / 16777216) & 255}.${Math.floor(n / 65536) & 255}.${Math.floor(n / 256) & 255}.${n & 255}`;
+}
+
+/** IPv4 dotted quad or an IPv6 address in text form. */
+function isIpAddress(ip: string): boolean {
+  return isIP(ip) !== 0;
 }

@@ -89,12 +89,19 @@ export class UpdateHub implements ChangeListener {
    */
   open(ref: PeerRef, sink: SyncSink): SyncSession {
     const old = this.sessions.get(ref.peer.id);
-    if (old) this.drop(old, undefined);
     const s = new SyncSession(ref.state.id, ref.peer.id, ref.peer.key, sink);
     this.sessions.set(s.peerId, s);
     let set = this.byAccount.get(s.accountId);
     if (!set) this.byAccount.set(s.accountId, (set = new Set()));
     set.add(s);
+    // The old stream ends after the new one is registered, so its end handler sees the peer as still
+    // connected (isConnected) and does not mark it offline.
+    if (old) {
+      this.clearTimers(old);
+      old.closed = true;
+      set.delete(old);
+      old.sink.end(undefined);
+    }
     this.stats.connected = this.sessions.size;
 
     const state = ref.state;

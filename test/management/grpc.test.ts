@@ -253,3 +253,31 @@ test('a one-off key used by concurrent registrations registers exactly one peer;
   assert.ok(all.some((p) => p.dnsLabel === 'same-name-1'));
   assert.equal(m.getSetupKey(acc.id, reusable.setupKey.id).usedTimes, 30);
 });
+
+test('a second Sync stream of the same peer replaces the first and the peer stays connected', async (t) => {
+  const tmp = tempDir();
+  t.after(() => tmp.remove());
+  const srv = await startServer({ dataDir: tmp.dir });
+  t.after(() => srv.close());
+  const m = srv.mgmt.manager;
+  const acc = await m.defaultAccount();
+  const { key } = await m.createSetupKey(acc.id, { name: 'k' });
+  const a = new TestPeer(srv.address, 'twice');
+  t.after(() => a.close());
+  await a.login(key);
+  const s1 = await a.sync();
+  await s1.next();
+  const s2 = await a.sync();
+  await s2.next();
+  const end1 = (await s1.waitEnd()) as grpc.StatusObject;
+  assert.equal(end1.code, grpc.status.OK, 'old stream ends normally');
+  await new Promise((r) => setTimeout(r, 100));
+  const p = m.findPeerByKey(a.publicKey)!.peer;
+  assert.equal(p.connected, true);
+  assert.equal(srv.mgmt.hub.connectedCount, 1);
+  // Closing the client stream marks the peer offline.
+  a.close();
+  for (let i = 0; i < 50 && m.findPeerByKey(a.publicKey)!.peer.connected; i++) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(m.findPeerByKey(a.publicKey)!.peer.connected, false);
+  assert.equal(srv.mgmt.hub.connectedCount, 0);
+});
