@@ -1,14 +1,15 @@
 /**
- * WireGuard data-plane benchmark: our userspace Device (TUN + batched UDP, in this process) against
- * Debian's wireguard-go, compared in the same run with a wireguard-go <-> wireguard-go pair built the
- * same way (two namespaces over one veth, see test/lab/wgpair.ts). Prints iperf3 TCP throughput
- * (1 and 4 streams, both directions for 1 stream) and ping RTT, with the ratio ours / wireguard-go.
+ * WireGuard data-plane benchmark, three pairs built the same way (two namespaces over one veth, see
+ * test/lab/wgpair.ts) and measured in the same run: wireguard-go <-> wireguard-go (the reference,
+ * Debian's wireguard-go), ours <-> wireguard-go (our Device in this process in namespace a) and
+ * ours <-> ours (`netbird wg-quick` processes on both sides). Prints iperf3 TCP throughput (1 and 4
+ * streams, both directions for 1 stream) and ping RTT, with the ratios ours / wireguard-go.
  *
  * Environment: BENCH_SECONDS (iperf3 duration, default 3), BENCH_REPEAT (runs per figure, the median
  * is printed; default 3). Needs root, wireguard-go, wireguard-tools, iperf3, iputils-ping.
  */
 import { Lab, sleep, type Netns } from '../test/lab/index.js';
-import { oursVsWireguardGo, wireguardGoPair, B_TUN } from '../test/lab/wgpair.js';
+import { oursVsWireguardGo, oursPair, wireguardGoPair, B_TUN } from '../test/lab/wgpair.js';
 
 interface Figures {
   tcp1: number;
@@ -56,60 +57,65 @@ async function one(metric: Metric, a: Netns, b: Netns, seconds: number): Promise
   }
 }
 
+interface Side {
+  label: string;
+  a: Netns;
+  b: Netns;
+}
+
 /**
- * Measures both setups with their runs interleaved (ref, ours, ref, ours, ...) so that load from
- * other work on the machine hits both about equally; reports the median per metric.
+ * Measures every setup with their runs interleaved (ref, ours, ours2, ref, ...) so that load from
+ * other work on the machine hits all about equally; reports the median per metric.
  */
-async function measureBoth(
-  sides: { ours: { a: Netns; b: Netns }; ref: { a: Netns; b: Netns } },
-  seconds: number,
-  repeat: number,
-): Promise<{ ours: Figures; ref: Figures }> {
-  for (const s of [sides.ours, sides.ref]) if (!(await s.a.waitPing(B_TUN, 10_000))) throw new Error('tunnel does not come up');
+async function measureAll(sides: Side[], seconds: number, repeat: number): Promise<Figures[]> {
+  for (const s of sides) if (!(await s.a.waitPing(B_TUN, 10_000))) throw new Error(`${s.label}: tunnel does not come up`);
   const metrics: Metric[] = ['rttMs', 'tcp1', 'tcp1rev', 'tcp4'];
-  const runs = { ours: new Map<Metric, number[]>(), ref: new Map<Metric, number[]>() };
+  const runs = sides.map(() => new Map<Metric, number[]>(metrics.map((m) => [m, []])));
   for (const m of metrics) {
-    runs.ours.set(m, []);
-    runs.ref.set(m, []);
     for (let i = 0; i < repeat; i++) {
-      runs.ref.get(m)!.push(await one(m, sides.ref.a, sides.ref.b, seconds));
-      runs.ours.get(m)!.push(await one(m, sides.ours.a, sides.ours.b, seconds));
+      for (let k = 0; k < sides.length; k++) runs[k]!.get(m)!.push(await one(m, sides[k]!.a, sides[k]!.b, seconds));
     }
   }
-  const fig = (r: Map<Metric, number[]>): Figures => ({
+  return runs.map((r) => ({
     tcp1: median(r.get('tcp1')!), tcp1rev: median(r.get('tcp1rev')!), tcp4: median(r.get('tcp4')!), rttMs: median(r.get('rttMs')!),
-  });
-  return { ours: fig(runs.ours), ref: fig(runs.ref) };
+  }));
 }
 
 export async function benchWireguard(): Promise<void> {
   const seconds = Number(process.env.BENCH_SECONDS ?? 3);
   const repeat = Number(process.env.BENCH_REPEAT ?? 3);
   const lab = await Lab.create({ prefix: 'nbtn-bench' });
-  let ours: Figures;
-  let ref: Figures;
+  let figs: Figures[];
   try {
-    // Both labs exist side by side (an idle pair costs nothing) so their runs can alternate.
+    // All labs exist side by side (an idle pair costs nothing) so their runs can alternate.
     const g = await wireguardGoPair(lab, { tag: 'ref' });
-    const p = await oursVsWireguardGo(lab, { tag: 'ours' });
+    const p = await oursVsWireguardGo(lab, { tag: 'mix' });
+    const o = await oursPair(lab, { tag: 'ours' });
     try {
-      ({ ours, ref } = await measureBoth({ ours: p, ref: g }, seconds, repeat));
+      figs = await measureAll(
+        [{ label: 'wg-go<->wg-go', ...g }, { label: 'ours<->wg-go', ...p }, { label: 'ours<->ours', ...o }],
+        seconds,
+        repeat,
+      );
     } finally {
       await p.device.close();
     }
   } finally {
     await lab.cleanup();
   }
-  const row = (name: string, o: number, r: number, unit: string, higherBetter: boolean): string => {
-    const ratio = higherBetter ? o / r : r / o;
-    return `  ${name.padEnd(28)} ${o.toFixed(unit === 'ms' ? 3 : 0).padStart(9)} ${unit.padEnd(7)} ${r.toFixed(unit === 'ms' ? 3 : 0).padStart(9)} ${unit.padEnd(7)} ${ratio.toFixed(2)}x`;
+  const [ref, mix, ours] = figs as [Figures, Figures, Figures];
+  const num = (x: number, ms: boolean): string => x.toFixed(ms ? 3 : 0).padStart(9);
+  const ratio = (o: number, r: number, higherBetter: boolean): string => `${(higherBetter ? o / r : r / o).toFixed(2)}x`.padStart(7);
+  const row = (name: string, k: keyof Figures, unit: string, higherBetter: boolean): string => {
+    const ms = unit === 'ms';
+    return `  ${name.padEnd(24)} ${unit.padEnd(6)} ${num(ref[k], ms)} ${num(mix[k], ms)} ${num(ours[k], ms)}   ${ratio(mix[k], ref[k], higherBetter)} ${ratio(ours[k], ref[k], higherBetter)}`;
   };
-  console.log(`wireguard: iperf3 TCP ${seconds} s, ping x30 (median), median of ${repeat}; peer is wireguard-go in both columns`);
-  console.log(`  ${''.padEnd(28)} ${'ours<->wg-go'.padStart(17)} ${'wg-go<->wg-go'.padStart(17)}  ratio (>1 = ours better)`);
-  console.log(row('TCP 1 stream (we send)', ours.tcp1, ref.tcp1, 'Mbit/s', true));
-  console.log(row('TCP 1 stream (we receive)', ours.tcp1rev, ref.tcp1rev, 'Mbit/s', true));
-  console.log(row('TCP 4 streams (we send)', ours.tcp4, ref.tcp4, 'Mbit/s', true));
-  console.log(row('ping RTT (median)', ours.rttMs, ref.rttMs, 'ms', false));
+  console.log(`wireguard: iperf3 TCP ${seconds} s, ping x30 (median), median of ${repeat} interleaved runs; "a" sends, "b" receives`);
+  console.log(`  ${''.padEnd(31)} ${'wg-go:wg-go'.padStart(9)} ${'ours:wg-go'.padStart(9)} ${'ours:ours'.padStart(9)}   ratios vs wg-go:wg-go (>1 = ours better)`);
+  console.log(row('TCP 1 stream a->b', 'tcp1', 'Mbit/s', true));
+  console.log(row('TCP 1 stream b->a', 'tcp1rev', 'Mbit/s', true));
+  console.log(row('TCP 4 streams a->b', 'tcp4', 'Mbit/s', true));
+  console.log(row('ping RTT (median)', 'rttMs', 'ms', false));
 }
 
 // Stand-alone: node --import tsx bench/wireguard.ts

@@ -6,10 +6,14 @@
  *
  * `oursVsWireguardGo`: our Device (running in this Node process, TUN + UDP socket created inside
  * namespace a) against wireguard-go in b. `wireguardGoPair`: wireguard-go on both sides (reference).
+ * `oursPair`: our `netbird wg-quick` on both sides, one process each.
  */
 import { Device, type TimerConfig } from '../../src/wireguard/index.js';
 import { openTun, createUdpBind, type LinuxTunDevice, type LinuxUdpBind } from '../../src/tun/index.js';
-import type { Lab, Netns } from './index.js';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Lab, LabProcess, Netns } from './index.js';
 import { WireguardGo, wgKeys, type WgKeys } from './wireguard.js';
 
 export const A_UNDERLAY = '10.1.0.1';
@@ -19,6 +23,8 @@ export const B_TUN = '10.10.0.2';
 export const A_TUN6 = 'fd10::1';
 export const B_TUN6 = 'fd10::2';
 export const WG_PORT = 51820;
+
+const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 
 export interface PairOptions {
   /** Which side knows the other's endpoint (so can initiate). Default both. */
@@ -116,4 +122,35 @@ export async function wireguardGoPair(lab: Lab, opts: { mtu?: number; tag?: stri
     peers: [{ publicKey: keysA.publicKey, allowedIps: [`${A_TUN}/32`, `${A_TUN6}/128`], endpoint: `${A_UNDERLAY}:${WG_PORT}` }],
   });
   return { a, b, wgA, wgB };
+}
+
+export interface OursPair {
+  a: Netns;
+  b: Netns;
+  procA: LabProcess;
+  procB: LabProcess;
+}
+
+/**
+ * Our WireGuard on both sides, each in its own process: `netbird wg-quick` (src/wgquick/main.ts
+ * through tsx) with a generated config in namespaces a and b. Extra environment (e.g.
+ * NETBIRD_UDP_GSO=0) goes to both processes.
+ */
+export async function oursPair(lab: Lab, opts: { tag?: string; mtu?: number; env?: NodeJS.ProcessEnv } = {}): Promise<OursPair> {
+  const { a, b } = await underlay(lab, opts.tag);
+  const ka = wgKeys();
+  const kb = wgKeys();
+  const dir = lab.tmpdir();
+  const conf = (k: WgKeys, peer: WgKeys, addr: string, addr6: string, peerAddr: string, peerAddr6: string, ep: string): string =>
+    `[Interface]\nPrivateKey = ${k.privateKey}\nAddress = ${addr}/24, ${addr6}/64\nListenPort = ${WG_PORT}\nMTU = ${opts.mtu ?? 1420}\n` +
+    `[Peer]\nPublicKey = ${peer.publicKey}\nAllowedIPs = ${peerAddr}/32, ${peerAddr6}/128\nEndpoint = ${ep}:${WG_PORT}\n`;
+  writeFileSync(join(dir, 'wgnba.conf'), conf(ka, kb, A_TUN, A_TUN6, B_TUN, B_TUN6, B_UNDERLAY));
+  writeFileSync(join(dir, 'wgnbb.conf'), conf(kb, ka, B_TUN, B_TUN6, A_TUN, A_TUN6, A_UNDERLAY));
+  const env = { ...process.env, ...(opts.env ?? {}) };
+  const main = join(repoRoot, 'src/wgquick/main.ts');
+  const procA = a.spawn(process.execPath, ['--import', 'tsx', main, join(dir, 'wgnba.conf')], { env, cwd: repoRoot });
+  const procB = b.spawn(process.execPath, ['--import', 'tsx', main, join(dir, 'wgnbb.conf')], { env, cwd: repoRoot });
+  await procA.waitFor(/: up/, 30_000);
+  await procB.waitFor(/: up/, 30_000);
+  return { a, b, procA, procB };
 }
