@@ -5,8 +5,35 @@
  */
 export { Management, SQLITE_FILE } from './service.js';
 export type { ManagementOptions } from './service.js';
-export { AccountManager, DEFAULT_DNS_DOMAIN, DEFAULT_EPHEMERAL_TIMEOUT_MS, setupKeyState } from './manager.js';
-export type { AccountManagerOptions, Affected, ChangeListener, LoginInput, PeerRef, PeerUpdateInput, PolicyInput, PolicyRuleInput, SetupKeyInput } from './manager.js';
+export {
+  AccountManager,
+  DEFAULT_DNS_DOMAIN,
+  DEFAULT_EPHEMERAL_TIMEOUT_MS,
+  USER_ROLES,
+  hashPersonalAccessToken,
+  isWellFormedPat,
+  newPersonalAccessToken,
+  setupKeyState,
+} from './manager.js';
+export type {
+  AccountManagerOptions,
+  Affected,
+  ChangeListener,
+  DnsRecordInput,
+  DnsZoneInput,
+  LoginInput,
+  NameserverGroupInput,
+  NetworkResourceInput,
+  NetworkRouterInput,
+  PeerRef,
+  PeerUpdateInput,
+  PolicyInput,
+  PolicyRuleInput,
+  RouteInput,
+  SetupKeyInput,
+  UserUpdateInput,
+} from './manager.js';
+export { AccountObjectsState, accountObjects, peerCustomZones, peerNameServerGroups, peerRoutes } from './objects.js';
 export { NetbirdConfigBuilder, DEFAULT_CREDENTIAL_TTL_SECONDS } from './config.js';
 export type { InfraConfig } from './config.js';
 export { UpdateHub } from './updates.js';
@@ -14,7 +41,7 @@ export type { SyncSink, UpdateHubOptions, UpdateHubStats } from './updates.js';
 export { createManagementService, metaFromProto, toGrpcError } from './grpc.js';
 export type { ManagementGrpcOptions } from './grpc.js';
 export { Store } from './store/store.js';
-export type { AccountData, StoreOptions } from './store/store.js';
+export type { AccountData, AccountObjects, LocalCredential, StoreOptions } from './store/store.js';
 export { loadOrCreateServerKey, SERVER_KEY_FILE } from './serverkey.js';
 export { encodeNetworkMap, forwarderPort } from './networkmap.js';
 export type { EncodedMap } from './networkmap.js';

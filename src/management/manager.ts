@@ -546,9 +546,19 @@ export class AccountManager {
         settings: { ...state.account.settings, ...(patch.settings ?? {}) },
       };
       await q.updateAccount({ ...account, serial: state.account.serial });
-      const events = patch.dnsDomain !== undefined && patch.dnsDomain !== state.account.dnsDomain
+      const events: EventDraft[] = patch.dnsDomain !== undefined && patch.dnsDomain !== state.account.dnsDomain
         ? [{ activityCode: ACT.accountDnsDomainUpdate, initiatorId: '', targetId: accountId, meta: { domain: patch.dnsDomain } }]
         : [];
+      const before = state.account.settings;
+      for (const [key, on, off] of SETTING_EVENTS) {
+        if (account.settings[key] !== before[key]) events.push({ activityCode: account.settings[key] ? on : off, initiatorId: '', targetId: accountId, meta: {} });
+      }
+      if (account.settings.peerLoginExpiration !== before.peerLoginExpiration) {
+        events.push({ activityCode: 'account.setting.peer.login.expiration.update', initiatorId: '', targetId: accountId, meta: { expiration: String(account.settings.peerLoginExpiration) } });
+      }
+      if (account.settings.peerInactivityExpiration !== before.peerInactivityExpiration) {
+        events.push({ activityCode: 'account.peer.inactivity.expiration.update', initiatorId: '', targetId: accountId, meta: { expiration: String(account.settings.peerInactivityExpiration) } });
+      }
       return {
         result: account,
         events,
@@ -604,11 +614,15 @@ export class AccountManager {
       createdAt: this.now(),
       lastLogin: 0,
     };
+    if (!USER_ROLES.includes(user.role)) throw new ManagementError('unprocessable', `role: invalid role ${JSON.stringify(user.role)}; use one of ${USER_ROLES.join(', ')}`);
+    if (user.role === 'owner') throw new ManagementError('unprocessable', 'role: an account has exactly one owner; transfer ownership instead');
+    if (state.users.has(user.id)) throw new ManagementError('already_exists', `user ${user.id} already exists`);
+    if (user.email !== '' && [...state.users.values()].some((u) => u.email === user.email)) throw new ManagementError('already_exists', `a user with e-mail ${user.email} already exists`);
     return this.change(accountId, async (q) => {
       await q.insertUser(user);
       return {
         result: user,
-        events: [{ activityCode: ACT.userCreate, initiatorId: '', targetId: user.id, meta: {} }],
+        events: [{ activityCode: user.isServiceUser ? ACT.serviceUserCreate : ACT.userCreate, initiatorId: '', targetId: user.id, meta: { name: user.name, email: user.email, role: user.role } }],
         apply: () => {
           state.users.set(user.id, user);
           return new Set<string>();
@@ -648,6 +662,13 @@ export class AccountManager {
     const out = new Set<string>(extra);
     const rules = state.policies.flatMap((p) => p.rules).filter((r) => r.sources.includes(groupId) || r.destinations.includes(groupId));
     for (const pid of state.peersOfRules(rules)) out.add(pid);
+    // Routing peers chosen by group change what the route's receivers get.
+    const objs = accountObjects(state);
+    for (const r of objs.routes.values()) if (r.peerGroups.includes(groupId)) for (const pid of affectedByRoute(state, r)) out.add(pid);
+    const networks = new Set<string>();
+    for (const r of objs.networkRouters.values()) if (r.peerGroups.includes(groupId)) networks.add(r.networkId);
+    for (const r of objs.networkResources.values()) if (r.groups.includes(groupId)) networks.add(r.networkId);
+    for (const n of networks) for (const pid of this.affectedByNetwork(state, n)) out.add(pid);
     return out;
   }
 
@@ -709,6 +730,17 @@ export class AccountManager {
     for (const k of state.setupKeys.values()) {
       if (k.autoGroups.includes(groupId)) throw new ManagementError('failed_precondition', `group ${g.name} is an auto-group of setup key ${k.name}; remove it there first`);
     }
+    const objs = accountObjects(state);
+    const uses: Array<[string, boolean]> = [
+      ...[...objs.routes.values()].map((r): [string, boolean] => [`route ${r.networkId}`, [...r.groups, ...r.peerGroups, ...r.accessControlGroups].includes(groupId)]),
+      ...[...objs.nameserverGroups.values()].map((n): [string, boolean] => [`name-server group ${n.name}`, n.groups.includes(groupId)]),
+      ...[...objs.dnsZones.values()].map((z): [string, boolean] => [`DNS zone ${z.name}`, z.distributionGroups.includes(groupId)]),
+      ...[...objs.networkResources.values()].map((r): [string, boolean] => [`network resource ${r.name}`, r.groups.includes(groupId)]),
+      ...[...objs.networkRouters.values()].map((r): [string, boolean] => [`a router of network ${objs.networks.get(r.networkId)?.name ?? r.networkId}`, r.peerGroups.includes(groupId)]),
+      ...[...state.users.values()].map((u): [string, boolean] => [`the auto-groups of user ${u.email || u.id}`, u.autoGroups.includes(groupId)]),
+    ];
+    const use = uses.find(([, used]) => used);
+    if (use) throw new ManagementError('failed_precondition', `group ${g.name} is used by ${use[0]}; remove it there first`);
     if (state.account.settings.dnsDisabledManagementGroups.includes(groupId)) {
       throw new ManagementError('failed_precondition', `group ${g.name} is used in DNS settings; remove it there first`);
     }
@@ -780,6 +812,9 @@ export class AccountManager {
         destinations: [...new Set(r.destinations)],
       };
     });
+    for (const pc of input.sourcePostureChecks ?? []) {
+      if (!accountObjects(state).postureChecks.has(pc)) throw new ManagementError('unprocessable', `source_posture_checks: posture check ${pc} does not exist in this account`);
+    }
     return {
       id,
       accountId: state.id,
@@ -1060,6 +1095,7 @@ export class AccountManager {
       const peer = state.peers.get(ref.peer.id);
       if (!peer) throw new ManagementError('permission_denied', 'peer is not registered');
       if (peer.userId) {
+        if (state.users.get(peer.userId)?.blocked) throw new ManagementError('permission_denied', 'user is blocked');
         if (input.jwtUserId && input.jwtUserId !== peer.userId) throw new ManagementError('permission_denied', 'peer is registered by another user');
         if (!input.jwtUserId && isLoginExpired(state, peer, now)) {
           throw new ManagementError('permission_denied', 'peer login has expired, please log in once more');
