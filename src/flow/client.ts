@@ -225,6 +225,8 @@ export class FlowClient {
       ro.signal?.removeEventListener('abort', onSignal);
       if (this.loopStop === stop) this.loopStop = undefined;
       this.cancelCall();
+      // A stopped loop leaves no connection behind; a later receive() starts on a new one.
+      this.dropChannel();
     }
   }
 

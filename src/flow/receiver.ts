@@ -74,6 +74,7 @@ export function createFlowReceiver(opts: FlowReceiverOptions): FlowReceiver {
 
     let inFlight = 0;
     let paused = false;
+    let writeBlocked = false;
     let clientDone = false;
     let finished = false;
     const identities = new Map<string, Promise<FlowReporterIdentity | undefined>>();
@@ -89,6 +90,28 @@ export function createFlowReceiver(opts: FlowReceiverOptions): FlowReceiver {
         finish();
         call.end();
       }
+    };
+    // Stop reading (HTTP/2 flow control then stops the client) while too many events are being stored
+    // or while the client does not read its acks; resume with some hysteresis.
+    const flowControl = (): void => {
+      if (finished) return;
+      if (!paused && (inFlight >= maxInFlight || writeBlocked)) {
+        paused = true;
+        call.pause();
+      } else if (paused && inFlight <= maxInFlight / 2 && !writeBlocked) {
+        paused = false;
+        call.resume();
+      }
+    };
+    const reply = (ack: flow.FlowEventAck): void => {
+      if (!call.write(ack) && !writeBlocked) {
+        writeBlocked = true;
+        call.once('drain', () => {
+          writeBlocked = false;
+          flowControl();
+        });
+      }
+      flowControl();
     };
     const identify = (key: string): Promise<FlowReporterIdentity | undefined> => {
       let p = identities.get(key);
@@ -118,20 +141,17 @@ export function createFlowReceiver(opts: FlowReceiverOptions): FlowReceiver {
 
     call.on('data', (ev: flow.FlowEvent) => {
       if (ev.isInitiator) {
-        call.write({ eventId: Buffer.alloc(0), isInitiator: true });
+        reply({ eventId: Buffer.alloc(0), isInitiator: true });
         return;
       }
       inFlight++;
-      if (inFlight >= maxInFlight && !paused) {
-        paused = true;
-        call.pause();
-      }
+      flowControl();
       handle(ev)
         .then(
           () => {
             if (finished) return;
             counters.acked++;
-            call.write({ eventId: ev.eventId, isInitiator: false });
+            reply({ eventId: ev.eventId, isInitiator: false });
           },
           (err: unknown) => {
             // Not acked: the client keeps the event and sends it again.
@@ -141,10 +161,7 @@ export function createFlowReceiver(opts: FlowReceiverOptions): FlowReceiver {
         )
         .finally(() => {
           inFlight--;
-          if (paused && inFlight <= maxInFlight / 2 && !finished) {
-            paused = false;
-            call.resume();
-          }
+          flowControl();
           maybeEnd();
         });
     });

@@ -304,3 +304,38 @@ test('receiver backpressure: a slow store holds acks and reads; every event is a
   await loop;
   void grpc;
 });
+
+test('receiver: a client that reads its acks late still gets every ack (the write-blocked pause never deadlocks)', async (t) => {
+  let storedCount = 0;
+  const countingStore: FlowStore = {
+    async add() {
+      storedCount++;
+    },
+    query: () => Promise.reject(new Error('unused')),
+    deleteOlderThan: async () => 0,
+    flush: async () => {},
+    close: async () => {},
+  };
+  const rx = createFlowReceiver({ secret: SECRET, store: countingStore });
+  const srv = await startGrpcServer(rx);
+  t.after(async () => {
+    rx.close();
+    await srv.stop();
+  });
+  const raw = new flow.FlowServiceClient(srv.url.replace('http://', ''), grpc.credentials.createInsecure());
+  t.after(() => raw.close());
+  const md = new grpc.Metadata();
+  md.set('authorization', `Bearer ${TOKEN.signature}.${TOKEN.payload}`);
+  const call = raw.events(md);
+  call.on('error', () => {});
+  call.pause(); // never read acks for now
+  const N = 40_000;
+  for (let i = 0; i < N; i++) call.write(makeEvent(i));
+  await sleep(1000);
+  let acks = 0;
+  call.on('data', () => acks++);
+  call.resume();
+  await waitFor(() => acks === N, 20_000, 'all acks after resuming');
+  assert.equal(storedCount, N);
+  call.end();
+});
