@@ -214,42 +214,44 @@ function portSelections(rule: PolicyRule, portRanges: boolean, sshNew: boolean):
 let nextTemplateId = 1;
 
 /** FirewallRule templates (everything but the remote peer) of a rule for one trait combination. */
-function templatesOf(ir: IndexedRule, dir: management.RuleDirection, portRanges: boolean, sshNew: boolean): RuleTemplate[] {
+function templatesOf(ir: IndexedRule, dir: management.RuleDirection, portRanges: boolean, sshNew: boolean): RuleTemplate {
   const combo = (dir === management.RuleDirection.OUT ? 1 : 0) | (portRanges ? 2 : 0) | (sshNew ? 4 : 0);
   let t = ir.templates.get(combo);
   if (t) return t;
-  t = portSelections(ir.rule, portRanges, sshNew).map((sel) => ({
+  t = {
     id: nextTemplateId++,
-    bytes: management.FirewallRule.encode({
-      PeerIP: '',
-      Direction: dir,
-      Action: ir.rule.action === 'drop' ? management.RuleAction.DROP : management.RuleAction.ACCEPT,
-      Protocol: PROTOCOLS[ir.rule.protocol],
-      Port: sel.kind === 'port' ? String(sel.port) : '',
-      PortInfo: sel.kind === 'port' ? { port: sel.port } : sel.kind === 'range' ? { range: { start: sel.start, end: sel.end } } : undefined,
-      PolicyID: Buffer.from(ir.rule.id, 'utf8'),
-      customProtocol: 0,
-      sourcePrefixes: [],
-    }).finish(),
-  }));
+    rules: portSelections(ir.rule, portRanges, sshNew).map((sel) =>
+      management.FirewallRule.encode({
+        PeerIP: '',
+        Direction: dir,
+        Action: ir.rule.action === 'drop' ? management.RuleAction.DROP : management.RuleAction.ACCEPT,
+        Protocol: PROTOCOLS[ir.rule.protocol],
+        Port: sel.kind === 'port' ? String(sel.port) : '',
+        PortInfo: sel.kind === 'port' ? { port: sel.port } : sel.kind === 'range' ? { range: { start: sel.start, end: sel.end } } : undefined,
+        PolicyID: Buffer.from(ir.rule.id, 'utf8'),
+        customProtocol: 0,
+        sourcePrefixes: [],
+      }).finish(),
+    ),
+  };
   ir.templates.set(combo, t);
   return t;
 }
 
-/** The FirewallRules field for remote peer `f` and template `t` (protobuf merges the two parts). */
-function fwChunk(f: PeerFragments, t: RuleTemplate, withPrefix: boolean): Chunk {
+/**
+ * The FirewallRules fields for remote peer `f` and template `t`: per port selection, the peer part
+ * followed by the template part (protobuf merges the two into one message).
+ */
+function fwChunk(f: PeerFragments, t: RuleTemplate, withPrefix: boolean): Chunk & { count: number } {
   const key = t.id * 2 + (withPrefix ? 1 : 0);
   let c = f.fw.get(key);
   if (!c) {
     const peerPart = withPrefix ? f.fwPeerWithPrefix : f.fwPeer;
-    const len = peerPart.length + t.bytes.length;
-    const head = 1 + varintLength(len);
-    const out = new Uint8Array(head + len);
-    out[0] = T_NM_FW;
-    writeVarint(out, 1, len);
-    out.set(peerPart, head);
-    out.set(t.bytes, head + peerPart.length);
-    c = chunk(out);
+    const pieces: Uint8Array[] = [];
+    for (const r of t.rules) {
+      pieces.push(fieldHeader(T_NM_FW, peerPart.length + r.length), peerPart, r);
+    }
+    c = { ...chunk(Buffer.concat(pieces)), count: t.rules.length };
     f.fw.set(key, c);
   }
   return c;
@@ -362,18 +364,19 @@ export function encodeNetworkMap(state: AccountState, peer: Peer, now: number, f
   let fwCount = 0;
   const seen = new Set<Chunk>();
   const emit = (ir: IndexedRule, peers: ReadonlySet<string>, dir: management.RuleDirection): void => {
+    const ssh = ir.rule.protocol === 'netbird-ssh';
+    const fixed = ssh ? undefined : templatesOf(ir, dir, portRanges, false);
     for (const qid of peers) {
       const f = online.get(qid);
-      if (!f) continue;
+      if (f === undefined) continue;
       // The SSH server of a netbird-ssh rule is the destination side of the traffic.
-      const sshNew = dir === management.RuleDirection.IN ? rxSshNew : f.sshNew;
-      for (const t of templatesOf(ir, dir, portRanges, ir.rule.protocol === 'netbird-ssh' && sshNew)) {
-        const c = fwChunk(f, t, withPrefix);
-        if (seen.has(c)) continue;
-        seen.add(c);
-        add(c);
-        fwCount++;
-      }
+      const t = fixed ?? templatesOf(ir, dir, portRanges, dir === management.RuleDirection.IN ? rxSshNew : f.sshNew);
+      const c = fwChunk(f, t, withPrefix);
+      // The same (peer, rule, direction) reached twice (peer on both sides of a rule) is emitted once.
+      if (seen.has(c)) continue;
+      seen.add(c);
+      add(c);
+      fwCount += c.count;
     }
   };
   for (const ir of rules.asSource) {

@@ -16,10 +16,13 @@ export interface Chunk {
   h2: number;
 }
 
-/** FirewallRule bytes minus the remote-peer part, for one (rule, direction, port, receiver traits). */
+/**
+ * FirewallRule bytes minus the remote-peer part for one (rule, direction, receiver traits): one
+ * entry per port selection, always emitted together.
+ */
 export interface RuleTemplate {
   id: number;
-  bytes: Uint8Array;
+  rules: Uint8Array[];
 }
 
 /** One enabled rule with its groups expanded to peer sets. */
@@ -31,7 +34,7 @@ export interface IndexedRule {
   sources: ReadonlySet<string>;
   destinations: ReadonlySet<string>;
   /** Encoded templates by trait combination (built lazily by networkmap.ts). */
-  templates: Map<number, RuleTemplate[]>;
+  templates: Map<number, RuleTemplate>;
 }
 
 /** Per-peer encoded fragments about that peer as others see it; dropped whenever the peer changes. */
@@ -50,9 +53,9 @@ export interface PeerFragments {
   fwPeerWithPrefix: Uint8Array;
   /** Peer runs an agent >= 0.60.0 (NetBird SSH on 22022). */
   sshNew: boolean;
-  /** Complete FirewallRule fields (tag 8) by template id, valid for index generation `fwGen`. */
+  /** Complete FirewallRules fields (tag 66) by template id, valid for template generation `fwGen`. */
   fwGen: number;
-  fw: Map<number, Chunk>;
+  fw: Map<number, Chunk & { count: number }>;
 }
 
 /** Rules a peer takes part in, by side. */
@@ -87,7 +90,7 @@ export class AccountState {
    * lazily. Membership changes keep templates (they don't depend on who is in a group).
    */
   templateGen = 0;
-  private readonly ruleTemplates = new WeakMap<PolicyRule, Map<number, RuleTemplate[]>>();
+  private readonly ruleTemplates = new WeakMap<PolicyRule, Map<number, RuleTemplate>>();
   /** Encoded per-peer fragments (see networkmap.ts), dropped whenever the peer changes. */
   readonly peerCache = new Map<string, PeerFragments>();
 
@@ -190,7 +193,7 @@ export class AccountState {
     this.index = undefined;
   }
 
-  private templatesFor(rule: PolicyRule): Map<number, RuleTemplate[]> {
+  private templatesFor(rule: PolicyRule): Map<number, RuleTemplate> {
     let t = this.ruleTemplates.get(rule);
     if (!t) this.ruleTemplates.set(rule, (t = new Map()));
     return t;
