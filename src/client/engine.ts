@@ -1,6 +1,7 @@
 import { formatKey, relayPeerId, relayTokenBinary, type KeyPair, type RelayToken } from '../crypto/index.js';
 import { DnsServer, HostDns } from '../dns/index.js';
 import { PacketFilter } from '../filter/index.js';
+import { FlowReporter } from '../flow/index.js';
 import { management, signalexchange } from '../proto/index.js';
 import { RelayBind, RelayClient } from '../relay/index.js';
 import { SignalClient, type SignalBody } from '../signal/index.js';
@@ -142,6 +143,9 @@ export class Engine implements EngineHandle {
   private dns: DnsServer | undefined;
   private hostDns: HostDns | undefined;
   private dnsKey = '';
+  private flow: FlowReporter | undefined;
+  private flowKey = '';
+  private flowUnsubscribe: (() => void) | undefined;
 
   constructor(
     private readonly config: ClientConfig,
@@ -195,6 +199,7 @@ export class Engine implements EngineHandle {
 
   private applyNetbirdConfig(cfg: management.NetbirdConfig | undefined): void {
     if (!cfg) return;
+    this.applyFlow(cfg.flow);
     if (cfg.relay) {
       this.relayUrls = cfg.relay.urls;
       this.relayToken = { payload: cfg.relay.tokenPayload, signature: cfg.relay.tokenSignature };
@@ -207,6 +212,33 @@ export class Engine implements EngineHandle {
       if (this.signalUrl && this.signalUrl !== url) this.log.warn(`signal moved to ${url}; applied on the next connect`);
       if (!this.signalUrl) this.signalUrl = url;
     }
+  }
+
+  /** Traffic events: the filter's connection events go to the flow collector when the account enables it. */
+  private applyFlow(cfg: management.FlowConfig | undefined): void {
+    const intervalMs = cfg?.interval ? cfg.interval.seconds * 1000 + Math.floor(cfg.interval.nanos / 1e6) : 0;
+    const enabled = cfg !== undefined && cfg.enabled && cfg.url !== '' && intervalMs > 0;
+    const key = enabled ? JSON.stringify([cfg.url, cfg.tokenPayload, cfg.tokenSignature, intervalMs, cfg.counters]) : '';
+    if (key === this.flowKey) return;
+    this.flowKey = key;
+    const old = this.flow;
+    this.stopFlow();
+    if (!enabled) return;
+    const reporter = new FlowReporter({
+      url: cfg.url, tokenPayload: cfg.tokenPayload, tokenSignature: cfg.tokenSignature, intervalMs, counters: cfg.counters,
+      publicKey: this.keys.publicKey, ...(old ? { queue: old.queue } : {}),
+    });
+    reporter.start();
+    this.flow = reporter;
+    // Connection events are only produced while someone listens: no flow, no cost.
+    this.flowUnsubscribe = this.filter.onEvent((ev) => reporter.record(ev));
+  }
+
+  private stopFlow(): void {
+    this.flowUnsubscribe?.();
+    this.flowUnsubscribe = undefined;
+    this.flow?.close();
+    this.flow = undefined;
   }
 
   private tokenBinary(): Uint8Array {
@@ -436,6 +468,7 @@ export class Engine implements EngineHandle {
     for (const p of this.peers.values()) p.close();
     this.peers.clear();
     await this.stopDns();
+    this.stopFlow();
     this.filter.close();
     await this.signal?.close().catch(() => undefined);
     await Promise.all([...this.relays.values()].map((r) => r.close().catch(() => undefined)));
