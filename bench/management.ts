@@ -11,6 +11,7 @@ import {
   emptyPeerMeta,
   encodeNetworkMap,
   forwarderPort,
+  boxBeforeNm,
   sealFrameInPlace,
   type Peer,
 } from '../src/management/index.js';
@@ -179,12 +180,12 @@ async function benchN(n: number): Promise<{ n: number; computeMs: number; warmMs
     gc();
     const heapBefore = process.memoryUsage().heapUsed;
     for (const p of peers) {
-      const pub = fx.peerKeys.get(p.id)!;
+      const boxKey = boxBeforeNm(fx.peerKeys.get(p.id)!, serverKey.privateKey);
       hub.open(
         { state, peer: p },
         {
           send: (frame) => {
-            sealFrameInPlace(frame, pub, serverKey.privateKey, serverPubText);
+            sealFrameInPlace(frame, boxKey, serverPubText);
             received++;
             if (received >= target) done();
           },

@@ -6,7 +6,7 @@ import type { AccountManager } from './manager.js';
 import { peerConfigOf, sessionExpiresAt } from './networkmap.js';
 import type { PeerMeta } from './types.js';
 import { ManagementError, emptyPeerMeta } from './types.js';
-import { sealFrameInPlace } from './wire.js';
+import { boxBeforeNm, sealFrameInPlace } from './wire.js';
 import type { UpdateHub } from './updates.js';
 
 /**
@@ -164,11 +164,12 @@ export function createManagementService(opts: ManagementGrpcOptions): {
           await manager.peerDisconnected(peerKey);
           return;
         }
+        const boxKey = boxBeforeNm(peerPub, serverKey.privateKey);
         session = hub.open(ref, {
           send: (frame) => {
             if (ended) return;
             // Already the EncryptedMessage wire bytes; the service's serializer passes Buffers through.
-            call.write(sealFrameInPlace(frame, peerPub, serverKey.privateKey, serverPub) as unknown as management.EncryptedMessage);
+            call.write(sealFrameInPlace(frame, boxKey, serverPub) as unknown as management.EncryptedMessage);
           },
           end: (error) => {
             if (ended) return;
