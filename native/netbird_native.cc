@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
+#include <sys/uio.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <poll.h>
@@ -35,6 +36,22 @@
 #include <vector>
 
 namespace {
+
+// struct virtio_net_hdr of <linux/virtio_net.h> (that header does not compile as C++:
+// it has a member named "class"). Native endianness, as TUN uses by default.
+struct virtio_net_hdr {
+  uint8_t flags;
+  uint8_t gso_type;
+  uint16_t hdr_len;
+  uint16_t gso_size;
+  uint16_t csum_start;
+  uint16_t csum_offset;
+};
+constexpr uint8_t VIRTIO_NET_HDR_F_NEEDS_CSUM = 1;
+constexpr uint8_t VIRTIO_NET_HDR_GSO_NONE = 0;
+constexpr uint8_t VIRTIO_NET_HDR_GSO_TCPV4 = 1;
+constexpr uint8_t VIRTIO_NET_HDR_GSO_TCPV6 = 4;
+constexpr uint8_t VIRTIO_NET_HDR_GSO_ECN = 0x80;
 
 constexpr size_t ADDR_SIZE = 24;
 constexpr uint32_t MAX_BATCH = 1024;
@@ -58,11 +75,15 @@ bool WaitWritable(int fd, int timeoutMs) {
 
 // ---- TUN -------------------------------------------------------------------
 
-// tunOpen(name: string, multiQueue: boolean) -> { fd, name }
+// tunOpen(name: string, multiQueue: boolean, offload: boolean) -> { fd, name, vnet, tso }
+// offload: IFF_VNET_HDR + TUNSETOFFLOAD(CSUM|TSO4|TSO6): the kernel may hand us TCP
+// super-packets of up to 64 KiB (one read instead of ~45) and packets whose checksum
+// is left for us to finish; the reader splits and completes them (SplitTso below).
 Napi::Value TunOpen(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string name = info[0].As<Napi::String>().Utf8Value();
   bool mq = info.Length() > 1 && info[1].ToBoolean().Value();
+  bool offload = info.Length() > 2 && info[2].ToBoolean().Value();
   if (name.size() >= IFNAMSIZ) {
     Napi::TypeError::New(env, "interface name longer than 15 characters").ThrowAsJavaScriptException();
     return env.Undefined();
@@ -74,7 +95,7 @@ Napi::Value TunOpen(const Napi::CallbackInfo& info) {
   }
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
-  ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (mq ? IFF_MULTI_QUEUE : 0);
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (mq ? IFF_MULTI_QUEUE : 0) | (offload ? IFF_VNET_HDR : 0);
   strncpy(ifr.ifr_name, name.c_str(), IFNAMSIZ - 1);
   if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
     int err = errno;
@@ -82,10 +103,71 @@ Napi::Value TunOpen(const Napi::CallbackInfo& info) {
     ErrnoError(env, "TUNSETIFF", err).ThrowAsJavaScriptException();
     return env.Undefined();
   }
+  bool tso = false;
+  if (offload) {
+    int hdrsz = sizeof(virtio_net_hdr);
+    ioctl(fd, TUNSETVNETHDRSZ, &hdrsz);
+    unsigned int feat = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
+    if (ioctl(fd, TUNSETOFFLOAD, feat) == 0) tso = true;
+    else if (ioctl(fd, TUNSETOFFLOAD, (unsigned int)TUN_F_CSUM) != 0) ioctl(fd, TUNSETOFFLOAD, 0u);
+  }
   Napi::Object out = Napi::Object::New(env);
   out.Set("fd", Napi::Number::New(env, fd));
   out.Set("name", Napi::String::New(env, ifr.ifr_name));
+  out.Set("vnet", Napi::Boolean::New(env, offload));
+  out.Set("tso", Napi::Boolean::New(env, tso));
   return out;
+}
+
+// ---- TUN offload helpers ---------------------------------------------------
+
+// Ones' complement sum of p[0..len) added to sum (not folded).
+uint64_t CsumAdd(const uint8_t* p, size_t len, uint64_t sum) {
+  while (len >= 2) {
+    sum += (uint32_t)((p[0] << 8) | p[1]);
+    p += 2;
+    len -= 2;
+  }
+  if (len) sum += (uint32_t)(p[0] << 8);
+  return sum;
+}
+
+uint16_t CsumFold(uint64_t sum) {
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return (uint16_t)~sum;
+}
+
+inline void Put16(uint8_t* p, uint16_t v) {
+  p[0] = v >> 8;
+  p[1] = v & 0xff;
+}
+inline uint16_t Get16(const uint8_t* p) { return (uint16_t)((p[0] << 8) | p[1]); }
+inline uint32_t Get32(const uint8_t* p) { return ((uint32_t)p[0] << 24) | (p[1] << 16) | (p[2] << 8) | p[3]; }
+inline void Put32(uint8_t* p, uint32_t v) {
+  p[0] = v >> 24;
+  p[1] = (v >> 16) & 0xff;
+  p[2] = (v >> 8) & 0xff;
+  p[3] = v & 0xff;
+}
+
+// Finishes a checksum the kernel left partial (VIRTIO_NET_HDR_F_NEEDS_CSUM): the field at
+// start+offset holds the pseudo-header sum; the sum over [start, len) goes there.
+bool FinishCsum(uint8_t* pkt, size_t len, uint16_t start, uint16_t offset) {
+  if ((size_t)start + offset + 2 > len) return false;
+  uint16_t c = CsumFold(CsumAdd(pkt + start, len - start, 0));
+  Put16(pkt + start + offset, c);
+  return true;
+}
+
+// Writes the TCP checksum of the IPv4/IPv6 packet seg (TCP header at l4, length len).
+void TcpChecksum(uint8_t* seg, size_t l4, size_t len, bool v6) {
+  uint64_t sum = 0;
+  if (v6) sum = CsumAdd(seg + 8, 32, 0);
+  else sum = CsumAdd(seg + 12, 8, 0);
+  sum += 6 + (uint32_t)(len - l4);
+  Put16(seg + l4 + 16, 0);
+  sum = CsumAdd(seg + l4, len - l4, sum);
+  Put16(seg + l4 + 16, CsumFold(sum));
 }
 
 // closeFd(fd)
@@ -95,7 +177,9 @@ Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// tunWrite(fd, buf, offsets, lengths, count) -> packets written
+// tunWrite(fd, buf, offsets, lengths, count, vnet) -> packets written
+// vnet: the device was opened with IFF_VNET_HDR, so each packet gets a (zero: complete
+// checksum, no GSO) virtio-net header in front, written together with writev.
 Napi::Value TunWrite(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = info[0].As<Napi::Number>().Int32Value();
@@ -103,6 +187,11 @@ Napi::Value TunWrite(const Napi::CallbackInfo& info) {
   auto offs = info[2].As<Napi::Uint32Array>();
   auto lens = info[3].As<Napi::Uint32Array>();
   uint32_t count = info[4].As<Napi::Number>().Uint32Value();
+  bool vnet = info.Length() > 5 && info[5].ToBoolean().Value();
+  static virtio_net_hdr zeroHdr;
+  struct iovec iov[2];
+  iov[0].iov_base = &zeroHdr;
+  iov[0].iov_len = sizeof zeroHdr;
   if (count > offs.ElementLength() || count > lens.ElementLength()) count = 0;
   uint8_t* base = buf.Data();
   size_t blen = buf.ByteLength();
@@ -111,7 +200,14 @@ Napi::Value TunWrite(const Napi::CallbackInfo& info) {
     uint32_t o = offs[i], l = lens[i];
     if ((size_t)o + l > blen) continue;
     for (int tries = 0; tries < 3; tries++) {
-      ssize_t n = write(fd, base + o, l);
+      ssize_t n;
+      if (vnet) {
+        iov[1].iov_base = base + o;
+        iov[1].iov_len = l;
+        n = writev(fd, iov, 2);
+      } else {
+        n = write(fd, base + o, l);
+      }
       if (n >= 0) { done++; break; }
       if (errno == EINTR) { tries--; continue; }
       if (errno == EAGAIN && WaitWritable(fd, 5)) continue;
@@ -431,6 +527,8 @@ class Reader : public Napi::ObjectWrap<Reader> {
     std::string mode = info[0].As<Napi::String>().Utf8Value();
     udp_ = mode == "udp" || mode == "udp-gro";
     gro_ = mode == "udp-gro";
+    vnet_ = mode == "tun-vnet";
+    if (vnet_) scratch_.resize(sizeof(virtio_net_hdr) + 65536);
     fd_ = info[1].As<Napi::Number>().Int32Value();
     auto buf = info[2].As<Napi::Uint8Array>();
     auto offs = info[3].As<Napi::Uint32Array>();
@@ -532,6 +630,91 @@ class Reader : public Napi::ObjectWrap<Reader> {
     return n;
   }
 
+  // Copies packet segments of the super-packet in scratch_ into slots, from payload offset
+  // pendPos_, until done (returns true) or the slots run out (keeps the rest pending).
+  bool SplitTso(uint32_t& n) {
+    const virtio_net_hdr* h = reinterpret_cast<const virtio_net_hdr*>(scratch_.data());
+    uint8_t* pkt = scratch_.data() + sizeof(virtio_net_hdr);
+    size_t len = pendLen_;
+    bool v6 = h->gso_type == VIRTIO_NET_HDR_GSO_TCPV6 || (h->gso_type & ~VIRTIO_NET_HDR_GSO_ECN) == VIRTIO_NET_HDR_GSO_TCPV6;
+    size_t l4;
+    if (!v6) {
+      if (len < 20 || (pkt[0] >> 4) != 4 || pkt[9] != 6) return true;  // not TCPv4: drop
+      l4 = (pkt[0] & 15) * 4;
+    } else {
+      if (len < 40 || (pkt[0] >> 4) != 6 || pkt[6] != 6) return true;  // extension headers: drop
+      l4 = 40;
+    }
+    if (len < l4 + 20) return true;
+    size_t hl = l4 + (pkt[l4 + 12] >> 4) * 4;
+    uint32_t mss = h->gso_size;
+    if (hl > len || mss == 0 || hl + mss > slot_) return true;
+    uint32_t seq0 = Get32(pkt + l4 + 4);
+    uint16_t id0 = v6 ? 0 : Get16(pkt + 4);
+    uint8_t flags0 = pkt[l4 + 13];
+    size_t payload = len - hl;
+    while (pendPos_ < payload) {
+      if (n >= max_) return false;
+      size_t chunk = payload - pendPos_ < mss ? payload - pendPos_ : mss;
+      bool first = pendPos_ == 0, last = pendPos_ + chunk == payload;
+      uint8_t* seg = base_ + offs_[n];
+      memcpy(seg, pkt, hl);
+      memcpy(seg + hl, pkt + hl + pendPos_, chunk);
+      size_t slen = hl + chunk;
+      if (!v6) {
+        Put16(seg + 2, (uint16_t)slen);
+        Put16(seg + 4, (uint16_t)(id0 + pendPos_ / mss));
+        Put16(seg + 10, 0);
+        Put16(seg + 10, CsumFold(CsumAdd(seg, l4, 0)));
+      } else {
+        Put16(seg + 4, (uint16_t)(slen - 40));
+      }
+      Put32(seg + l4 + 4, seq0 + (uint32_t)pendPos_);
+      uint8_t f = flags0;
+      if (!last) f &= ~(0x01 | 0x08);  // FIN, PSH only on the last segment
+      if (!first) f &= ~0x80;          // CWR only on the first
+      seg[l4 + 13] = f;
+      TcpChecksum(seg, l4, slen, v6);
+      lens_[n++] = (uint32_t)slen;
+      pendPos_ += chunk;
+    }
+    return true;
+  }
+
+  uint32_t ReadTunVnet() {
+    uint32_t n = 0;
+    if (pending_) {
+      if (!SplitTso(n)) return n;
+      pending_ = false;
+    }
+    const size_t hs = sizeof(virtio_net_hdr);
+    while (n < max_) {
+      ssize_t r = read(fd_, scratch_.data(), scratch_.size());
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        break;
+      }
+      if ((size_t)r <= hs) continue;
+      const virtio_net_hdr* h = reinterpret_cast<const virtio_net_hdr*>(scratch_.data());
+      uint8_t* pkt = scratch_.data() + hs;
+      size_t len = r - hs;
+      if ((h->gso_type & ~VIRTIO_NET_HDR_GSO_ECN) == VIRTIO_NET_HDR_GSO_NONE) {
+        if ((h->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) && !FinishCsum(pkt, len, h->csum_start, h->csum_offset)) continue;
+        if (len > slot_) continue;
+        memcpy(base_ + offs_[n], pkt, len);
+        lens_[n++] = (uint32_t)len;
+        continue;
+      }
+      pendLen_ = len;
+      pendPos_ = 0;
+      if (!SplitTso(n)) {
+        pending_ = true;
+        break;
+      }
+    }
+    return n;
+  }
+
   uint32_t ReadUdp() {
     for (uint32_t i = 0; i < max_; i++) {
       memset(&msgs_[i].msg_hdr, 0, sizeof msgs_[i].msg_hdr);
@@ -580,7 +763,7 @@ class Reader : public Napi::ObjectWrap<Reader> {
   }
 
   void Drain() {
-    uint32_t n = udp_ ? ReadUdp() : ReadTun();
+    uint32_t n = udp_ ? ReadUdp() : vnet_ ? ReadTunVnet() : ReadTun();
     if (n == 0) return;
     // A full batch leaves data behind; libuv polls level-triggered, so we get
     // called again on the next loop iteration (after timers and other I/O had
@@ -607,6 +790,11 @@ class Reader : public Napi::ObjectWrap<Reader> {
   };
   bool udp_ = false;
   bool gro_ = false;
+  bool vnet_ = false;
+  // tun-vnet: one read of up to 64 KiB, and the super-packet being split across batches.
+  std::vector<uint8_t> scratch_;
+  bool pending_ = false;
+  size_t pendLen_ = 0, pendPos_ = 0;
   int fd_ = -1;
   uint32_t slot_ = 0, max_ = 0, cap_ = 0;
   uint8_t* base_ = nullptr;

@@ -22,15 +22,15 @@ export interface NativeUdpSender {
 }
 
 export interface NativeAddon {
-  tunOpen(name: string, multiQueue: boolean): { fd: number; name: string };
-  tunWrite(fd: number, buf: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number): number;
+  tunOpen(name: string, multiQueue: boolean, offload: boolean): { fd: number; name: string; vnet: boolean; tso: boolean };
+  tunWrite(fd: number, buf: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number, vnet: boolean): number;
   closeFd(fd: number): void;
   setNetns(fd: number): void;
   udpEnableGro(fd: number): boolean;
   udpOpen(host: string, port: number, bufBytes: number): { fd: number; port: number; family: 4 | 6; rcvbuf: number; sndbuf: number };
   UdpSender: new (fd: number, family: 4 | 6, gso: boolean) => NativeUdpSender;
   Reader: new (
-    mode: 'tun' | 'udp' | 'udp-gro',
+    mode: 'tun' | 'tun-vnet' | 'udp' | 'udp-gro',
     fd: number,
     buf: Uint8Array,
     offsets: Uint32Array,

@@ -26,10 +26,18 @@ export interface OpenTunOptions {
   batchSize?: number;
   /** IFF_MULTI_QUEUE: allows opening the same name again for more queues (default false). */
   multiQueue?: boolean;
+  /**
+   * TUN offload (IFF_VNET_HDR + TSO/checksum offload): the kernel hands over TCP super-packets
+   * of up to 64 KiB, split into MTU-sized packets in the addon, which saves most read calls and
+   * kernel TCP work on the sending side. Default: NETBIRD_TUN_OFFLOAD env "1"/"0", else on.
+   */
+  offload?: boolean;
 }
 
 export interface LinuxTunDevice extends TunDevice {
   readonly fd: number;
+  /** TSO offload active (see OpenTunOptions.offload). */
+  readonly offload: boolean;
   readonly netns: string | undefined;
   /** Adds another CIDR address to the device. */
   addAddress(cidr: string): Promise<void>;
@@ -45,9 +53,13 @@ class LinuxTun implements LinuxTunDevice {
   private reader: NativeReader | undefined;
   private handler: ((batch: PacketBatch) => void) | undefined;
   private closed = false;
+  private readonly vnet: boolean;
+  readonly offload: boolean;
 
-  constructor(fd: number, name: string, mtu: number, netns: string | undefined, batchSize: number) {
+  constructor(fd: number, name: string, mtu: number, netns: string | undefined, batchSize: number, vnet: boolean, tso: boolean) {
     this.fd = fd;
+    this.vnet = vnet;
+    this.offload = tso;
     this.name = name;
     this.mtu = mtu;
     this.netns = netns;
@@ -67,13 +79,13 @@ class LinuxTun implements LinuxTunDevice {
       b.count = count;
       this.handler?.(b);
     };
-    this.reader = new addon.Reader('tun', this.fd, b.buf, b.offsets, this.mtu, b.lengths, null, b.offsets.length, onBatch);
+    this.reader = new addon.Reader(this.vnet ? 'tun-vnet' : 'tun', this.fd, b.buf, b.offsets, this.mtu, b.lengths, null, b.offsets.length, onBatch);
     this.reader.start();
   }
 
   write(batch: PacketBatch): void {
     if (this.closed || batch.count === 0) return;
-    native().tunWrite(this.fd, batch.buf, batch.offsets, batch.lengths, batch.count);
+    native().tunWrite(this.fd, batch.buf, batch.offsets, batch.lengths, batch.count, this.vnet);
   }
 
   async addAddress(cidr: string): Promise<void> {
@@ -99,9 +111,11 @@ export async function openTun(opts: OpenTunOptions): Promise<LinuxTunDevice> {
   const mtu = opts.mtu ?? 1420;
   if (!Number.isInteger(mtu) || mtu < 576 || mtu > 65535) throw new Error(`bad MTU ${mtu}: use 576..65535`);
   const batchSize = Math.min(opts.batchSize ?? 128, native().MAX_BATCH);
-  const { fd, name } = inNetns(opts.netns, () => {
+  const envOffload = process.env.NETBIRD_TUN_OFFLOAD;
+  const offload = opts.offload ?? (envOffload === undefined ? true : envOffload === '1');
+  const { fd, name, vnet, tso } = inNetns(opts.netns, () => {
     try {
-      return native().tunOpen(opts.name, opts.multiQueue ?? false);
+      return native().tunOpen(opts.name, opts.multiQueue ?? false, offload);
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
       if (err.code === 'EPERM' || err.code === 'EACCES') throw new Error(`cannot create TUN device ${opts.name}: ${err.message} (needs root / CAP_NET_ADMIN)`);
@@ -109,7 +123,7 @@ export async function openTun(opts: OpenTunOptions): Promise<LinuxTunDevice> {
       throw err;
     }
   });
-  const dev = new LinuxTun(fd, name, mtu, opts.netns, batchSize);
+  const dev = new LinuxTun(fd, name, mtu, opts.netns, batchSize, vnet, tso);
   try {
     await ipCmd(['link', 'set', 'dev', name, 'mtu', String(mtu)], opts.netns);
     for (const a of opts.addresses ?? []) await dev.addAddress(a);

@@ -31,12 +31,13 @@ function echoRequest(buf: Buffer, o: number, src: string, dst: string, seq: numb
   return len;
 }
 
-test('TUN: open in a namespace, address, batched write and read against the kernel', async (t) => {
+for (const offload of [false, true]) test(`TUN (offload ${offload}): open in a namespace, address, batched write and read against the kernel`, async (t) => {
   const lab = await Lab.create({ prefix: 'nbtn' });
   t.after(() => lab.cleanup());
   const ns = await lab.ns('tun');
-  const tun: LinuxTunDevice = await openTun({ name: 'nbtn0', mtu: 1400, addresses: ['10.99.0.1/24', 'fd99::1/64'], netns: ns.name });
+  const tun: LinuxTunDevice = await openTun({ name: 'nbtn0', mtu: 1400, addresses: ['10.99.0.1/24', 'fd99::1/64'], netns: ns.name, offload });
   t.after(() => tun.close());
+  assert.equal(tun.offload, offload);
 
   const link = await ns.ip('-o', 'addr', 'show', 'dev', 'nbtn0');
   assert.match(link, /10\.99\.0\.1\/24/);
