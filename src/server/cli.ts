@@ -20,6 +20,10 @@ Server options:
                         also read from NETBIRD_STORE_DSN
   --dns-domain DOMAIN   DNS domain for peers of a new account; default netbird.cloud
   --stun-port PORT      also serve STUN on this UDP port and advertise it
+  --turn URI            advertise a TURN server (repeatable), e.g. turn:turn.example.com:3478?transport=udp
+  --turn-secret SECRET  shared secret of those TURN servers (coturn static-auth-secret): peers get
+                        time-based credentials, refreshed every 3/4 of 12 h
+  --ephemeral-timeout SECONDS   delete ephemeral peers after this long offline; default 600
   --tls-cert FILE       PEM certificate: serve TLS (then also --tls-key)
   --tls-key FILE        PEM private key
   -h, --help            show this help
@@ -125,6 +129,9 @@ async function runServer(argv: string[]): Promise<number> {
       'store-dsn': { type: 'string' },
       'dns-domain': { type: 'string' },
       'stun-port': { type: 'string' },
+      turn: { type: 'string', multiple: true },
+      'turn-secret': { type: 'string' },
+      'ephemeral-timeout': { type: 'string' },
       'tls-cert': { type: 'string' },
       'tls-key': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -137,6 +144,7 @@ async function runServer(argv: string[]): Promise<number> {
   }
   const listen = values.listen ? parseListen(values.listen) : { host: DEFAULT_LISTEN_HOST, port: DEFAULT_LISTEN_PORT };
   if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
+  if (values['turn-secret'] !== undefined && !values.turn?.length) throw new UsageError('--turn-secret needs at least one --turn URI');
   const dataDir = resolve(values['data-dir'] ?? './data');
   const dsn = values['store-dsn'] ?? process.env.NETBIRD_STORE_DSN;
   const server = await NetbirdServer.start({
@@ -147,6 +155,8 @@ async function runServer(argv: string[]): Promise<number> {
     postgresDsn: dsn,
     dnsDomain: values['dns-domain'],
     stunPort: intOption('stun-port', values['stun-port']),
+    turn: values.turn?.length ? { uris: values.turn, secret: values['turn-secret'] } : undefined,
+    ephemeralTimeoutMs: values['ephemeral-timeout'] !== undefined ? intOption('ephemeral-timeout', values['ephemeral-timeout'])! * 1000 : undefined,
     tls: values['tls-cert'] ? { cert: readFileSync(values['tls-cert'], 'utf8'), key: readFileSync(values['tls-key']!, 'utf8') } : undefined,
     log: (m) => process.stderr.write(m + '\n'),
   });

@@ -5,6 +5,7 @@ import { formatKey, generateKeyPair, sealMessage, verifyRelayToken } from '../..
 import { hashSetupKey } from '../../src/management/index.js';
 import { management } from '../../src/proto/index.js';
 import { TestPeer, codeOf, keyOf, startServer, tempDir } from './helpers.js';
+import { pgUnavailableReason, startPgCluster } from './pg-cluster.js';
 
 const INFRA = {
   signal: { uri: '127.0.0.1:10000', tls: false },
@@ -280,4 +281,35 @@ test('a second Sync stream of the same peer replaces the first and the peer stay
   for (let i = 0; i < 50 && m.findPeerByKey(a.publicKey)!.peer.connected; i++) await new Promise((r) => setTimeout(r, 20));
   assert.equal(m.findPeerByKey(a.publicKey)!.peer.connected, false);
   assert.equal(srv.mgmt.hub.connectedCount, 0);
+});
+
+test('the gRPC service on PostgreSQL: register, sync, restart keeps peers and IPs', { skip: pgUnavailableReason() }, async (t) => {
+  const pg = await startPgCluster();
+  t.after(() => pg.stop());
+  const tmp = tempDir();
+  t.after(() => tmp.remove());
+  let srv = await startServer({ dataDir: tmp.dir, postgresDsn: pg.dsn });
+  let closed = false;
+  t.after(async () => {
+    if (!closed) await srv.close();
+  });
+  const acc = await srv.mgmt.manager.defaultAccount();
+  const { key } = await srv.mgmt.manager.createSetupKey(acc.id, { name: 'pg', type: 'one-off' });
+  const a = new TestPeer(srv.address, 'pg-a');
+  t.after(() => a.close());
+  const la = await a.login(key);
+  const inbox = await a.sync();
+  assert.equal((await inbox.next()).NetworkMap!.peerConfig!.address, la.peerConfig!.address);
+  a.close();
+  await srv.close();
+  closed = true;
+  srv = await startServer({ dataDir: tmp.dir, postgresDsn: pg.dsn });
+  closed = false;
+  const a2 = new TestPeer(srv.address, 'pg-a');
+  (a2 as unknown as { keys: unknown }).keys = a.keys;
+  t.after(() => a2.close());
+  assert.equal((await a2.login('')).peerConfig!.address, la.peerConfig!.address);
+  const b = new TestPeer(srv.address, 'pg-b');
+  t.after(() => b.close());
+  assert.equal(await codeOf(b.login(key)), grpc.status.NOT_FOUND, 'one-off key stays used across restarts');
 });

@@ -1,12 +1,16 @@
 import * as grpc from '@grpc/grpc-js';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import WebSocket from 'ws';
 import { relayPeerId, relayTokenBinary } from '../../src/crypto/index.js';
 import { encodeAuth } from '../../src/relay/index.js';
 import { NetbirdServer } from '../../src/server/index.js';
-import { signalexchange } from '../../src/proto/index.js';
+import { management, signalexchange } from '../../src/proto/index.js';
 import { TestPeer, tempDir } from '../management/helpers.js';
 
 /** One port carries management gRPC, signal gRPC, the relay WebSocket and plain HTTP. */
@@ -76,4 +80,41 @@ test('one port: management + signal gRPC, relay WebSocket, HTTP', async (t) => {
   });
   assert.equal(res.status, 404);
   assert.equal(JSON.parse(res.body).code, 404);
+});
+
+test('TLS: ALPN h2 reaches gRPC, http/1.1 reaches HTTP and the relay (rels://)', { skip: spawnSync('openssl', ['version']).status === 0 ? undefined : 'openssl not installed' }, async (t) => {
+  const tmp = tempDir();
+  t.after(() => tmp.remove());
+  const key = join(tmp.dir, 'key.pem');
+  const cert = join(tmp.dir, 'cert.pem');
+  const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1']);
+  assert.equal(r.status, 0, r.stderr?.toString());
+  const certPem = readFileSync(cert, 'utf8');
+  const srv = await NetbirdServer.start({ dataDir: join(tmp.dir, 'data'), host: '127.0.0.1', port: 0, tls: { cert: certPem, key: readFileSync(key, 'utf8') } });
+  t.after(() => srv.close());
+  assert.equal(srv.managementUrl, `https://127.0.0.1:${srv.port}`);
+  const m = srv.management.manager;
+  const acc = await m.defaultAccount();
+  await m.createSetupKey(acc.id, { name: 'tls' });
+  assert.deepEqual(srv.management.infra.config.relay!.urls, [`rels://127.0.0.1:${srv.port}`]);
+  assert.equal(srv.management.infra.config.signal!.tls, true);
+  const client = new management.ManagementServiceClient(`127.0.0.1:${srv.port}`, grpc.credentials.createSsl(Buffer.from(certPem)));
+  t.after(() => client.close());
+  const res = await new Promise<management.ServerKeyResponse>((resolve, reject) => client.getServerKey({}, (e, v) => (e ? reject(e) : resolve(v!))));
+  assert.equal(res.key.length, 44);
+  const status = await new Promise<number>((resolve, reject) => {
+    const req = httpsRequest({ host: '127.0.0.1', port: srv.port, path: '/x', ca: certPem }, (res2) => {
+      res2.resume();
+      resolve(res2.statusCode ?? 0);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  assert.equal(status, 404);
+  const ws = new WebSocket(`wss://127.0.0.1:${srv.port}/relay`, { ca: certPem });
+  t.after(() => ws.terminate());
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+  });
 });
