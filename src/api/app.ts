@@ -1,0 +1,275 @@
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { type AccountManager, type AccountState, ManagementError, type User, type UserRole } from '../management/index.js';
+import { type Decision, type Resource, decide } from './access.js';
+import { AuthError, AuthFailureLimiter, Authenticator, JwtValidator, type OidcIssuerConfig, type Principal } from './auth.js';
+import { EmbeddedIdp, IDP_BASE_PATH } from './idp.js';
+import { buildOpenApi } from './openapi.js';
+import { endpoints } from './routes.js';
+import type { Schema } from './schema.js';
+
+/**
+ * The REST API (management-api.md): a Fastify app with NetBird's paths and JSON shapes, PAT and JWT
+ * authentication, role checks on every endpoint, the embedded identity provider under /oauth2 and
+ * the OpenAPI document at /api/openapi.json. It needs no socket: netbird-server hands it the
+ * plain-HTTP requests of its one port (`api.handle(req, res)`), tests use `api.app.inject()`.
+ */
+
+export interface ApiOptions {
+  manager: AccountManager;
+  /** Base URL clients use for this server (issuer of the embedded IdP is `${publicUrl}/oauth2`). */
+  publicUrl: string;
+  /** Serve the embedded identity provider (default true). */
+  embeddedIdp?: boolean;
+  /** External OIDC issuers whose JWTs are accepted. */
+  oidc?: OidcIssuerConfig[];
+  /** Let POST /api/setup issue a PAT when `create_pat` is true (default: env NB_SETUP_PAT_ENABLED, else true). */
+  setupPatEnabled?: boolean;
+  /** Largest accepted request body, bytes (default 1 MiB). */
+  bodyLimit?: number;
+  /** Authentication failures allowed per client address and window before 429 (default 20 per minute). */
+  authFailures?: { max: number; windowMs: number };
+  /** Version string for /api/instance/version. */
+  version?: string;
+  log?: (msg: string) => void;
+}
+
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
+
+/** What an endpoint needs from its caller. */
+export type Access =
+  | { kind: 'public' }
+  /** Any authenticated user; the handler checks ownership. */
+  | { kind: 'authenticated' }
+  | { kind: 'resource'; resource: Resource; write: boolean; ownerOnly?: boolean; list?: boolean };
+
+export interface Ctx {
+  req: FastifyRequest;
+  reply: FastifyReply;
+  params: Record<string, string>;
+  query: Record<string, string | undefined>;
+  body: Record<string, unknown>;
+  now: number;
+  /** Set for every endpoint but the public ones. */
+  principal: Principal | undefined;
+  decision: Decision;
+}
+
+export interface AuthedCtx extends Ctx {
+  principal: Principal;
+  state: AccountState;
+  accountId: string;
+  user: User;
+  role: UserRole;
+}
+
+export interface Endpoint {
+  method: HttpMethod;
+  /** OpenAPI-style path: /api/peers/{peerId}. */
+  path: string;
+  summary: string;
+  tag: string;
+  access: Access;
+  body?: Schema;
+  handler: (ctx: AuthedCtx) => Promise<unknown>;
+}
+
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const KIND_STATUS: Record<ManagementError['kind'], number> = {
+  not_found: 404,
+  invalid_argument: 422,
+  permission_denied: 403,
+  failed_precondition: 412,
+  already_exists: 409,
+  unprocessable: 422,
+  unauthenticated: 401,
+  internal: 500,
+};
+
+export interface Api {
+  app: FastifyInstance;
+  idp: EmbeddedIdp | undefined;
+  auth: Authenticator;
+  endpoints: readonly Endpoint[];
+  /** Request handler for a node HTTP server (what netbird-server mounts). */
+  handle(req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse): void;
+  /** LoginRequest.jwtToken resolver for the management gRPC Login (one-time use, §4.2). */
+  resolvePeerJwt(token: string): Promise<string>;
+  close(): Promise<void>;
+}
+
+function validationMessage(err: FastifyError): { status: number; message: string } {
+  const v = err.validation?.[0];
+  if (!v) return { status: 400, message: err.message };
+  const params = v.params as { missingProperty?: string; allowedValues?: unknown[] };
+  const path = v.instancePath.replace(/^\//, '').replace(/\//g, '.');
+  const field = [path, params.missingProperty].filter(Boolean).join('.') || 'body';
+  let message = `${field}: ${v.message ?? 'is invalid'}`;
+  if (params.missingProperty) message = `${field}: field is required`;
+  if (params.allowedValues) message = `${field}: must be one of ${params.allowedValues.map((x) => JSON.stringify(x)).join(', ')}`;
+  // A wrong JSON type is a malformed body (400); a missing field or bad value breaks a rule (422).
+  return { status: v.keyword === 'type' ? 400 : 422, message };
+}
+
+export async function createApi(opts: ApiOptions): Promise<Api> {
+  const manager = opts.manager;
+  const log = opts.log ?? ((): void => {});
+  const publicUrl = opts.publicUrl.replace(/\/$/, '');
+  const idp = opts.embeddedIdp === false ? undefined : await EmbeddedIdp.open(manager, { issuer: `${publicUrl}${IDP_BASE_PATH}` });
+  const auth = new Authenticator(manager, new JwtValidator(idp, opts.oidc ?? []));
+  const limiter = new AuthFailureLimiter(opts.authFailures?.max, opts.authFailures?.windowMs);
+  const setupPatEnabled = opts.setupPatEnabled ?? process.env.NB_SETUP_PAT_ENABLED !== 'false';
+
+  const app = Fastify({
+    logger: false,
+    bodyLimit: opts.bodyLimit ?? 1024 * 1024,
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
+  });
+
+  // The token endpoint takes form bodies; API clients like `curl -d '{...}'` send JSON labelled as a
+  // form (or unlabelled), which the reference server accepts too, so a JSON-looking body is JSON.
+  const lenient = (_req: FastifyRequest, body: string | Buffer, done: (err: Error | null, body?: unknown) => void): void => {
+    const text = body.toString();
+    const t = text.trimStart();
+    if (t.startsWith('{') || t.startsWith('[')) {
+      try {
+        done(null, JSON.parse(text));
+      } catch (err) {
+        done(new HttpError(400, `couldn't parse JSON request: ${(err as Error).message}`));
+      }
+      return;
+    }
+    done(null, t === '' ? undefined : Object.fromEntries(new URLSearchParams(text)));
+  };
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, lenient);
+  app.addContentTypeParser('*', { parseAs: 'string' }, lenient);
+
+  app.setErrorHandler((err: FastifyError, _req, reply) => {
+    if (err.validation) {
+      const { status, message } = validationMessage(err);
+      return reply.code(status).send({ message, code: status });
+    }
+    if (err instanceof HttpError) return reply.code(err.status).send({ message: err.message, code: err.status });
+    if (err instanceof ManagementError) {
+      const status = KIND_STATUS[err.kind];
+      return reply.code(status).send({ message: err.message, code: status });
+    }
+    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return reply.code(413).send({ message: `request body is larger than ${opts.bodyLimit ?? 1048576} bytes`, code: 413 });
+    if (err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || err instanceof SyntaxError) {
+      return reply.code(400).send({ message: `couldn't parse JSON request: ${err.message}`, code: 400 });
+    }
+    if (err.statusCode && err.statusCode < 500) return reply.code(err.statusCode).send({ message: err.message, code: err.statusCode });
+    log(`api: internal error: ${err.stack ?? String(err)}`);
+    return reply.code(500).send({ message: 'internal server error', code: 500 });
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    reply.code(404).send({ message: `no such endpoint: ${req.method} ${req.url.split('?')[0]}`, code: 404 });
+  });
+
+  const list = endpoints({ manager, idp, auth, setupPatEnabled, version: opts.version ?? 'development' });
+
+  for (const ep of list) {
+    app.route({
+      method: ep.method,
+      url: ep.path.replace(/\{(\w+)\}/g, ':$1'),
+      schema: ep.body ? { body: ep.body } : undefined,
+      handler: async (req, reply) => {
+        const ctx: Ctx = {
+          req,
+          reply,
+          params: (req.params ?? {}) as Record<string, string>,
+          query: (req.query ?? {}) as Record<string, string | undefined>,
+          body: (req.body && typeof req.body === 'object' ? req.body : {}) as Record<string, unknown>,
+          now: Date.now(),
+          principal: undefined,
+          decision: 'allow',
+        };
+        if (ep.access.kind === 'public') return ep.handler(ctx as AuthedCtx);
+        const ip = req.ip;
+        if (limiter.blocked(ip)) throw new HttpError(429, 'too many failed authentication attempts; try again later');
+        let principal: Principal;
+        try {
+          principal = await auth.authenticate(req.headers.authorization);
+        } catch (err) {
+          if (err instanceof AuthError) {
+            if (err.status === 401) limiter.fail(ip);
+            throw new HttpError(err.status, err.message);
+          }
+          throw err;
+        }
+        const a: AuthedCtx = {
+          ...ctx,
+          principal,
+          state: principal.state,
+          accountId: principal.state.id,
+          user: principal.user,
+          role: principal.user.role,
+        };
+        if (ep.access.kind === 'resource') {
+          const { resource, write, ownerOnly } = ep.access;
+          if (ownerOnly && a.role !== 'owner') throw new HttpError(403, 'only the account owner may do this');
+          a.decision = decide(a.role, resource, write, principal.state.account.settings.regularUsersViewBlocked);
+          if (a.decision === 'deny') throw new HttpError(403, `role ${a.role} may not ${write ? 'change' : 'read'} ${resource.replace('_', ' ')}`);
+          if (a.decision === 'limited') {
+            if (ep.access.list) return [];
+            throw new HttpError(403, `role ${a.role} may not read ${resource.replace('_', ' ')} in this account`);
+          }
+        }
+        return manager.asInitiator(principal.user.id, () => ep.handler(a));
+      },
+    });
+  }
+
+  const openapi = buildOpenApi(list, opts.version ?? 'development', publicUrl);
+  app.get('/api/openapi.json', async () => openapi);
+
+  if (idp) {
+    app.get(`${IDP_BASE_PATH}/.well-known/openid-configuration`, async () => idp.discovery());
+    app.get(`${IDP_BASE_PATH}/keys`, async () => idp.jwks());
+    app.post(`${IDP_BASE_PATH}/token`, async (req, reply) => {
+      const body = (req.body ?? {}) as Record<string, string | undefined>;
+      const ip = req.ip;
+      reply.header('cache-control', 'no-store');
+      if (limiter.blocked(ip)) return reply.code(429).send({ error: 'slow_down', error_description: 'too many failed attempts; try again later' });
+      if (body.grant_type !== 'password') {
+        return reply.code(400).send({ error: 'unsupported_grant_type', error_description: 'this issuer supports grant_type=password' });
+      }
+      if (body.client_id !== undefined && body.client_id !== idp.clientId) {
+        return reply.code(401).send({ error: 'invalid_client', error_description: `unknown client_id; use ${idp.clientId}` });
+      }
+      const tokens = await idp.passwordGrant(body.username ?? '', body.password ?? '');
+      if (!tokens) {
+        limiter.fail(ip);
+        return reply.code(400).send({ error: 'invalid_grant', error_description: 'wrong e-mail or password' });
+      }
+      return tokens;
+    });
+    app.get(`${IDP_BASE_PATH}/userinfo`, async (req) => {
+      const header = req.headers.authorization ?? '';
+      if (!/^bearer /i.test(header)) throw new HttpError(401, 'send Authorization: Bearer <token>');
+      const p = await auth.authenticate(header).catch((e: unknown) => {
+        throw e instanceof AuthError ? new HttpError(e.status, e.message) : e;
+      });
+      return { sub: p.user.id, email: p.user.email, name: p.user.name };
+    });
+  }
+
+  await app.ready();
+  return {
+    app,
+    idp,
+    auth,
+    endpoints: list,
+    handle: (req, res) => app.routing(req, res),
+    resolvePeerJwt: (token) => auth.resolvePeerJwt(token),
+    close: () => app.close(),
+  };
+}

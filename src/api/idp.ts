@@ -1,0 +1,118 @@
+import { randomUUID } from 'node:crypto';
+import { type CryptoKey, type JWK, SignJWT, exportJWK, generateKeyPair, importJWK } from 'jose';
+import type { AccountManager, User } from '../management/index.js';
+import { verifyPassword } from './password.js';
+
+/**
+ * The embedded identity provider: a small OpenID Connect issuer for the instance's local users
+ * (e-mail + password, kept as scrypt hashes in the management store). It serves discovery
+ * (`/oauth2/.well-known/openid-configuration`), its JWKS (`/oauth2/keys`) and a token endpoint
+ * (`/oauth2/token`, grant type `password` per RFC 6749 §4.3, for headless use with curl) issuing
+ * ES256-signed access and ID tokens. The signing key is generated once and kept in the store's
+ * instance table, so tokens survive restarts and every server on a shared PostgreSQL store agrees.
+ */
+
+export const IDP_BASE_PATH = '/oauth2';
+const KEY_ENTRY = 'idp.signing_jwk';
+export const DEFAULT_CLIENT_ID = 'netbird';
+
+export interface EmbeddedIdpOptions {
+  /** Issuer URL, e.g. "https://netbird.example.com/oauth2". */
+  issuer: string;
+  /** Audience (client id) of issued tokens; default "netbird". */
+  clientId?: string;
+  /** Token lifetime, seconds; default 3600. */
+  tokenTtlSeconds?: number;
+}
+
+export interface TokenResponse {
+  access_token: string;
+  id_token: string;
+  token_type: 'Bearer';
+  expires_in: number;
+  scope: string;
+}
+
+export class EmbeddedIdp {
+  private constructor(
+    readonly issuer: string,
+    readonly clientId: string,
+    readonly tokenTtlSeconds: number,
+    private readonly privateKey: CryptoKey,
+    readonly publicKey: CryptoKey,
+    private readonly publicJwk: JWK,
+    private readonly manager: AccountManager,
+  ) {}
+
+  static async open(manager: AccountManager, opts: EmbeddedIdpOptions): Promise<EmbeddedIdp> {
+    let stored = await manager.store.getInstanceValue(KEY_ENTRY);
+    if (!stored) {
+      const { privateKey } = await generateKeyPair('ES256', { extractable: true });
+      const jwk = await exportJWK(privateKey);
+      jwk.kid = randomUUID();
+      jwk.alg = 'ES256';
+      jwk.use = 'sig';
+      await manager.store.setInstanceValue(KEY_ENTRY, JSON.stringify(jwk));
+      // Two servers starting at once on one store: whoever wrote last wins; read back that one.
+      stored = (await manager.store.getInstanceValue(KEY_ENTRY))!;
+    }
+    const jwk = JSON.parse(stored) as JWK;
+    const privateKey = (await importJWK(jwk, 'ES256')) as CryptoKey;
+    const { d: _d, ...pub } = jwk;
+    const publicKey = (await importJWK(pub, 'ES256')) as CryptoKey;
+    return new EmbeddedIdp(opts.issuer.replace(/\/$/, ''), opts.clientId ?? DEFAULT_CLIENT_ID, opts.tokenTtlSeconds ?? 3600, privateKey, publicKey, pub, manager);
+  }
+
+  get kid(): string {
+    return this.publicJwk.kid ?? '';
+  }
+
+  jwks(): { keys: JWK[] } {
+    return { keys: [this.publicJwk] };
+  }
+
+  discovery(): Record<string, unknown> {
+    return {
+      issuer: this.issuer,
+      jwks_uri: `${this.issuer}/keys`,
+      token_endpoint: `${this.issuer}/token`,
+      userinfo_endpoint: `${this.issuer}/userinfo`,
+      authorization_endpoint: `${this.issuer}/auth`,
+      grant_types_supported: ['password'],
+      response_types_supported: ['token', 'id_token'],
+      subject_types_supported: ['public'],
+      id_token_signing_alg_values_supported: ['ES256'],
+      scopes_supported: ['openid', 'profile', 'email'],
+      token_endpoint_auth_methods_supported: ['none', 'client_secret_post'],
+      claims_supported: ['sub', 'iss', 'aud', 'exp', 'iat', 'email', 'name'],
+    };
+  }
+
+  /** Signs an access token for `user` (also used by tests and the peer-login path). */
+  async issue(user: Pick<User, 'id' | 'email' | 'name'>, ttlSeconds = this.tokenTtlSeconds): Promise<string> {
+    return new SignJWT({ email: user.email, name: user.name })
+      .setProtectedHeader({ alg: 'ES256', kid: this.kid, typ: 'JWT' })
+      .setIssuer(this.issuer)
+      .setAudience(this.clientId)
+      .setSubject(user.id)
+      .setJti(randomUUID())
+      .setIssuedAt()
+      .setExpirationTime(Math.floor(Date.now() / 1000) + ttlSeconds)
+      .sign(this.privateKey);
+  }
+
+  /** Resource-owner password grant: tokens for a local user, or undefined for bad credentials. */
+  async passwordGrant(email: string, password: string): Promise<TokenResponse | undefined> {
+    const cred = await this.manager.findCredentialByEmail(email);
+    // Verify against a dummy hash for unknown users too, so timing does not reveal which e-mails exist.
+    const ok = await verifyPassword(password, cred?.passwordHash ?? DUMMY_HASH);
+    if (!cred || !ok) return undefined;
+    const found = this.manager.findUser(cred.userId);
+    if (!found || found.user.blocked || found.user.isServiceUser) return undefined;
+    const token = await this.issue(found.user);
+    return { access_token: token, id_token: token, token_type: 'Bearer', expires_in: this.tokenTtlSeconds, scope: 'openid profile email' };
+  }
+}
+
+// scrypt hash of a random string nobody knows (same cost as real hashes).
+const DUMMY_HASH = 'scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=';

@@ -1,0 +1,171 @@
+/**
+ * JSON Schemas of request bodies (NetBird's *Request shapes, management-api.md §8). Fastify
+ * validates bodies against them; the same objects go into the OpenAPI document.
+ */
+
+export type Schema = { [k: string]: unknown };
+
+export const str = (extra: Schema = {}): Schema => ({ type: 'string', ...extra });
+export const bool: Schema = { type: 'boolean' };
+export const int = (extra: Schema = {}): Schema => ({ type: 'integer', ...extra });
+export const arr = (items: Schema, extra: Schema = {}): Schema => ({ type: 'array', items, ...extra });
+export const obj = (required: string[], properties: Record<string, Schema>, extra: Schema = {}): Schema => ({ type: 'object', required, properties, ...extra });
+export const strings = arr(str());
+
+export const SetupRequest = obj(['email', 'password', 'name'], {
+  email: str(),
+  password: str({ format: 'password' }),
+  name: str(),
+  create_pat: bool,
+  pat_expire_in: int(),
+});
+
+const settings = obj(['peer_login_expiration_enabled', 'peer_login_expiration'], {
+  peer_login_expiration_enabled: bool,
+  peer_login_expiration: int(),
+  peer_inactivity_expiration_enabled: bool,
+  peer_inactivity_expiration: int(),
+  regular_users_view_blocked: bool,
+  groups_propagation_enabled: bool,
+  jwt_groups_enabled: bool,
+  jwt_groups_claim_name: str(),
+  jwt_allow_groups: strings,
+  routing_peer_dns_resolution_enabled: bool,
+  dns_domain: str(),
+  network_range: str(),
+  lazy_connection_enabled: bool,
+});
+
+export const AccountRequest = obj(['settings'], { settings, onboarding: { type: 'object' } });
+
+export const UserCreateRequest = obj(['role', 'auto_groups', 'is_service_user'], {
+  email: str(),
+  name: str(),
+  role: str(),
+  auto_groups: strings,
+  is_service_user: bool,
+});
+
+export const UserRequest = obj(['role', 'auto_groups', 'is_blocked'], { role: str(), auto_groups: strings, is_blocked: bool });
+
+export const PasswordChangeRequest = obj(['old_password', 'new_password'], { old_password: str(), new_password: str() });
+
+export const PersonalAccessTokenRequest = obj(['name', 'expires_in'], { name: str(), expires_in: int() });
+
+export const PeerRequest = obj(['name', 'ssh_enabled', 'login_expiration_enabled', 'inactivity_expiration_enabled'], {
+  name: str(),
+  ssh_enabled: bool,
+  login_expiration_enabled: bool,
+  inactivity_expiration_enabled: bool,
+  approval_required: bool,
+  ip: str(),
+});
+
+export const CreateSetupKeyRequest = obj(['name', 'type', 'expires_in', 'auto_groups', 'usage_limit'], {
+  name: str(),
+  type: str({ enum: ['reusable', 'one-off'] }),
+  expires_in: int(),
+  auto_groups: strings,
+  usage_limit: int(),
+  ephemeral: bool,
+  allow_extra_dns_labels: bool,
+});
+
+export const SetupKeyRequest = obj(['revoked', 'auto_groups'], { revoked: bool, auto_groups: strings });
+
+const resource = obj(['id', 'type'], { id: str(), type: str({ enum: ['host', 'subnet', 'domain', 'peer'] }) });
+
+export const GroupRequest = obj(['name'], { name: str(), peers: strings, resources: arr(resource) });
+
+const portRange = obj(['start', 'end'], { start: int(), end: int() });
+
+const rule = obj(['name', 'enabled', 'action', 'bidirectional', 'protocol'], {
+  id: str(),
+  name: str(),
+  description: str(),
+  enabled: bool,
+  action: str({ enum: ['accept', 'drop'] }),
+  bidirectional: bool,
+  protocol: str({ enum: ['all', 'tcp', 'udp', 'icmp', 'netbird-ssh'] }),
+  ports: strings,
+  port_ranges: arr(portRange),
+  sources: strings,
+  destinations: strings,
+  sourceResource: resource,
+  destinationResource: resource,
+  authorized_groups: { type: 'object' },
+});
+
+export const PolicyRequest = obj(['name', 'enabled', 'rules'], {
+  name: str(),
+  description: str(),
+  enabled: bool,
+  source_posture_checks: strings,
+  rules: arr(rule),
+});
+
+export const RouteRequest = obj(['description', 'network_id', 'enabled', 'metric', 'masquerade', 'groups', 'keep_route'], {
+  description: str(),
+  network_id: str(),
+  enabled: bool,
+  peer: str(),
+  peer_groups: strings,
+  network: str(),
+  domains: strings,
+  metric: int(),
+  masquerade: bool,
+  groups: strings,
+  keep_route: bool,
+  access_control_groups: strings,
+  skip_auto_apply: bool,
+});
+
+export const NetworkRequest = obj(['name'], { name: str(), description: str() });
+
+export const NetworkResourceRequest = obj(['name', 'address', 'enabled', 'groups'], {
+  name: str(),
+  description: str(),
+  address: str(),
+  enabled: bool,
+  groups: strings,
+});
+
+export const NetworkRouterRequest = obj(['metric', 'masquerade', 'enabled'], {
+  peer: str(),
+  peer_groups: strings,
+  metric: int(),
+  masquerade: bool,
+  enabled: bool,
+});
+
+const nameserver = obj(['ip', 'ns_type', 'port'], { ip: str(), ns_type: str({ enum: ['udp'] }), port: int() });
+
+export const NameserverGroupRequest = obj(['name', 'description', 'nameservers', 'enabled', 'groups', 'primary', 'domains', 'search_domains_enabled'], {
+  name: str(),
+  description: str(),
+  nameservers: arr(nameserver),
+  enabled: bool,
+  groups: strings,
+  primary: bool,
+  domains: strings,
+  search_domains_enabled: bool,
+});
+
+export const DNSSettings = obj(['disabled_management_groups'], { disabled_management_groups: strings });
+
+export const ZoneRequest = obj(['name', 'domain', 'enable_search_domain', 'distribution_groups'], {
+  name: str(),
+  domain: str(),
+  enabled: bool,
+  enable_search_domain: bool,
+  distribution_groups: strings,
+});
+
+export const DNSRecordRequest = obj(['name', 'type', 'content', 'ttl'], {
+  name: str(),
+  type: str({ enum: ['A', 'AAAA', 'CNAME'] }),
+  content: str(),
+  ttl: int(),
+});
+
+export const PostureCheckUpdate = obj(['name', 'checks'], { name: str(), description: str(), checks: { type: 'object' } });
