@@ -177,9 +177,87 @@ Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// tunWrite(fd, buf, offsets, lengths, count, vnet) -> packets written
-// vnet: the device was opened with IFF_VNET_HDR, so each packet gets a (zero: complete
-// checksum, no GSO) virtio-net header in front, written together with writev.
+// Writes one frame given as iovecs, retrying briefly when the queue is full. Returns 0 or errno.
+int WriteFrame(int fd, const iovec* iov, int cnt) {
+  for (int tries = 0; tries < 3; tries++) {
+    ssize_t n = writev(fd, iov, cnt);
+    if (n >= 0) return 0;
+    if (errno == EINTR) { tries--; continue; }
+    if (errno == EAGAIN && WaitWritable(fd, 5)) continue;
+    return errno;
+  }
+  return EAGAIN;
+}
+
+// A TCP segment that may be coalesced with its neighbours before writing to the TUN.
+struct TcpSeg {
+  bool v6;
+  size_t l4, hl, plen;
+  uint32_t seq;
+  uint8_t flags;
+};
+
+// Plain IPv4 (no options, not a fragment) or IPv6 (no extension headers) TCP with payload
+// and only ACK (+PSH) set: the shapes Linux GRO merges too.
+bool ParseTcpSeg(const uint8_t* p, size_t len, TcpSeg& t) {
+  if (len < 40) return false;
+  int v = p[0] >> 4;
+  if (v == 4) {
+    if ((p[0] & 15) != 5 || p[9] != 6 || Get16(p + 2) != len || (Get16(p + 6) & 0x3fff) != 0) return false;
+    t.v6 = false;
+    t.l4 = 20;
+  } else if (v == 6) {
+    if (len < 60 || p[6] != 6 || (size_t)Get16(p + 4) + 40 != len) return false;
+    t.v6 = true;
+    t.l4 = 40;
+  } else {
+    return false;
+  }
+  size_t thl = (p[t.l4 + 12] >> 4) * 4;
+  if (thl < 20 || t.l4 + thl >= len) return false;
+  t.flags = p[t.l4 + 13];
+  if ((t.flags & ~(0x10 | 0x08)) != 0 || !(t.flags & 0x10)) return false;
+  t.hl = t.l4 + thl;
+  t.plen = len - t.hl;
+  t.seq = Get32(p + t.l4 + 4);
+  return true;
+}
+
+// Same flow and same headers apart from lengths, IDs, sequence numbers, flags and checksums.
+bool SameFlow(const uint8_t* a, const TcpSeg& ta, const uint8_t* b, const TcpSeg& tb) {
+  if (ta.v6 != tb.v6 || ta.hl != tb.hl) return false;
+  if (!ta.v6) {
+    if (memcmp(a, b, 2) != 0 || memcmp(a + 6, b + 6, 4) != 0 || memcmp(a + 12, b + 12, 8) != 0) return false;
+  } else {
+    if (memcmp(a, b, 4) != 0 || memcmp(a + 6, b + 6, 34) != 0) return false;
+  }
+  size_t l4 = ta.l4;
+  if (memcmp(a + l4, b + l4, 4) != 0 || memcmp(a + l4 + 8, b + l4 + 8, 5) != 0) return false;  // ports, ack, data offset
+  return memcmp(a + l4 + 20, b + l4 + 20, ta.hl - l4 - 20) == 0;                               // options (timestamps)
+}
+
+constexpr uint32_t GRO_MAX_SEGMENTS = 64;
+bool tunGroDisabled = false;
+// Process-wide counters for tests and diagnostics (main thread only).
+double tunGroFrames = 0, tunGroSegments = 0, tunTsoFrames = 0, tunTsoSegments = 0;
+
+// tunOffloadStats() -> { groDisabled, groFrames, groSegments, tsoFrames, tsoSegments }
+Napi::Value TunOffloadStats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("groDisabled", Napi::Boolean::New(env, tunGroDisabled));
+  o.Set("groFrames", Napi::Number::New(env, tunGroFrames));
+  o.Set("groSegments", Napi::Number::New(env, tunGroSegments));
+  o.Set("tsoFrames", Napi::Number::New(env, tunTsoFrames));
+  o.Set("tsoSegments", Napi::Number::New(env, tunTsoSegments));
+  return o;
+}
+
+// tunWrite(fd, buf, offsets, lengths, count, vnet, gro) -> packets written
+// vnet: the device was opened with IFF_VNET_HDR, so each frame starts with a virtio-net
+// header. gro: consecutive TCP segments of one flow are merged into one GSO frame (the
+// kernel's TCP receive path then runs once per frame, as after GRO on a NIC); payloads are
+// gathered with writev straight from the batch buffer.
 Napi::Value TunWrite(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = info[0].As<Napi::Number>().Int32Value();
@@ -188,31 +266,92 @@ Napi::Value TunWrite(const Napi::CallbackInfo& info) {
   auto lens = info[3].As<Napi::Uint32Array>();
   uint32_t count = info[4].As<Napi::Number>().Uint32Value();
   bool vnet = info.Length() > 5 && info[5].ToBoolean().Value();
+  bool gro = vnet && !tunGroDisabled && info.Length() > 6 && info[6].ToBoolean().Value();
   static virtio_net_hdr zeroHdr;
-  struct iovec iov[2];
-  iov[0].iov_base = &zeroHdr;
-  iov[0].iov_len = sizeof zeroHdr;
   if (count > offs.ElementLength() || count > lens.ElementLength()) count = 0;
   uint8_t* base = buf.Data();
   size_t blen = buf.ByteLength();
   uint32_t done = 0;
-  for (uint32_t i = 0; i < count; i++) {
-    uint32_t o = offs[i], l = lens[i];
-    if ((size_t)o + l > blen) continue;
-    for (int tries = 0; tries < 3; tries++) {
-      ssize_t n;
-      if (vnet) {
-        iov[1].iov_base = base + o;
-        iov[1].iov_len = l;
-        n = writev(fd, iov, 2);
-      } else {
-        n = write(fd, base + o, l);
-      }
-      if (n >= 0) { done++; break; }
-      if (errno == EINTR) { tries--; continue; }
-      if (errno == EAGAIN && WaitWritable(fd, 5)) continue;
-      break;  // EINVAL for a malformed packet, EIO when down: drop this one
+  iovec iov[GRO_MAX_SEGMENTS + 2];
+  auto writeOne = [&](uint32_t i) {
+    iov[0].iov_base = &zeroHdr;
+    iov[0].iov_len = sizeof zeroHdr;
+    iov[1].iov_base = base + offs[i];
+    iov[1].iov_len = lens[i];
+    int err = vnet ? WriteFrame(fd, iov, 2) : WriteFrame(fd, iov + 1, 1);
+    if (err == 0) done++;  // EINVAL for a malformed packet, EIO when down: dropped
+  };
+  uint32_t i = 0;
+  while (i < count) {
+    if ((size_t)offs[i] + lens[i] > blen) { i++; continue; }
+    TcpSeg t0;
+    const uint8_t* p0 = base + offs[i];
+    if (!gro || !ParseTcpSeg(p0, lens[i], t0)) { writeOne(i++); continue; }
+    // Extend a run of segments of this flow that continue each other exactly.
+    uint32_t j = i + 1;
+    size_t total = t0.plen;
+    uint32_t nextSeq = t0.seq + (uint32_t)t0.plen;
+    uint8_t lastFlags = t0.flags;
+    size_t lastLen = t0.plen;
+    while (j < count && j - i < GRO_MAX_SEGMENTS && !(lastFlags & 0x08) && lastLen == t0.plen) {
+      if ((size_t)offs[j] + lens[j] > blen) break;
+      const uint8_t* pj = base + offs[j];
+      TcpSeg tj;
+      if (!ParseTcpSeg(pj, lens[j], tj) || tj.seq != nextSeq || tj.plen > t0.plen || t0.hl + total + tj.plen > 65535) break;
+      if (!SameFlow(p0, t0, pj, tj)) break;
+      total += tj.plen;
+      nextSeq += (uint32_t)tj.plen;
+      lastFlags = tj.flags;
+      lastLen = tj.plen;
+      j++;
     }
+    if (j == i + 1) { writeOne(i++); continue; }
+    // One GSO frame: virtio header, the first segment's headers fixed up, all payloads.
+    uint8_t hdr[120];
+    memcpy(hdr, p0, t0.hl);
+    size_t l4 = t0.l4;
+    if (!t0.v6) {
+      Put16(hdr + 2, (uint16_t)(t0.hl + total));
+      Put16(hdr + 10, 0);
+      Put16(hdr + 10, CsumFold(CsumAdd(hdr, 20, 0)));
+    } else {
+      Put16(hdr + 4, (uint16_t)(t0.hl - 40 + total));
+    }
+    hdr[l4 + 13] = (uint8_t)(t0.flags | (lastFlags & 0x08));
+    // Checksum field: pseudo-header sum (not inverted), the rest left to the kernel (NEEDS_CSUM).
+    uint64_t ps = t0.v6 ? CsumAdd(hdr + 8, 32, 0) : CsumAdd(hdr + 12, 8, 0);
+    ps += 6 + (uint32_t)(t0.hl - l4 + total);
+    Put16(hdr + l4 + 16, (uint16_t)~CsumFold(ps));
+    virtio_net_hdr vh;
+    vh.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+    vh.gso_type = t0.v6 ? VIRTIO_NET_HDR_GSO_TCPV6 : VIRTIO_NET_HDR_GSO_TCPV4;
+    vh.hdr_len = (uint16_t)t0.hl;
+    vh.gso_size = (uint16_t)t0.plen;
+    vh.csum_start = (uint16_t)l4;
+    vh.csum_offset = 16;
+    iov[0].iov_base = &vh;
+    iov[0].iov_len = sizeof vh;
+    iov[1].iov_base = hdr;
+    iov[1].iov_len = t0.hl;
+    int c = 2;
+    for (uint32_t k = i; k < j; k++) {
+      const uint8_t* pk = base + offs[k];
+      size_t hl = t0.hl;
+      iov[c].iov_base = const_cast<uint8_t*>(pk + hl);
+      iov[c].iov_len = lens[k] - hl;
+      c++;
+    }
+    int err = WriteFrame(fd, iov, c);
+    if (err == 0) {
+      done += j - i;
+      tunGroFrames++;
+      tunGroSegments += j - i;
+    } else if (err == EINVAL) {
+      // This kernel refuses our GSO frames: write segments one by one from now on.
+      tunGroDisabled = true;
+      for (uint32_t k = i; k < j; k++) writeOne(k);
+    }
+    i = j;
   }
   return Napi::Number::New(env, done);
 }
@@ -676,6 +815,7 @@ class Reader : public Napi::ObjectWrap<Reader> {
       seg[l4 + 13] = f;
       TcpChecksum(seg, l4, slen, v6);
       lens_[n++] = (uint32_t)slen;
+      tunTsoSegments++;
       pendPos_ += chunk;
     }
     return true;
@@ -707,6 +847,7 @@ class Reader : public Napi::ObjectWrap<Reader> {
       }
       pendLen_ = len;
       pendPos_ = 0;
+      tunTsoFrames++;
       if (!SplitTso(n)) {
         pending_ = true;
         break;
@@ -822,6 +963,7 @@ Napi::Value UdpEnableGro(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("tunOpen", Napi::Function::New(env, TunOpen));
   exports.Set("tunWrite", Napi::Function::New(env, TunWrite));
+  exports.Set("tunOffloadStats", Napi::Function::New(env, TunOffloadStats));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd));
   exports.Set("setNetns", Napi::Function::New(env, SetNetns));
   exports.Set("udpOpen", Napi::Function::New(env, UdpOpen));

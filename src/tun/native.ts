@@ -21,9 +21,20 @@ export interface NativeUdpSender {
   send(buf: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number, addrs: Uint8Array): number;
 }
 
+/** Process-wide TUN offload counters (frames = super-packets, segments = packets in them). */
+export interface TunOffloadStats {
+  /** The kernel refused a merged GSO write once; merging is off since. */
+  groDisabled: boolean;
+  groFrames: number;
+  groSegments: number;
+  tsoFrames: number;
+  tsoSegments: number;
+}
+
 export interface NativeAddon {
   tunOpen(name: string, multiQueue: boolean, offload: boolean): { fd: number; name: string; vnet: boolean; tso: boolean };
-  tunWrite(fd: number, buf: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number, vnet: boolean): number;
+  tunWrite(fd: number, buf: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number, vnet: boolean, gro: boolean): number;
+  tunOffloadStats(): TunOffloadStats;
   closeFd(fd: number): void;
   setNetns(fd: number): void;
   udpEnableGro(fd: number): boolean;

@@ -6,6 +6,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Lab, sleep, waitUntil } from '../lab/index.js';
+import { tunOffloadStats } from '../../src/tun/index.js';
 import { oursVsWireguardGo, A_TUN, B_TUN, A_TUN6, B_TUN6, A_UNDERLAY, WG_PORT, type OursVsGo, type PairOptions } from '../lab/wgpair.js';
 
 async function setup(t: { after(fn: () => Promise<void>): void }, opts: PairOptions = {}): Promise<{ lab: Lab; p: OursVsGo }> {
@@ -59,9 +60,11 @@ test('wireguard-go initiates the handshake; ping both ways', async (t) => {
 // With TUN offload on (the default) the kernel hands our device 64 KiB TCP super-packets that the
 // addon splits; with it off every packet is read alone. Both must deliver the bytes exactly.
 for (const [label, offload, size, dst] of [
-  ['100 MB over IPv4, TUN offload', true, 100, B_TUN],
-  ['20 MB over IPv6, TUN offload', true, 20, B_TUN6],
-  ['20 MB over IPv4, no TUN offload', false, 20, B_TUN],
+  ['100 MB a->b over IPv4, TUN offload', true, 100, B_TUN],
+  ['100 MB b->a over IPv4, TUN offload', true, 100, A_TUN],
+  ['20 MB a->b over IPv6, TUN offload', true, 20, B_TUN6],
+  ['20 MB b->a over IPv6, TUN offload', true, 20, A_TUN6],
+  ['20 MB a->b over IPv4, no TUN offload', false, 20, B_TUN],
 ] as const) {
   test(`TCP transfer through the tunnel arrives intact (sha256): ${label}`, async (t) => {
     const prev = process.env.NETBIRD_TUN_OFFLOAD;
@@ -87,15 +90,26 @@ for (const [label, offload, size, dst] of [
     writeFileSync(src, all);
     const want = createHash('sha256').update(all).digest('hex');
     const listen = dst.includes(':') ? `TCP6-LISTEN:5001,bind=[${dst}],reuseaddr` : `TCP-LISTEN:5001,bind=${dst},reuseaddr`;
-    const server = p.b.spawn('socat', ['-u', listen, `CREATE:${dstFile}`]);
-    assert.ok(await waitUntil(async () => /:5001\b/.test((await p.b.exec('ss', ['-ltn'])).stdout), 5000), 'socat listening');
+    // Receiver in the namespace that owns dst; the other side sends.
+    const [rx, tx] = dst === A_TUN || dst === A_TUN6 ? [p.a, p.b] : [p.b, p.a];
+    const before = tunOffloadStats();
+    const server = rx.spawn('socat', ['-u', listen, `CREATE:${dstFile}`]);
+    assert.ok(await waitUntil(async () => /:5001\b/.test((await rx.exec('ss', ['-ltn'])).stdout), 5000), 'socat listening');
     const started = Date.now();
     const connect = dst.includes(':') ? `TCP6:[${dst}]:5001` : `TCP:${dst}:5001`;
-    await p.a.exec('socat', ['-u', `OPEN:${src}`, connect], { timeoutMs: 120_000 });
+    await tx.exec('socat', ['-u', `OPEN:${src}`, connect], { timeoutMs: 120_000 });
     assert.equal(await server.exited, 0, server.output());
     const secs = (Date.now() - started) / 1000;
     assert.equal(await sha256File(dstFile), want);
-    t.diagnostic(`${size} MiB in ${secs.toFixed(1)} s (${((size * 8 * 1.048576) / secs).toFixed(0)} Mbit/s)`);
+    const after = tunOffloadStats();
+    const tso = after.tsoSegments - before.tsoSegments;
+    const gro = after.groSegments - before.groSegments;
+    t.diagnostic(`${size} MiB in ${secs.toFixed(1)} s (${((size * 8 * 1.048576) / secs).toFixed(0)} Mbit/s); packets via TSO ${tso}, merged for GRO ${gro}`);
+    assert.equal(after.groDisabled, false);
+    // The offload paths really carried the data (and not at all without offload).
+    if (!offload) assert.equal(tso + gro, 0);
+    else if (tx === p.a) assert.ok(tso > 1000, `TSO split ${tso} packets`);
+    else assert.ok(gro > 1000, `GRO merged ${gro} packets`);
     const st = p.device.stats();
     assert.equal(st.drops.badAuth + st.drops.replayed + st.drops.notAllowed, 0, JSON.stringify(st.drops));
   });
