@@ -4,6 +4,7 @@ import { Timestamp, management } from '../proto/index.js';
 import type { AccountState, Chunk, IndexedRule, PeerFragments, RuleTemplate } from './state.js';
 import type { Peer, PolicyRule } from './types.js';
 import { cidrBits, compareVersion, ipToInt } from './util.js';
+import { peerCustomZones, peerNameServerGroups, peerRoutes } from './objects.js';
 import { SYNC_HEADROOM, field, fieldHeader, frameOf, varintLength, writeVarint } from './wire.js';
 
 /**
@@ -124,7 +125,9 @@ class Digest {
 // Field tags (field number << 3 | wire type) used below.
 const T_NM_PEERCONFIG = 18; // NetworkMap.peerConfig
 const T_NM_REMOTE = 26; // NetworkMap.remotePeers (also SyncResponse.remotePeers)
+const T_NM_ROUTE = 42; // NetworkMap.Routes
 const T_NM_DNS = 50; // NetworkMap.DNSConfig
+const T_DNS_NSGROUP = 18; // DNSConfig.NameServerGroups
 const T_NM_OFFLINE = 58; // NetworkMap.offlinePeers
 const T_NM_FW = 66; // NetworkMap.FirewallRules
 const T_ZONE_RECORD = 18; // CustomZone.Records
@@ -348,6 +351,14 @@ export function encodeNetworkMap(state: AccountState, peer: Peer, now: number, f
   }
   if (onlineList.length === 0) raw(REMOTE_EMPTY);
 
+  // Routes and user DNS (objects.ts; empty, and nearly free, when the account has none).
+  for (const r of peerRoutes(state, peer.id)) raw(field(T_NM_ROUTE, management.Route.encode(r).finish()));
+  const nsGroups = peerNameServerGroups(state, peer.id).map((g) => field(T_DNS_NSGROUP, management.NameServerGroup.encode(g).finish()));
+  const userZones = peerCustomZones(state, peer.id).map((z) => field(T_DNS_ZONE, management.CustomZone.encode(z).finish()));
+  let extraDnsLen = 0;
+  for (const b of nsGroups) extraDnsLen += b.length;
+  for (const b of userZones) extraDnsLen += b.length;
+
   // DNS: the peer zone with the receiver and every visible peer, unless DNS management is disabled
   // for one of the receiver's groups.
   const myGroups = state.peerGroups.get(peer.id);
@@ -361,14 +372,17 @@ export function encodeNetworkMap(state: AccountState, peer: Peer, now: number, f
     for (const f of onlineList) zoneLen += f.dns.bytes.length;
     for (const f of offlineList) zoneLen += f.dns.bytes.length;
     const zoneHead = fieldHeader(T_DNS_ZONE, zoneLen);
-    const dnsLen = DNS_SERVICE_ENABLE.length + zoneHead.length + zoneLen + fwdField.length;
+    const dnsLen = DNS_SERVICE_ENABLE.length + extraDnsLen + zoneHead.length + zoneLen + fwdField.length;
     raw(fieldHeader(T_NM_DNS, dnsLen));
     raw(DNS_SERVICE_ENABLE);
+    for (const b of nsGroups) raw(b);
+    // The peer zone comes first among the zones; user zones (NonAuthoritative) follow it.
     raw(zoneHead);
     raw(zoneName);
     add(own.dns);
     const all = offlineList.length > 0 ? sortByIp([...onlineList, ...offlineList]) : onlineList;
     for (const f of all) add(f.dns);
+    for (const b of userZones) raw(b);
     raw(fwdField);
   } else {
     raw(fieldHeader(T_NM_DNS, fwdField.length));

@@ -232,3 +232,51 @@ test('peer login expiration: SSO peer moves to offlinePeers, its stream ends, re
   e.clock.now += 10 * 86_400_000;
   await e.manager.syncPeer(ka, meta('a'));
 });
+
+test('routes, name-server groups and user DNS zones reach the maps of the peers they are for', async (t) => {
+  const e = await env(t);
+  const ka = newKey();
+  const kr = newKey();
+  await e.manager.loginPeer({ peerKey: ka, setupKey: e.setupKey, meta: meta('client') });
+  const router = await e.manager.loginPeer({ peerKey: kr, setupKey: e.setupKey, meta: meta('router') });
+  const all = e.manager.listGroups(e.accountId).find((g) => g.name === 'All')!;
+  const a = await connect(e, ka, meta('client'));
+  await a.inbox.next();
+
+  await e.manager.createRoute(e.accountId, {
+    description: 'lan',
+    networkId: 'office',
+    enabled: true,
+    peer: router.peer.id,
+    network: '192.168.50.0/24',
+    metric: 100,
+    masquerade: true,
+    groups: [all.id],
+    keepRoute: false,
+  });
+  const withRoute = (await a.inbox.next(1000)).NetworkMap!;
+  assert.equal(withRoute.Routes.length, 1);
+  assert.equal(withRoute.Routes[0]!.Network, '192.168.50.0/24');
+  assert.equal(withRoute.Routes[0]!.Peer, kr);
+  assert.equal(withRoute.Routes[0]!.NetID, 'office');
+
+  await e.manager.createNameserverGroup(e.accountId, {
+    name: 'corp',
+    description: '',
+    nameservers: [{ ip: '10.0.0.53', nsType: 'udp', port: 53 }],
+    enabled: true,
+    groups: [all.id],
+    primary: false,
+    domains: ['corp.example'],
+    searchDomainsEnabled: false,
+  });
+  const withNs = (await a.inbox.next(1000)).NetworkMap!;
+  assert.equal(withNs.DNSConfig!.NameServerGroups.length, 1);
+  assert.equal(withNs.DNSConfig!.NameServerGroups[0]!.NameServers[0]!.IP, '10.0.0.53');
+  assert.deepEqual(withNs.DNSConfig!.NameServerGroups[0]!.Domains, ['corp.example']);
+  // The peer zone stays first, with its records, and the forwarder port survives the extra fields.
+  assert.equal(withNs.DNSConfig!.CustomZones[0]!.Domain, 'netbird.cloud.');
+  assert.equal(withNs.DNSConfig!.CustomZones[0]!.Records.length, 2);
+  assert.equal(withNs.DNSConfig!.ForwarderPort, 22054);
+  assert.equal(withNs.Routes.length, 1);
+});
