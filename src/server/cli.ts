@@ -26,7 +26,15 @@ Server options:
   --ephemeral-timeout SECONDS   delete ephemeral peers after this long offline; default 600
   --tls-cert FILE       PEM certificate: serve TLS (then also --tls-key)
   --tls-key FILE        PEM private key
+  --oidc-issuer URL     also accept JWTs of this external OIDC issuer (REST API and peer SSO login)
+  --oidc-audience AUD   audience (client id) those JWTs must carry (required with --oidc-issuer)
+  --oidc-jwks-url URL   JWKS URL (default: from the issuer's discovery document)
+  --oidc-groups-claim C JWT claim with group names for IdP group sync (default "groups")
+  --disable-embedded-idp  do not serve the embedded identity provider at /oauth2
   -h, --help            show this help
+
+REST API (same port): GET /api/instance; first user with
+  curl -X POST <url>/api/setup -d '{"email":"..","password":"..","name":"..","create_pat":true}'
 
 setup-keys create options:
   --reusable            key can register many peers (default: one-off)
@@ -134,6 +142,11 @@ async function runServer(argv: string[]): Promise<number> {
       'ephemeral-timeout': { type: 'string' },
       'tls-cert': { type: 'string' },
       'tls-key': { type: 'string' },
+      'oidc-issuer': { type: 'string' },
+      'oidc-audience': { type: 'string' },
+      'oidc-jwks-url': { type: 'string' },
+      'oidc-groups-claim': { type: 'string' },
+      'disable-embedded-idp': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -142,6 +155,10 @@ async function runServer(argv: string[]): Promise<number> {
     process.stdout.write(HELP);
     return 0;
   }
+  if (values['oidc-issuer'] !== undefined && !values['oidc-audience']) throw new UsageError('--oidc-issuer needs --oidc-audience (the client id in the tokens)');
+  const oidc = values['oidc-issuer']
+    ? [{ issuer: values['oidc-issuer'], audience: values['oidc-audience']!, jwksUrl: values['oidc-jwks-url'], groupsClaim: values['oidc-groups-claim'] }]
+    : [];
   const listen = values.listen ? parseListen(values.listen) : { host: DEFAULT_LISTEN_HOST, port: DEFAULT_LISTEN_PORT };
   if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
   if (values['turn-secret'] !== undefined && !values.turn?.length) throw new UsageError('--turn-secret needs at least one --turn URI');
@@ -158,14 +175,19 @@ async function runServer(argv: string[]): Promise<number> {
     turn: values.turn?.length ? { uris: values.turn, secret: values['turn-secret'] } : undefined,
     ephemeralTimeoutMs: values['ephemeral-timeout'] !== undefined ? intOption('ephemeral-timeout', values['ephemeral-timeout'])! * 1000 : undefined,
     tls: values['tls-cert'] ? { cert: readFileSync(values['tls-cert'], 'utf8'), key: readFileSync(values['tls-key']!, 'utf8') } : undefined,
+    oidc,
+    embeddedIdp: !values['disable-embedded-idp'],
     log: (m) => process.stderr.write(m + '\n'),
   });
   const lines = [
-    `netbird-server listening on ${listen.host}:${server.port} (${server.tls ? 'TLS' : 'plaintext h2c'}): management + signal gRPC, relay at /relay`,
+    `netbird-server listening on ${listen.host}:${server.port} (${server.tls ? 'TLS' : 'plaintext h2c'}): management + signal gRPC, relay at /relay, REST API at /api`,
     `  store: ${dsn ? 'PostgreSQL' : `SQLite ${resolve(dataDir, SQLITE_FILE)}`}`,
     ...(server.stun ? [`  STUN on UDP ${server.stun.address}:${server.stun.port}`] : []),
     `  create a setup key: netbird-server setup-keys create --reusable --data-dir ${dataDir}`,
     `  join a peer:        netbird up --management-url ${server.managementUrl} --setup-key <KEY>`,
+    ...(server.management.manager.hasUsers()
+      ? []
+      : [`  first user:         curl -X POST ${server.managementUrl}/api/setup -d '{"email":"you@example.com","password":"<8+ chars>","name":"You","create_pat":true}'`]),
   ];
   process.stdout.write(lines.join('\n') + '\n');
 

@@ -7,20 +7,21 @@ import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { type Duplex, Duplex as DuplexStream } from 'node:stream';
 import { type TLSSocket, createServer as createTlsServer } from 'node:tls';
+import { type Api, type OidcIssuerConfig, createApi } from '../api/index.js';
 import { type InfraConfig, Management } from '../management/index.js';
 import { RelayServer } from '../relay/index.js';
 import { createSignalServer, type SignalServer } from '../signal/index.js';
 import { type StunServerHandle, startStunServer } from '../stun/index.js';
 
 /**
- * `netbird-server`: Management gRPC, Signal gRPC, the relay WebSocket (/relay) and (later) the REST
- * API on ONE TCP port, plus optional STUN on UDP.
+ * `netbird-server`: Management gRPC, Signal gRPC, the relay WebSocket (/relay) and the REST API
+ * (/api, with the embedded identity provider at /oauth2) on ONE TCP port, plus optional STUN on UDP.
  *
  * Every accepted connection is peeked: a connection that starts with the HTTP/2 client preface
  * ("PRI * HTTP/2.0...", what gRPC clients send over h2c) is injected into grpc-js through
  * `createConnectionInjector`; anything else is handed to a node HTTP/1.1 server, which serves the
- * relay WebSocket upgrade and, once it exists, REST (Fastify can take over `http` via its
- * `serverFactory`, or register through `onHttpRequest`). With TLS the decision uses ALPN instead:
+ * relay WebSocket upgrade ('upgrade' events stay on this server) and hands every plain request to
+ * the Fastify REST app through `app.routing` (Fastify never owns a socket, so the relay is untouched). With TLS the decision uses ALPN instead:
  * "h2" goes to gRPC, "http/1.1" to the HTTP server.
  */
 
@@ -42,8 +43,14 @@ export interface ServerOptions {
   /** PEM certificate and key: serve TLS (ALPN h2 for gRPC, http/1.1 for HTTP). */
   tls?: { cert: string; key: string };
   ephemeralTimeoutMs?: number;
-  /** REST seam: handler for plain HTTP requests (default: JSON 404). */
+  /** REST seam: handler for plain HTTP requests (default: the REST API of src/api). */
   onHttpRequest?: (req: IncomingMessage, res: ServerResponse) => void;
+  /** External OIDC issuers whose JWTs the REST API and peer logins accept. */
+  oidc?: OidcIssuerConfig[];
+  /** Serve the embedded identity provider at /oauth2 (default true). */
+  embeddedIdp?: boolean;
+  /** POST /api/setup may return a PAT (default: env NB_SETUP_PAT_ENABLED, else true). */
+  setupPatEnabled?: boolean;
   log?: (msg: string) => void;
 }
 
@@ -130,6 +137,8 @@ export class NetbirdServer {
     readonly publicHost: string,
     readonly tls: boolean,
     private readonly sockets: Set<Socket>,
+    /** The REST API (undefined when `onHttpRequest` replaced it). */
+    readonly api: Api | undefined,
   ) {}
 
   static async start(opts: ServerOptions): Promise<NetbirdServer> {
@@ -159,6 +168,9 @@ export class NetbirdServer {
 
     let stun: StunServerHandle | undefined;
     let management: Management | undefined;
+    let api: Api | undefined;
+    // The API's JWT validator is created after Management; peer logins reach it through this.
+    let resolveJwt: ((token: string) => Promise<string>) | undefined;
     try {
       if (opts.stunPort !== undefined) stun = await startStunServer({ host: host === '::' ? '::' : host, port: opts.stunPort });
       const relaySecret = loadOrCreateRelaySecret(opts.dataDir);
@@ -178,7 +190,23 @@ export class NetbirdServer {
         ephemeralTimeoutMs: opts.ephemeralTimeoutMs,
         infra,
         log,
+        resolveJwtUser: (token) => {
+          if (!resolveJwt) return Promise.reject(new Error('SSO login is not available on this server'));
+          return resolveJwt(token);
+        },
       });
+      if (!opts.onHttpRequest) {
+        api = await createApi({
+          manager: management.manager,
+          publicUrl: `${tls ? 'https' : 'http'}://${pub}`,
+          oidc: opts.oidc,
+          embeddedIdp: opts.embeddedIdp,
+          setupPatEnabled: opts.setupPatEnabled,
+          log,
+        });
+        const a = api;
+        resolveJwt = (token) => a.resolvePeerJwt(token);
+      }
 
       const grpcServer = new grpc.Server({
         'grpc.keepalive_time_ms': 30_000,
@@ -192,13 +220,7 @@ export class NetbirdServer {
       // TLS is terminated by our listener, so grpc-js always sees cleartext HTTP/2.
       const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
 
-      const http = createHttpServer(
-        opts.onHttpRequest ??
-          ((req, res) => {
-            res.writeHead(404, { 'content-type': 'application/json' });
-            res.end(JSON.stringify({ message: `no handler for ${req.method} ${req.url}`, code: 404 }));
-          }),
-      );
+      const http = createHttpServer(opts.onHttpRequest ?? api!.handle);
       http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => relay.handleUpgrade(req, socket, head));
 
       dispatch = (s: Socket): void => {
@@ -236,8 +258,9 @@ export class NetbirdServer {
         s.on('data', onData);
         s.on('error', onError);
       };
-      return new NetbirdServer(management, signal, relay, stun, grpcServer, http, listener, host, port, publicHost, tls, sockets);
+      return new NetbirdServer(management, signal, relay, stun, grpcServer, http, listener, host, port, publicHost, tls, sockets, api);
     } catch (err) {
+      await api?.close();
       await management?.close();
       await stun?.close();
       listener.close();
@@ -261,6 +284,7 @@ export class NetbirdServer {
     await this.relay.close();
     await this.stun?.close();
     this.http.close();
+    await this.api?.close();
     await this.management.close();
   }
 }

@@ -68,9 +68,9 @@ test('one port: management + signal gRPC, relay WebSocket, HTTP', async (t) => {
   assert.equal(auth[1], 7, 'AuthResponse');
   assert.equal(auth.subarray(2).toString(), `rel://${addr}`);
 
-  // Plain HTTP/1.1 reaches the HTTP server (REST seam), answering JSON 404 for now.
+  // Plain HTTP/1.1 reaches the HTTP server (REST API), which answers unknown paths with a JSON 404.
   const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port: srv.port, path: '/api/instance' }, (r) => {
+    const req = request({ host: '127.0.0.1', port: srv.port, path: '/api/no-such-endpoint' }, (r) => {
       let body = '';
       r.on('data', (c) => (body += c));
       r.on('end', () => resolve({ status: r.statusCode ?? 0, body }));
