@@ -49,6 +49,15 @@ export function isLoginExpired(state: AccountState, peer: Peer, now: number): bo
   return peer.lastLogin + s.peerLoginExpiration * 1000 <= now;
 }
 
+/**
+ * Peers others may see but must not connect to (NetworkMap.offlinePeers): login expired, or owned by
+ * a blocked user (blocking a user disconnects and blocks their peers).
+ */
+export function isListedOffline(state: AccountState, peer: Peer, now: number): boolean {
+  if (isLoginExpired(state, peer, now)) return true;
+  return peer.userId !== '' && state.users.get(peer.userId)?.blocked === true;
+}
+
 /** Three-state session deadline (protocol.md §4.9.2): zero timestamp = expiry does not apply. */
 export function sessionExpiresAt(state: AccountState, peer: Peer): { seconds: number; nanos: number } {
   const s = state.account.settings;
@@ -316,7 +325,7 @@ export function encodeNetworkMap(state: AccountState, peer: Peer, now: number, f
     const q = state.peers.get(id);
     if (!q || q.approvalRequired) continue;
     const f = fragmentsOf(state, q);
-    if (isLoginExpired(state, q, now)) offlineList.push(f);
+    if (isListedOffline(state, q, now)) offlineList.push(f);
     else {
       online.set(id, f);
       onlineList.push(f);

@@ -280,3 +280,28 @@ test('routes, name-server groups and user DNS zones reach the maps of the peers 
   assert.equal(withNs.DNSConfig!.ForwarderPort, 22054);
   assert.equal(withNs.Routes.length, 1);
 });
+
+test('blocking a user ends their peers\' streams and lists those peers as offline for others', async (t) => {
+  const e = await env(t);
+  const user = await e.manager.createUser(e.accountId, { role: 'user', email: 'blocked@example.com' });
+  const ka = newKey();
+  const ku = newKey();
+  await e.manager.loginPeer({ peerKey: ka, setupKey: e.setupKey, meta: meta('a') });
+  await e.manager.loginPeer({ peerKey: ku, jwtUserId: user.id, meta: meta('users-laptop') });
+  const a = await connect(e, ka, meta('a'));
+  assert.equal((await a.inbox.next()).NetworkMap!.remotePeers.length, 1);
+  const u = await connect(e, ku, meta('users-laptop'));
+  await u.inbox.next();
+
+  await e.manager.updateUser(e.accountId, user.id, { blocked: true });
+  const upd = (await a.inbox.next(1000)).NetworkMap!;
+  assert.equal(upd.remotePeers.length, 0);
+  assert.deepEqual(upd.offlinePeers.map((p) => p.wgPubKey), [ku]);
+  assert.equal(u.ended[0]?.kind, 'permission_denied');
+  await assert.rejects(e.manager.syncPeer(ku, meta('users-laptop')), /blocked/);
+
+  await e.manager.updateUser(e.accountId, user.id, { blocked: false });
+  const back = (await a.inbox.next(1000)).NetworkMap!;
+  assert.equal(back.remotePeers.length, 1);
+  assert.equal(back.offlinePeers.length, 0);
+});
