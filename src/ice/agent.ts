@@ -312,6 +312,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> implements StunSink {
       return;
     }
     relay.attach(this, this.mux);
+    relay.onError = (m) => this.log.debug(`ice: TURN ${ip}:${port}: ${m}`);
     this.relays.push(relay);
     const r = relay.relayed;
     this.addLocal({
@@ -466,7 +467,8 @@ export class IceAgent extends EventEmitter<IceAgentEvents> implements StunSink {
     let best: Pair | null = null;
     for (const p of this.pairs) if (p.state === 'succeeded' && (best === null || p.priority > best.priority)) best = p;
     if (best === null) return;
-    const type = best.base.kind === 'relay' ? 'relay' : (best.local?.type ?? 'host');
+    // A pair through a TURN relay on either side waits longest, giving direct pairs their chance.
+    const type = best.base.kind === 'relay' || best.remote.type === 'relay' ? 'relay' : (best.local?.type ?? 'host');
     if (now - this.checkingSince < ACCEPTANCE_WAIT[type]) return;
     this.nominating = best;
     this.nominateTries = 0;
@@ -519,6 +521,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> implements StunSink {
       }
     }
     base.sendStun(buildCheckSuccess(req.transactionId, { address, port }, this.localPwd), address, port);
+    this.log.debug(`ice: check from ${address}:${port} via ${base.kind}${req.useCandidate ? ' (USE-CANDIDATE)' : ''}`);
     if (!this.remotePwd) return; // answered; pairs come once the remote credentials are known
     let remote = this.remoteCandidates.find((c) => c.address === address && c.port === port);
     if (!remote) {

@@ -9,7 +9,9 @@ import { EventEmitter } from 'node:events';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import type { Socket } from 'node:dgram';
-import { TurnClient, type TransportAddress } from '../stun/index.js';
+import {
+  StunAttr, StunClass, StunMethod, TurnClient, decodeStun, decodeXorAddress, getAttr, isStunMessage, type TransportAddress,
+} from '../stun/index.js';
 import { createUdpBind } from '../tun/index.js';
 import type { Bind, Endpoint, PacketBatch, ReceiveHandler, UdpBind } from '../wireguard/index.js';
 import type { IceBase, IceMux, StunSink } from './mux.js';
@@ -81,6 +83,8 @@ export class TurnRelay implements Bind, IceBase {
   private nextChannel = 0x4000;
   private refreshTimer: NodeJS.Timeout | null = null;
   private sink: StunSink | null = null;
+  /** Reports problems (for the agent's debug log). */
+  onError: ((msg: string) => void) | null = null;
   private mux: IceMux | null = null;
   private closed = false;
   // Preallocated batches: received WireGuard packets (views into the socket's buffer) and framed sends.
@@ -153,7 +157,8 @@ export class TurnRelay implements Bind, IceBase {
     created.ready = this.client.channelBind(ep.channel, { address, port }).then(() => {
       created.bound = true;
     });
-    created.ready.catch(() => {
+    created.ready.catch((e: Error) => {
+      this.onError?.(`channel bind to ${address}:${port}: ${e.message}`);
       // Failed bind: forget it so a later check tries again.
       if (this.channels.get(k) === created) this.channels.delete(k);
     });
@@ -220,6 +225,21 @@ export class TurnRelay implements Bind, IceBase {
     this.adapter.send(frame);
   }
 
+  private onDataIndication(buf: Buffer): void {
+    const msg = decodeStun(buf);
+    if (msg === null || msg.method !== StunMethod.Data || msg.cls !== StunClass.Indication) return;
+    const peer = decodeXorAddress(getAttr(msg, StunAttr.XorPeerAddress) ?? Buffer.alloc(0), msg.transactionId);
+    const data = getAttr(msg, StunAttr.Data);
+    if (peer === null || data === undefined) return;
+    if (isStunMessage(data)) {
+      this.sink?.onStun(data, peer.address, peer.port, this);
+      return;
+    }
+    // Rare (a peer talking before our channel exists): deliver as a one-packet batch; the endpoint binds a channel.
+    const ep = this.endpointFor(peer.address, peer.port);
+    this.mux?.deliver({ buf: data, offsets: Uint32Array.of(0), lengths: Uint32Array.of(data.length), count: 1 }, [ep]);
+  }
+
   private refreshChannels(): void {
     for (const ch of this.channels.values()) {
       void this.client.channelBind(ch.ep.channel, { address: ch.ep.address, port: ch.ep.port }).catch(() => undefined);
@@ -243,7 +263,10 @@ export class TurnRelay implements Bind, IceBase {
       if (len >= 4 && (b[o]! & 0xc0) === 0x40) {
         const ch = this.byNumber.get((b[o]! << 8) | b[o + 1]!);
         const plen = (b[o + 2]! << 8) | b[o + 3]!;
-        if (ch === undefined || plen + 4 > len) continue;
+        if (ch === undefined || plen + 4 > len) {
+          this.onError?.(`dropped ChannelData ch=${(b[o]! << 8) | b[o + 1]!} plen=${plen} len=${len}`);
+          continue;
+        }
         const p = o + 4;
         if (plen >= 20 && (b[p]! & 0xc0) === 0 && b[p + 4] === 0x21 && b[p + 5] === 0x12 && b[p + 6] === 0xa4 && b[p + 7] === 0x42) {
           this.sink?.onStun(Buffer.from(b.subarray(p, p + plen)), ch.ep.address, ch.ep.port, this);
@@ -252,6 +275,9 @@ export class TurnRelay implements Bind, IceBase {
         this.rxOffsets[k] = p;
         this.rxLengths[k] = plen;
         this.rxFrom[k++] = ch.ep;
+      } else if (len >= 20 && b[o] === 0x00 && b[o + 1] === 0x17) {
+        // Data indication: from a peer address without a channel yet (e.g. a peer-reflexive one).
+        this.onDataIndication(Buffer.from(b.subarray(o, o + len)));
       } else {
         this.adapter.emit('message', Buffer.from(b.subarray(o, o + len)));
       }

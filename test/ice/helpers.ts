@@ -21,7 +21,9 @@ export async function openSide(opts: { netns?: string; host?: string; hostAddres
     for (let i = 0; i < b.count; i++) received.push({ text: b.buf.toString('utf8', b.offsets[i]!, b.offsets[i]! + b.lengths[i]!), from: from[i]! });
   });
   const { netns: _n, host: _h, ...rest } = opts;
-  const agent = new IceAgent({ mux, controlling: false, ...rest, ...(opts.netns ? { netns: opts.netns } : {}) });
+  const tag = opts.netns ?? String(udp.port);
+  const logger = process.env.NBIC_DEBUG ? { debug: (m: string) => process.stderr.write(`[${tag}] ${m}\n`) } : undefined;
+  const agent = new IceAgent({ mux, controlling: false, ...(logger ? { logger } : {}), ...rest, ...(opts.netns ? { netns: opts.netns } : {}) });
   const states: IceState[] = [];
   agent.on('state', (s) => states.push(s));
   const selected = new Promise<SelectedPath>((resolve) => agent.once('selected', resolve));
