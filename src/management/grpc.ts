@@ -24,6 +24,8 @@ export interface ManagementGrpcOptions {
    * supported by this server (such logins answer InvalidArgument).
    */
   resolveJwtUser?: (token: string) => Promise<string>;
+  /** Sync streams allowed between request and initial map at once (reference: 1000); more get RESOURCE_EXHAUSTED. */
+  maxSyncHandshakes?: number;
   log?: (msg: string) => void;
 }
 
@@ -85,6 +87,8 @@ export function createManagementService(opts: ManagementGrpcOptions): {
 } {
   const { manager, hub, infra, serverKey, log } = opts;
   const serverPub = formatKey(serverKey.publicKey);
+  const maxHandshakes = opts.maxSyncHandshakes ?? 1000;
+  let handshakes = 0;
 
   /** Authenticates a request: parses the sender key and opens the envelope. */
   function open<T>(codec: { encode(m: T): { finish(): Uint8Array }; decode(b: Uint8Array): T }, req: management.EncryptedMessage): { peerKey: string; peerPub: Buffer; msg: T } {
@@ -154,6 +158,12 @@ export function createManagementService(opts: ManagementGrpcOptions): {
       call.on('cancelled', finish);
       call.on('close', finish);
       call.on('error', finish);
+      if (handshakes >= maxHandshakes) {
+        ended = true;
+        call.emit('error', statusError(grpc.status.RESOURCE_EXHAUSTED, 'too many concurrent Sync handshakes; retry with backoff'));
+        return;
+      }
+      handshakes++;
       void (async () => {
         const opened = open(management.SyncRequest, call.request);
         peerKey = opened.peerKey;
@@ -180,11 +190,13 @@ export function createManagementService(opts: ManagementGrpcOptions): {
             if (!hub.isConnected(ref.peer.id)) manager.peerDisconnected(peerKey).catch((e) => log?.(`management: ${String(e)}`));
           },
         });
-      })().catch((err) => {
-        if (ended) return;
-        ended = true;
-        call.emit('error', toGrpcError(err, log));
-      });
+      })()
+        .catch((err) => {
+          if (ended) return;
+          ended = true;
+          call.emit('error', toGrpcError(err, log));
+        })
+        .finally(() => handshakes--);
     },
 
     syncMeta(call, callback) {

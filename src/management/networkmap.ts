@@ -12,11 +12,15 @@ import { SYNC_HEADROOM, field, fieldHeader, frameOf, varintLength, writeVarint }
  * account and encoded straight to protobuf bytes.
  *
  * Speed matters here: one policy change can require thousands of maps, each listing hundreds of
- * peers. Every per-remote-peer fragment (RemotePeerConfig, DNS record, FirewallRule) depends only on
- * the remote peer and a few receiver traits, so its bytes are cached on the remote peer (dropped when
- * that peer changes) and spliced into each map as a length-delimited field. The map is written
- * without its Serial; the serial is prepended at send time (protobuf merges concatenated fields), so
- * the same bytes also give the digest used to tell whether a peer's map really changed.
+ * peers. Every per-remote-peer fragment (RemotePeerConfig, DNS records, the FirewallRules for one
+ * rule and direction) depends only on the remote peer and a few receiver traits, so its bytes are
+ * encoded once, cached on the remote peer (dropped when that peer changes; firewall fragments also
+ * when policies change) and spliced into each map as ready length-delimited fields. A FirewallRule
+ * fragment is the peer part (PeerIP, sourcePrefixes) followed by a per-rule template part: protobuf
+ * merges the fields of a message written in pieces. The map is kept as a list of pieces without its
+ * Serial; Serial is written in front when the SyncResponse is assembled (encodeSyncResponse), and the
+ * digest that decides whether a peer's map really changed is computed from the pieces' cached
+ * hashes, never from the full bytes.
  */
 
 const PEER_RECORD_TTL = 300;

@@ -24,6 +24,8 @@ export interface ManagementOptions {
   debounceMs?: number;
   maxDelayMs?: number;
   resolveJwtUser?: (token: string) => Promise<string>;
+  /** Concurrent Sync handshakes before RESOURCE_EXHAUSTED (default 1000). */
+  maxSyncHandshakes?: number;
   log?: (msg: string) => void;
 }
 
@@ -68,6 +70,7 @@ export class Management {
       infra: this.infra,
       serverKey: this.serverKey,
       resolveJwtUser: this.options.resolveJwtUser,
+      maxSyncHandshakes: this.options.maxSyncHandshakes,
       log: this.options.log,
     });
   }

@@ -255,6 +255,19 @@ test('a one-off key used by concurrent registrations registers exactly one peer;
   assert.equal(m.getSetupKey(acc.id, reusable.setupKey.id).usedTimes, 30);
 });
 
+test('Sync handshakes beyond the limit get RESOURCE_EXHAUSTED', async (t) => {
+  const tmp = tempDir();
+  t.after(() => tmp.remove());
+  const srv = await startServer({ dataDir: tmp.dir, maxSyncHandshakes: 0 });
+  t.after(() => srv.close());
+  const acc = await srv.mgmt.manager.defaultAccount();
+  const { key } = await srv.mgmt.manager.createSetupKey(acc.id, { name: 'k' });
+  const a = new TestPeer(srv.address, 'busy');
+  t.after(() => a.close());
+  await a.login(key);
+  assert.equal(await codeOf(a.sync().then((s) => s.next())), grpc.status.RESOURCE_EXHAUSTED);
+});
+
 test('a second Sync stream of the same peer replaces the first and the peer stays connected', async (t) => {
   const tmp = tempDir();
   t.after(() => tmp.remove());
