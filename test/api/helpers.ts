@@ -14,10 +14,10 @@ export interface TestApi {
   close(): Promise<void>;
 }
 
-export async function startApi(opts: Partial<ApiOptions> = {}): Promise<TestApi> {
+export async function startApi(opts: Partial<ApiOptions> = {}, now?: () => number): Promise<TestApi> {
   const dir = mkdtempSync(join(tmpdir(), 'nbap-'));
   const store = await Store.open({ kind: 'sqlite', path: join(dir, 'management.db') });
-  const manager = await AccountManager.open({ store, dnsDomain: 'netbird.selfhosted' });
+  const manager = await AccountManager.open({ store, dnsDomain: 'netbird.selfhosted', now });
   const api = await createApi({ manager, publicUrl: 'http://127.0.0.1:33073', ...opts });
   return {
     api,
