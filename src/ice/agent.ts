@@ -180,6 +180,14 @@ export class IceAgent extends EventEmitter<IceAgentEvents> implements StunSink {
     this.mux.register(this.localUfrag, this);
   }
 
+  /** Takes over the credentials of a previous agent (same connection, new session). Call before gather(). */
+  adoptCredentials(ufrag: string, pwd: string): void {
+    this.mux.unregister(this.localUfrag, this);
+    this.localUfrag = ufrag;
+    this.localPwd = pwd;
+    this.mux.register(ufrag, this);
+  }
+
   /** Gathers local candidates, emitting each as found ('candidate'), then 'gathered'. */
   async gather(): Promise<void> {
     const gen = this.generation;
@@ -631,10 +639,15 @@ export class IceAgent extends EventEmitter<IceAgentEvents> implements StunSink {
     this.emit('state', s);
   }
 
-  /** ICE restart: new ufrag/pwd/sessionId, forget the remote side and every pair; gather() again. */
-  async restart(): Promise<void> {
+  /**
+   * ICE restart: new ufrag/pwd/sessionId (or only a new sessionId with keepCredentials, for when the
+   * remote recreated its agent and still knows our credentials), forget the remote side and every
+   * pair; gather() again.
+   */
+  async restart(opts: { keepCredentials?: boolean } = {}): Promise<void> {
     this.generation++;
-    this.newCredentials();
+    if (opts.keepCredentials) this.sessionId = randomBytes(5);
+    else this.newCredentials();
     this.remoteUfrag = '';
     this.remotePwd = '';
     this.remoteCandidates.length = 0;

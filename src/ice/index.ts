@@ -29,3 +29,6 @@ export {
 export type { CheckRequestParams, ParsedCheckRequest, CheckRequestResult, CheckResponse } from './checks.js';
 export { parseIceUrl, IceUrlError } from './url.js';
 export type { IceUrl } from './url.js';
+export { IceSession } from './session.js';
+export type { IceSessionOptions, IceStatus } from './session.js';
+export { watchHostAddresses } from './netwatch.js';
