@@ -136,7 +136,7 @@ async function buildFixture(n: number): Promise<Fixture> {
   return { store, manager, accountId: acc.id, adminPolicyId: adminPolicy.id, adminGroupId: admins, allGroupId, dir, peerKeys };
 }
 
-async function benchN(n: number): Promise<{ n: number; computeMs: number; warmMs: number; refMs: number; deliverMs: number; bytesPerPeer: number; heapPerPeer: number; avgPeers: number; delivered: number; renameMs: number; renameGot: number; renameExpected: number }> {
+async function benchN(n: number): Promise<{ n: number; cachePerPeer: number; computeMs: number; warmMs: number; refMs: number; deliverMs: number; bytesPerPeer: number; heapPerPeer: number; avgPeers: number; delivered: number; renameMs: number; renameGot: number; renameExpected: number }> {
   const fx = await buildFixture(n);
   try {
     const state = fx.manager.accountState(fx.accountId);
@@ -155,6 +155,14 @@ async function benchN(n: number): Promise<{ n: number; computeMs: number; warmMs
       remote += m.remotePeerCount;
     }
     const computeMs = ms(process.hrtime.bigint() - t0);
+    // Memory of the per-peer fragment caches the encoder keeps (whether or not peers are connected).
+    state.peerCache.clear();
+    gc();
+    const cacheBefore = process.memoryUsage();
+    for (const p of peers) encodeNetworkMap(state, p, now, fwd);
+    gc();
+    const cacheAfter = process.memoryUsage();
+    const cachePerPeer = (cacheAfter.heapUsed - cacheBefore.heapUsed + cacheAfter.arrayBuffers - cacheBefore.arrayBuffers) / n;
     t0 = process.hrtime.bigint();
     for (const p of peers) void encodeNetworkMap(state, p, now, fwd).body;
     const warmMs = ms(process.hrtime.bigint() - t0);
@@ -229,7 +237,7 @@ async function benchN(n: number): Promise<{ n: number; computeMs: number; warmMs
     await new Promise((r) => setTimeout(r, 200));
     const renameGot = received;
     hub.shutdown();
-    return { n, computeMs, warmMs, refMs, deliverMs, bytesPerPeer: bytes / n, heapPerPeer, avgPeers: remote / n, delivered: got, renameMs, renameGot, renameExpected: expected };
+    return { n, computeMs, warmMs, refMs, deliverMs, cachePerPeer, bytesPerPeer: bytes / n, heapPerPeer, avgPeers: remote / n, delivered: got, renameMs, renameGot, renameExpected: expected };
   } finally {
     fx.manager.close();
     await fx.store.close();
@@ -247,7 +255,7 @@ export async function benchManagement(): Promise<void> {
       `N=${String(n).padStart(5)}: avg ${r.avgPeers.toFixed(0)} remote peers/map, ${(r.bytesPerPeer / 1024).toFixed(1)} KiB/map | ` +
         `all maps: ${r.computeMs.toFixed(0)} ms cold, ${r.warmMs.toFixed(0)} ms warm (ts-proto reference encode only: ${r.refMs.toFixed(0)} ms, ratio ${(r.refMs / r.warmMs).toFixed(2)}x) | ` +
         `policy change -> ${r.delivered}/${n} streams in ${r.deliverMs.toFixed(0)} ms (median of 3) | ` +
-        `peer rename -> ${r.renameGot} maps sent (${r.renameExpected} peers see it) in ${r.renameMs.toFixed(1)} ms | heap ${(r.heapPerPeer / 1024).toFixed(1)} KiB/connected peer`,
+        `peer rename -> ${r.renameGot} maps sent (${r.renameExpected} peers see it) in ${r.renameMs.toFixed(1)} ms | memory ${(r.heapPerPeer / 1024).toFixed(1)} KiB/connected peer + ${(r.cachePerPeer / 1024).toFixed(1)} KiB/peer fragment cache`,
     );
   }
   for (let i = 1; i < rows.length; i++) {

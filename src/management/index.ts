@@ -43,7 +43,7 @@ export type { ManagementGrpcOptions } from './grpc.js';
 export { Store } from './store/store.js';
 export type { AccountData, AccountObjects, LocalCredential, StoreOptions } from './store/store.js';
 export { loadOrCreateServerKey, SERVER_KEY_FILE } from './serverkey.js';
-export { encodeNetworkMap, forwarderPort, isLoginExpired } from './networkmap.js';
+export { encodeNetworkMap, encodeSyncResponse, forwarderPort, isListedOffline, isLoginExpired } from './networkmap.js';
 export type { EncodedMap } from './networkmap.js';
 export { SYNC_HEADROOM, boxBeforeNm, sealFrameInPlace } from './wire.js';
 export type { AccountState } from './state.js';

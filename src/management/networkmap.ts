@@ -404,32 +404,41 @@ export function encodeNetworkMap(state: AccountState, peer: Peer, now: number, f
 
   for (const f of offlineList) add(f.offline);
 
-  // Firewall rules: rule by rule, for each connectable peer on the other side.
+  // Firewall rules: rule by rule, for each connectable peer on the other side. A (peer, rule,
+  // direction) can only come up twice when the receiver is on both sides of a bidirectional rule;
+  // only those rules pay for de-duplication.
   let fwCount = 0;
+  const sourceRules = new Set(rules.asSource);
+  const onBothSides = new Set<IndexedRule>();
+  for (const ir of rules.asDestination) if (sourceRules.has(ir) && ir.rule.bidirectional) onBothSides.add(ir);
   const seen = new Set<Chunk>();
-  const emit = (ir: IndexedRule, peers: ReadonlySet<string>, dir: management.RuleDirection): void => {
-    const ssh = ir.rule.protocol === 'netbird-ssh';
-    const fixed = ssh ? undefined : templatesOf(ir, dir, portRanges, false);
+  const emit = (ir: IndexedRule, peers: ReadonlySet<string>, dir: management.RuleDirection, dedupe: boolean): void => {
+    const fixed = ir.rule.protocol === 'netbird-ssh' ? undefined : templatesOf(ir, dir, portRanges, false);
     for (const qid of peers) {
       const f = online.get(qid);
       if (f === undefined) continue;
       // The SSH server of a netbird-ssh rule is the destination side of the traffic.
       const t = fixed ?? templatesOf(ir, dir, portRanges, dir === management.RuleDirection.IN ? rxSshNew : f.sshNew);
       const c = fwChunk(f, t, withPrefix);
-      // The same (peer, rule, direction) reached twice (peer on both sides of a rule) is emitted once.
-      if (seen.has(c)) continue;
-      seen.add(c);
-      add(c);
+      if (dedupe) {
+        if (seen.has(c)) continue;
+        seen.add(c);
+      }
+      parts.push(c.bytes);
+      digest.word(c.h1, c.h2);
+      length += c.bytes.length;
       fwCount += c.count;
     }
   };
   for (const ir of rules.asSource) {
-    emit(ir, ir.destinations, management.RuleDirection.OUT);
-    if (ir.rule.bidirectional) emit(ir, ir.destinations, management.RuleDirection.IN);
+    const both = onBothSides.has(ir);
+    emit(ir, ir.destinations, management.RuleDirection.OUT, both);
+    if (ir.rule.bidirectional) emit(ir, ir.destinations, management.RuleDirection.IN, both);
   }
   for (const ir of rules.asDestination) {
-    emit(ir, ir.sources, management.RuleDirection.IN);
-    if (ir.rule.bidirectional) emit(ir, ir.sources, management.RuleDirection.OUT);
+    const both = onBothSides.has(ir);
+    emit(ir, ir.sources, management.RuleDirection.IN, both);
+    if (ir.rule.bidirectional) emit(ir, ir.sources, management.RuleDirection.OUT, both);
   }
   // Always mark empty lists explicitly: without the flag old clients assume an old server and allow all.
   if (fwCount === 0) raw(FW_EMPTY);

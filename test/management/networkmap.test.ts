@@ -1,0 +1,137 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { formatKey, generateKeyPair } from '../../src/crypto/index.js';
+import { AccountManager, SYNC_HEADROOM, Store, emptyPeerMeta, encodeNetworkMap, encodeSyncResponse, forwarderPort, type PeerMeta } from '../../src/management/index.js';
+import { management } from '../../src/proto/index.js';
+import { tempDir } from './helpers.js';
+
+/** Network-map rules (management-api.md §5, protocol.md §4.6/§4.8), checked on decoded maps. */
+
+const { IN, OUT } = management.RuleDirection;
+const meta = (hostname: string, version = '0.60.2', caps: number[] = [1]): PeerMeta => ({ ...emptyPeerMeta(), hostname, netbirdVersion: version, capabilities: caps });
+
+async function setup(t: { after(fn: () => unknown): void }) {
+  const tmp = tempDir();
+  const store = await Store.open({ kind: 'sqlite', path: join(tmp.dir, 'm.db') });
+  const m = await AccountManager.open({ store });
+  t.after(async () => {
+    m.close();
+    await store.close();
+    tmp.remove();
+  });
+  const acc = await m.createAccount({ dnsDomain: 'corp.test' });
+  const { key } = await m.createSetupKey(acc.id, { name: 'k' });
+  const add = async (name: string, pm: PeerMeta = meta(name)) => (await m.loginPeer({ peerKey: formatKey(generateKeyPair().publicKey), setupKey: key, meta: pm })).peer;
+  const mapOf = (peerId: string): management.NetworkMap => {
+    const state = m.accountState(acc.id);
+    const enc = encodeNetworkMap(state, state.peers.get(peerId)!, Date.now(), forwarderPort(state));
+    return management.NetworkMap.decode(enc.body);
+  };
+  // Start from no policy at all.
+  for (const p of m.listPolicies(acc.id)) await m.deletePolicy(acc.id, p.id);
+  return { m, acc, add, mapOf };
+}
+
+const rulesFor = (nm: management.NetworkMap, ip: string) =>
+  nm.FirewallRules.filter((r) => r.PeerIP === ip)
+    .map((r) => `${r.Direction === IN ? 'IN' : 'OUT'} ${management.ruleProtocolToJSON(r.Protocol)} ${r.Action === management.RuleAction.DROP ? 'drop' : 'accept'} ${r.PortInfo?.port ?? (r.PortInfo?.range ? `${r.PortInfo.range.start}-${r.PortInfo.range.end}` : '*')}`)
+    .sort();
+
+test('no policy: nobody visible, every empty list flagged', async (t) => {
+  const { add, mapOf } = await setup(t);
+  const a = await add('a');
+  await add('b');
+  const nm = mapOf(a.id);
+  assert.equal(nm.remotePeers.length, 0);
+  assert.equal(nm.remotePeersIsEmpty, true);
+  assert.equal(nm.firewallRulesIsEmpty, true);
+  assert.equal(nm.routesFirewallRulesIsEmpty, true);
+  assert.ok(nm.sshAuth, 'sshAuth present');
+  // DNS zone holds only the peer itself.
+  assert.deepEqual(nm.DNSConfig!.CustomZones[0]!.Records.map((r) => r.Name), ['a.corp.test']);
+});
+
+test('one-way and bidirectional rules, drop, ports and ranges, receiver on both sides', async (t) => {
+  const { m, acc, add, mapOf } = await setup(t);
+  const src = await add('src');
+  const dst = await add('dst');
+  const old = await add('old', meta('old', '0.47.0', []));
+  const gs = await m.createGroup(acc.id, { name: 's', peers: [src.id] });
+  const gd = await m.createGroup(acc.id, { name: 'd', peers: [dst.id, old.id] });
+  await m.createPolicy(acc.id, {
+    name: 'p',
+    rules: [
+      { name: 'web', sources: [gs.id], destinations: [gd.id], protocol: 'tcp', ports: ['443'], portRanges: [{ start: 8000, end: 8080 }, { start: 9000, end: 9000 }] },
+      { name: 'no-ping', sources: [gd.id], destinations: [gs.id], protocol: 'icmp', action: 'drop' },
+    ],
+  });
+  // src: OUT tcp to dst (443, 8000-8080, 9000) and IN icmp drop from dst.
+  assert.deepEqual(rulesFor(mapOf(src.id), dst.ip), ['IN ICMP drop *', 'OUT TCP accept 443', 'OUT TCP accept 8000-8080', 'OUT TCP accept 9000'].sort());
+  assert.deepEqual(rulesFor(mapOf(dst.id), src.ip), ['IN TCP accept 443', 'IN TCP accept 8000-8080', 'IN TCP accept 9000', 'OUT ICMP drop *'].sort());
+  // An agent older than 0.48.0 gets no port ranges, single-port "ranges" become ports; and no
+  // sourcePrefixes without the capability.
+  const oldMap = mapOf(old.id);
+  assert.deepEqual(rulesFor(oldMap, src.ip), ['IN TCP accept 443', 'IN TCP accept 9000', 'OUT ICMP drop *'].sort());
+  assert.ok(oldMap.FirewallRules.every((r) => r.sourcePrefixes.length === 0));
+  assert.ok(mapOf(dst.id).FirewallRules.every((r) => r.sourcePrefixes.length === 1));
+  assert.ok(oldMap.FirewallRules.every((r) => Buffer.from(r.PolicyID).toString().length > 0));
+  // dst and old do not see each other (both only destinations of 'web', sources of 'no-ping').
+  assert.ok(!mapOf(dst.id).remotePeers.some((p) => p.wgPubKey === old.key));
+
+  // A bidirectional rule with the receiver on both sides: each remote peer once per direction.
+  const gall = await m.createGroup(acc.id, { name: 'all3', peers: [src.id, dst.id, old.id] });
+  await m.createPolicy(acc.id, { name: 'mesh', rules: [{ name: 'mesh', sources: [gall.id], destinations: [gall.id], bidirectional: true, protocol: 'udp', ports: ['53'] }] });
+  const meshRules = rulesFor(mapOf(dst.id), old.ip);
+  assert.deepEqual(meshRules, ['IN UDP accept 53', 'OUT UDP accept 53']);
+});
+
+test('netbird-ssh: TCP 22, plus 22022 towards agents >= 0.60.0', async (t) => {
+  const { m, acc, add, mapOf } = await setup(t);
+  const admin = await add('admin');
+  const newSrv = await add('new-server', meta('new-server', '0.60.0'));
+  const oldSrv = await add('old-server', meta('old-server', '0.55.0'));
+  const ga = await m.createGroup(acc.id, { name: 'admins', peers: [admin.id] });
+  const gsrv = await m.createGroup(acc.id, { name: 'servers', peers: [newSrv.id, oldSrv.id] });
+  await m.createPolicy(acc.id, { name: 'ssh', rules: [{ name: 'ssh', sources: [ga.id], destinations: [gsrv.id], protocol: 'netbird-ssh' }] });
+  const nm = mapOf(admin.id);
+  assert.deepEqual(rulesFor(nm, newSrv.ip), ['OUT TCP accept 22', 'OUT TCP accept 22022']);
+  assert.deepEqual(rulesFor(nm, oldSrv.ip), ['OUT TCP accept 22']);
+  assert.deepEqual(rulesFor(mapOf(oldSrv.id), admin.ip), ['IN TCP accept 22']);
+});
+
+test('DNS: extra labels, disabled management groups, forwarder port by versions; legacy top-level peers for old agents', async (t) => {
+  const { m, acc, add, mapOf } = await setup(t);
+  const sk = await m.createSetupKey(acc.id, { name: 'labels', allowExtraDnsLabels: true });
+  const a = (await m.loginPeer({ peerKey: formatKey(generateKeyPair().publicKey), setupKey: sk.key, meta: meta('a'), dnsLabels: ['web', 'api'] })).peer;
+  const b = await add('b');
+  const all = m.listGroups(acc.id).find((g) => g.name === 'All')!;
+  await m.createPolicy(acc.id, { name: 'all', rules: [{ name: 'all', sources: [all.id], destinations: [all.id], bidirectional: true }] });
+  const names = mapOf(b.id).DNSConfig!.CustomZones[0]!.Records.map((r) => `${r.Name} ${r.Type} ${r.Class} ${r.TTL} ${r.RData}`).sort();
+  assert.deepEqual(names, [`a.corp.test 1 IN 300 ${a.ip}`, `api.corp.test 1 IN 300 ${a.ip}`, `b.corp.test 1 IN 300 ${b.ip}`, `web.corp.test 1 IN 300 ${a.ip}`].sort());
+  assert.equal(mapOf(b.id).DNSConfig!.ForwarderPort, 22054);
+  assert.equal(mapOf(b.id).DNSConfig!.ServiceEnable, true);
+
+  const off = await m.createGroup(acc.id, { name: 'no-dns', peers: [b.id] });
+  await m.updateAccount(acc.id, { settings: { dnsDisabledManagementGroups: [off.id] } });
+  const nb = mapOf(b.id);
+  assert.equal(nb.DNSConfig!.ServiceEnable, false);
+  assert.equal(nb.DNSConfig!.CustomZones.length, 0);
+  assert.equal(mapOf(a.id).DNSConfig!.ServiceEnable, true);
+
+  // One old agent in the account: forwarder port falls back to 5353 for everybody.
+  const ancient = await add('ancient', meta('ancient', '0.29.0', []));
+  assert.equal(mapOf(a.id).DNSConfig!.ForwarderPort, 5353);
+  // The legacy SyncResponse.remotePeers copy is filled only for agents < 0.29.3.
+  const state = m.accountState(acc.id);
+  const frame = (peerId: string) => {
+    const p = state.peers.get(peerId)!;
+    return management.SyncResponse.decode(encodeSyncResponse(encodeNetworkMap(state, p, Date.now(), forwarderPort(state)), 7, p, { seconds: 0, nanos: 0 }, undefined).subarray(SYNC_HEADROOM));
+  };
+  const legacy = frame(ancient.id);
+  assert.equal(legacy.remotePeers.length, 2);
+  assert.equal(legacy.NetworkMap!.Serial, 7);
+  assert.equal(legacy.netbirdConfig, undefined);
+  assert.equal(frame(a.id).remotePeers.length, 0);
+  assert.equal(frame(a.id).NetworkMap!.remotePeers.length, 2);
+});
