@@ -1,0 +1,119 @@
+import * as grpc from '@grpc/grpc-js';
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { JwtValidator } from '../../src/api/index.js';
+import type { management } from '../../src/proto/index.js';
+import { NetbirdServer } from '../../src/server/index.js';
+import { type Inbox, TestPeer, codeOf, tempDir } from '../management/helpers.js';
+
+/**
+ * A real netbird-server: REST changes (a policy, a group edit) reach connected peers' Sync streams;
+ * peers log in over gRPC with a JWT of the embedded identity provider (once per token); the
+ * embedded issuer is a standards OIDC issuer (an external-issuer validator accepts its tokens after
+ * discovery over HTTP).
+ */
+
+async function http(base: string, method: string, path: string, body?: unknown, auth?: string): Promise<{ status: number; body: any }> {
+  const headers: Record<string, string> = {};
+  if (body !== undefined) headers['content-type'] = typeof body === 'string' ? 'application/x-www-form-urlencoded' : 'application/json';
+  if (auth) headers.authorization = auth;
+  const res = await fetch(base + path, { method, headers, body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body) });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : undefined };
+}
+
+/** Reads Sync messages until one carries a map whose remote peers are exactly `want` (WireGuard keys). */
+async function waitRemotes(inbox: Inbox<management.SyncResponse>, want: string[], timeoutMs = 8000): Promise<management.NetworkMap> {
+  const deadline = Date.now() + timeoutMs;
+  let last: string[] = [];
+  for (;;) {
+    const left = deadline - Date.now();
+    if (left <= 0) throw new Error(`no map with remote peers ${JSON.stringify(want)}; last had ${JSON.stringify(last)}`);
+    const msg = await inbox.next(left);
+    const map = msg.NetworkMap;
+    if (!map) continue;
+    last = map.remotePeers.map((r) => r.wgPubKey).sort();
+    if (JSON.stringify(last) === JSON.stringify([...want].sort())) return map;
+  }
+}
+
+test('REST changes reach Sync streams; JWT peer login over gRPC', async (t) => {
+  const tmp = tempDir();
+  t.after(() => tmp.remove());
+  const srv = await NetbirdServer.start({ dataDir: tmp.dir, host: '127.0.0.1', port: 0 });
+  t.after(() => srv.close());
+  const base = srv.managementUrl;
+  const addr = `127.0.0.1:${srv.port}`;
+
+  const setup = await http(base, 'POST', '/api/setup', { email: 'admin@example.com', password: 'correct horse', name: 'Admin', create_pat: true });
+  assert.equal(setup.status, 200);
+  const auth = `Token ${setup.body.personal_access_token}`;
+  const key = await http(base, 'POST', '/api/setup-keys', { name: 'peers', type: 'reusable', expires_in: 0, auto_groups: [], usage_limit: 0 }, auth);
+  assert.equal(key.status, 200);
+
+  const a = new TestPeer(addr, 'peer-a');
+  const b = new TestPeer(addr, 'peer-b');
+  t.after(() => {
+    a.close();
+    b.close();
+  });
+  await a.login(key.body.key);
+  await b.login(key.body.key);
+  const ia = await a.sync();
+  const ib = await b.sync();
+  await waitRemotes(ia, [b.publicKey]);
+  await waitRemotes(ib, [a.publicKey]);
+
+  // Removing the Default policy isolates the peers...
+  const policies = (await http(base, 'GET', '/api/policies', undefined, auth)).body;
+  assert.equal(policies.length, 1);
+  assert.equal((await http(base, 'DELETE', `/api/policies/${policies[0].id}`, undefined, auth)).status, 200);
+  await waitRemotes(ia, []);
+  await waitRemotes(ib, []);
+
+  // ...a new policy over a new group joins them again, with its firewall rule...
+  const peers = (await http(base, 'GET', '/api/peers', undefined, auth)).body as Array<{ id: string; name: string }>;
+  const idOf = (name: string): string => peers.find((p) => p.name === name)!.id;
+  const group = await http(base, 'POST', '/api/groups', { name: 'pair', peers: [idOf('peer-a'), idOf('peer-b')] }, auth);
+  assert.equal(group.status, 200);
+  const pol = await http(
+    base,
+    'POST',
+    '/api/policies',
+    { name: 'ssh', enabled: true, rules: [{ name: 'ssh', enabled: true, action: 'accept', bidirectional: true, protocol: 'tcp', ports: ['22'], sources: [group.body.id], destinations: [group.body.id] }] },
+    auth,
+  );
+  assert.equal(pol.status, 200);
+  const mapA = await waitRemotes(ia, [b.publicKey]);
+  assert.ok(mapA.FirewallRules.length > 0 && mapA.FirewallRules.every((r) => r.Port === '22' || r.PortInfo?.port === 22), 'only the port-22 rule');
+  await waitRemotes(ib, [a.publicKey]);
+
+  // ...and a group edit that drops B reaches both.
+  assert.equal((await http(base, 'PUT', `/api/groups/${group.body.id}`, { name: 'pair', peers: [idOf('peer-a')] }, auth)).status, 200);
+  await waitRemotes(ia, []);
+  await waitRemotes(ib, []);
+
+  // Peer login with a JWT of the embedded IdP: registered for the user, once per token.
+  const tok = await http(base, 'POST', '/oauth2/token', 'grant_type=password&username=admin%40example.com&password=correct%20horse&client_id=netbird');
+  assert.equal(tok.status, 200);
+  const c = new TestPeer(addr, 'sso-peer');
+  t.after(() => c.close());
+  const login = await c.login('00000000-0000-0000-0000-000000000000', { jwtToken: tok.body.access_token });
+  assert.ok(login.peerConfig?.address);
+  const ssoPeer = (await http(base, 'GET', '/api/peers?name=sso-peer', undefined, auth)).body[0];
+  assert.equal(ssoPeer.user_id, setup.body.user_id);
+  const d = new TestPeer(addr, 'replay-peer');
+  t.after(() => d.close());
+  assert.equal(await codeOf(d.login('', { jwtToken: tok.body.access_token })), grpc.status.UNAUTHENTICATED, 'a JWT is good for one login');
+  assert.equal(await codeOf(d.login('', { jwtToken: 'not-a-jwt' })), grpc.status.INVALID_ARGUMENT);
+  const codes = (await http(base, 'GET', '/api/events/audit', undefined, auth)).body.map((e: { activity_code: string }) => e.activity_code);
+  for (const code of ['peer.setupkey.add', 'peer.user.add', 'policy.delete', 'policy.add', 'group.update']) assert.ok(codes.includes(code), `audit has ${code}`);
+
+  // The embedded issuer works as an external OIDC issuer: discovery + JWKS fetched over HTTP.
+  const v = new JwtValidator(undefined, [{ issuer: `${base}/oauth2`, audience: 'netbird' }]);
+  assert.equal((await v.verify(tok.body.access_token)).sub, setup.body.user_id);
+
+  // The relay WebSocket upgrade still works next to the API (not a 404 from Fastify).
+  const up = await fetch(`${base}/relay`, { headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==' } }).catch((e: Error) => e);
+  assert.ok(!(up instanceof Response) || up.status !== 404);
+});
