@@ -98,6 +98,8 @@ export interface Api {
   idp: EmbeddedIdp | undefined;
   auth: Authenticator;
   endpoints: readonly Endpoint[];
+  /** Every route Fastify registered (method, URL pattern), as seen by its onRoute hook. */
+  routes: ReadonlyArray<{ method: string; url: string }>;
   /** Request handler for a node HTTP server (what netbird-server mounts). */
   handle(req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse): void;
   /** LoginRequest.jwtToken resolver for the management gRPC Login (one-time use, §4.2). */
@@ -174,6 +176,10 @@ export async function createApi(opts: ApiOptions): Promise<Api> {
     reply.code(404).send({ message: `no such endpoint: ${req.method} ${req.url.split('?')[0]}`, code: 404 });
   });
 
+  const registered: Array<{ method: string; url: string }> = [];
+  app.addHook('onRoute', (r) => {
+    for (const m of Array.isArray(r.method) ? r.method : [r.method]) if (m !== 'HEAD') registered.push({ method: m, url: r.url });
+  });
   const list = endpoints({ manager, idp, auth, setupPatEnabled, version: opts.version ?? 'development' });
 
   for (const ep of list) {
@@ -268,6 +274,7 @@ export async function createApi(opts: ApiOptions): Promise<Api> {
     idp,
     auth,
     endpoints: list,
+    routes: registered,
     handle: (req, res) => app.routing(req, res),
     resolvePeerJwt: (token) => auth.resolvePeerJwt(token),
     close: () => app.close(),
