@@ -24,6 +24,12 @@ export class AccountObjectsState {
   readonly tokens = new Map<string, PersonalAccessToken>();
   /** Bumped on every change of routes, name servers, zones, networks (cache key for map builders). */
   generation = 0;
+  /**
+   * Expanded routing peers per route / network router, valid for one (account serial, generation):
+   * every change that can alter group membership bumps the serial, so a burst of map builds after
+   * one change expands each routing group once instead of once per receiving peer.
+   */
+  memo: { serial: number; generation: number; routers: Map<string, string[]>; resourceRouters: Map<string, NetworkRouter[]> } | undefined;
 
   constructor(data?: AccountObjects) {
     if (!data) return;
@@ -70,6 +76,26 @@ export function routingPeers(state: AccountState, r: { peer: string; peerGroups:
   return [...membersOf(state, r.peerGroups)];
 }
 
+function memoOf(state: AccountState, objs: AccountObjectsState): NonNullable<AccountObjectsState['memo']> {
+  const m = objs.memo;
+  if (m && m.serial === state.account.serial && m.generation === objs.generation) return m;
+  const routersByNetwork = new Map<string, NetworkRouter[]>();
+  for (const r of objs.networkRouters.values()) {
+    if (!r.enabled) continue;
+    let l = routersByNetwork.get(r.networkId);
+    if (!l) routersByNetwork.set(r.networkId, (l = []));
+    l.push(r);
+  }
+  objs.memo = { serial: state.account.serial, generation: objs.generation, routers: new Map(), resourceRouters: routersByNetwork };
+  return objs.memo;
+}
+
+function memoRoutingPeers(state: AccountState, memo: NonNullable<AccountObjectsState['memo']>, id: string, r: { peer: string; peerGroups: readonly string[] }): string[] {
+  let l = memo.routers.get(id);
+  if (!l) memo.routers.set(id, (l = routingPeers(state, r)));
+  return l;
+}
+
 const NETWORK_TYPE = { IPv4: 1, IPv6: 2, Domain: 3 } as const;
 
 function routeNetworkType(address: string): { network: string; type: number; domains: string[] } {
@@ -88,12 +114,13 @@ function routeNetworkType(address: string): { network: string; type: number; dom
  */
 export function peerRoutes(state: AccountState, peerId: string): management.Route[] {
   const objs = objectsByState.get(state);
-  if (!objs) return [];
+  if (!objs || (objs.routes.size === 0 && objs.networkRouters.size === 0)) return [];
+  const memo = memoOf(state, objs);
   const out: management.Route[] = [];
   for (const r of objs.routes.values()) {
     if (!r.enabled) continue;
     const distributed = inAnyGroup(state, peerId, r.groups);
-    for (const rp of routingPeers(state, r)) {
+    for (const rp of memoRoutingPeers(state, memo, r.id, r)) {
       if (rp !== peerId && !distributed) continue;
       const peer = state.peers.get(rp);
       if (!peer) continue;
@@ -119,13 +146,13 @@ export function peerRoutes(state: AccountState, peerId: string): management.Rout
     for (const ir of rules.asDestination) if (ir.rule.bidirectional) for (const g of ir.rule.sources) reach.add(g);
     for (const res of objs.networkResources.values()) {
       if (!res.enabled) continue;
-      const routers = [...objs.networkRouters.values()].filter((x) => x.networkId === res.networkId && x.enabled);
-      if (routers.length === 0) continue;
+      const routers = memo.resourceRouters.get(res.networkId);
+      if (!routers) continue;
       const granted = res.groups.some((g) => reach.has(g));
       const net = routeNetworkType(res.address);
       const network = objs.networks.get(res.networkId);
       for (const router of routers) {
-        for (const rp of routingPeers(state, router)) {
+        for (const rp of memoRoutingPeers(state, memo, router.id, router)) {
           if (rp !== peerId && !granted) continue;
           const peer = state.peers.get(rp);
           if (!peer) continue;
