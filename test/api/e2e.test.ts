@@ -22,6 +22,17 @@ async function http(base: string, method: string, path: string, body?: unknown, 
   return { status: res.status, body: text ? JSON.parse(text) : undefined };
 }
 
+/** Reads Sync messages until one carries a map that satisfies `pred`. */
+async function waitMap(inbox: Inbox<management.SyncResponse>, what: string, pred: (m: management.NetworkMap) => boolean, timeoutMs = 8000): Promise<management.NetworkMap> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const left = deadline - Date.now();
+    if (left <= 0) throw new Error(`no map with ${what}`);
+    const map = (await inbox.next(left)).NetworkMap;
+    if (map && pred(map)) return map;
+  }
+}
+
 /** Reads Sync messages until one carries a map whose remote peers are exactly `want` (WireGuard keys). */
 async function waitRemotes(inbox: Inbox<management.SyncResponse>, want: string[], timeoutMs = 8000): Promise<management.NetworkMap> {
   const deadline = Date.now() + timeoutMs;
@@ -92,6 +103,30 @@ test('REST changes reach Sync streams; JWT peer login over gRPC', async (t) => {
   assert.equal((await http(base, 'PUT', `/api/groups/${group.body.id}`, { name: 'pair', peers: [idOf('peer-a')] }, auth)).status, 200);
   await waitRemotes(ia, []);
   await waitRemotes(ib, []);
+
+  // A route and a name-server group made over REST reach the distribution peers' maps.
+  const allGroup = (await http(base, 'GET', '/api/groups', undefined, auth)).body.find((g: { name: string }) => g.name === 'All');
+  const route = await http(
+    base,
+    'POST',
+    '/api/routes',
+    { description: 'lan', network_id: 'lan', enabled: true, peer: idOf('peer-a'), network: '192.168.50.0/24', metric: 9, masquerade: true, groups: [allGroup.id], keep_route: false },
+    auth,
+  );
+  assert.equal(route.status, 200);
+  const withRoute = await waitMap(ib, 'the LAN route', (m) => m.Routes.some((r) => r.Network === '192.168.50.0/24'));
+  assert.equal(withRoute.Routes.find((r) => r.Network === '192.168.50.0/24')!.Peer, a.publicKey);
+  const ns = await http(
+    base,
+    'POST',
+    '/api/dns/nameservers',
+    { name: 'lan-dns', description: '', nameservers: [{ ip: '192.168.50.53', ns_type: 'udp', port: 53 }], enabled: true, groups: [allGroup.id], primary: true, domains: [], search_domains_enabled: false },
+    auth,
+  );
+  assert.equal(ns.status, 200);
+  await waitMap(ib, 'the name-server group', (m) => (m.DNSConfig?.NameServerGroups ?? []).some((g) => g.NameServers.some((x) => x.IP === '192.168.50.53')));
+  assert.equal((await http(base, 'DELETE', `/api/routes/${route.body.id}`, undefined, auth)).status, 200);
+  await waitMap(ib, 'no routes', (m) => m.Routes.length === 0);
 
   // Peer login with a JWT of the embedded IdP: registered for the user, once per token.
   const tok = await http(base, 'POST', '/oauth2/token', 'grant_type=password&username=admin%40example.com&password=correct%20horse&client_id=netbird');
