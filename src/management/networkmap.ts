@@ -316,22 +316,44 @@ export function encodeNetworkMap(state: AccountState, peer: Peer, now: number, f
   const rxSshNew = compareVersion(peer.meta.netbirdVersion, '0.60.0') >= 0;
   const rules = state.rulesOf(peer.id);
 
-  // Visible peers (management-api.md §5.1).
-  const visibleIds = new Set<string>();
-  for (const ir of rules.asSource) for (const q of ir.destinations) visibleIds.add(q);
-  for (const ir of rules.asDestination) for (const q of ir.sources) visibleIds.add(q);
-  visibleIds.delete(peer.id);
+  // Visible peers (management-api.md §5.1), marked by slot with this computation's stamp.
+  const epoch = state.nextEpoch();
+  const visit = state.visitMark;
+  const online = state.onlineMark;
+  const frags = state.peerCache.bySlot;
+  const selfSlot = state.slotOf(peer.id);
+  if (selfSlot !== undefined) visit[selfSlot] = epoch;
+  const visible: number[] = [];
+  for (const ir of rules.asSource) {
+    const slots = ir.destinationSlots;
+    for (let i = 0; i < slots.length; i++) {
+      const sl = slots[i]!;
+      if (visit[sl] !== epoch) {
+        visit[sl] = epoch;
+        visible.push(sl);
+      }
+    }
+  }
+  for (const ir of rules.asDestination) {
+    const slots = ir.sourceSlots;
+    for (let i = 0; i < slots.length; i++) {
+      const sl = slots[i]!;
+      if (visit[sl] !== epoch) {
+        visit[sl] = epoch;
+        visible.push(sl);
+      }
+    }
+  }
 
-  const online = new Map<string, PeerFragments>();
   const onlineList: PeerFragments[] = [];
   const offlineList: PeerFragments[] = [];
-  for (const id of visibleIds) {
-    const q = state.peers.get(id);
-    if (!q || q.approvalRequired) continue;
-    const f = fragmentsOf(state, q);
+  for (const sl of visible) {
+    const q = state.slotPeers[sl];
+    if (q === undefined || q.approvalRequired) continue;
+    const f = frags[sl] === undefined || frags[sl]!.fwGen !== state.templateGen ? fragmentsOf(state, q) : frags[sl]!;
     if (isListedOffline(state, q, now)) offlineList.push(f);
     else {
-      online.set(id, f);
+      online[sl] = epoch;
       onlineList.push(f);
     }
   }
@@ -412,11 +434,12 @@ export function encodeNetworkMap(state: AccountState, peer: Peer, now: number, f
   const onBothSides = new Set<IndexedRule>();
   for (const ir of rules.asDestination) if (sourceRules.has(ir) && ir.rule.bidirectional) onBothSides.add(ir);
   const seen = new Set<Chunk>();
-  const emit = (ir: IndexedRule, peers: ReadonlySet<string>, dir: management.RuleDirection, dedupe: boolean): void => {
+  const emit = (ir: IndexedRule, slots: Int32Array, dir: management.RuleDirection, dedupe: boolean): void => {
     const fixed = ir.rule.protocol === 'netbird-ssh' ? undefined : templatesOf(ir, dir, portRanges, false);
-    for (const qid of peers) {
-      const f = online.get(qid);
-      if (f === undefined) continue;
+    for (let i = 0; i < slots.length; i++) {
+      const sl = slots[i]!;
+      if (online[sl] !== epoch) continue;
+      const f = frags[sl]!;
       // The SSH server of a netbird-ssh rule is the destination side of the traffic.
       const t = fixed ?? templatesOf(ir, dir, portRanges, dir === management.RuleDirection.IN ? rxSshNew : f.sshNew);
       const c = fwChunk(f, t, withPrefix);
@@ -432,13 +455,13 @@ export function encodeNetworkMap(state: AccountState, peer: Peer, now: number, f
   };
   for (const ir of rules.asSource) {
     const both = onBothSides.has(ir);
-    emit(ir, ir.destinations, management.RuleDirection.OUT, both);
-    if (ir.rule.bidirectional) emit(ir, ir.destinations, management.RuleDirection.IN, both);
+    emit(ir, ir.destinationSlots, management.RuleDirection.OUT, both);
+    if (ir.rule.bidirectional) emit(ir, ir.destinationSlots, management.RuleDirection.IN, both);
   }
   for (const ir of rules.asDestination) {
     const both = onBothSides.has(ir);
-    emit(ir, ir.sources, management.RuleDirection.IN, both);
-    if (ir.rule.bidirectional) emit(ir, ir.sources, management.RuleDirection.OUT, both);
+    emit(ir, ir.sourceSlots, management.RuleDirection.IN, both);
+    if (ir.rule.bidirectional) emit(ir, ir.sourceSlots, management.RuleDirection.OUT, both);
   }
   // Always mark empty lists explicitly: without the flag old clients assume an old server and allow all.
   if (fwCount === 0) raw(FW_EMPTY);

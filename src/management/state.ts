@@ -33,6 +33,9 @@ export interface IndexedRule {
   order: number;
   sources: ReadonlySet<string>;
   destinations: ReadonlySet<string>;
+  /** The same members as peer slots (see AccountState.slotOf), for the map encoder's hot loops. */
+  sourceSlots: Int32Array;
+  destinationSlots: Int32Array;
   /** Encoded templates by trait combination (built lazily by networkmap.ts). */
   templates: Map<number, RuleTemplate>;
 }
@@ -91,8 +94,19 @@ export class AccountState {
    */
   templateGen = 0;
   private readonly ruleTemplates = new WeakMap<PolicyRule, Map<number, RuleTemplate>>();
+  /**
+   * Peers also live in dense integer slots, so the map encoder can mark visited peers in typed
+   * arrays instead of building Sets and Maps of id strings for every map.
+   */
+  private readonly slotIndex = new Map<string, number>();
+  readonly slotPeers: Array<Peer | undefined> = [];
+  private readonly freeSlots: number[] = [];
+  /** Per-slot stamps for one map computation (see nextEpoch). */
+  visitMark = new Int32Array(0);
+  onlineMark = new Int32Array(0);
+  private epoch = 0;
   /** Encoded per-peer fragments (see networkmap.ts), dropped whenever the peer changes. */
-  readonly peerCache = new Map<string, PeerFragments>();
+  readonly peerCache = new FragmentCache(this);
 
   constructor(data: AccountData) {
     this.account = data.account;
@@ -109,6 +123,14 @@ export class AccountState {
 
   // ----- peers -----
   putPeer(p: Peer): void {
+    let slot = this.slotIndex.get(p.id);
+    if (slot === undefined) {
+      slot = this.freeSlots.pop() ?? this.slotPeers.length;
+      this.slotIndex.set(p.id, slot);
+      // A new slot shows up in rule slot arrays only after the index is rebuilt.
+      this.invalidateIndex();
+    }
+    this.slotPeers[slot] = p;
     const old = this.peers.get(p.id);
     if (old) {
       this.peersByKey.delete(old.key);
@@ -137,6 +159,12 @@ export class AccountState {
     }
     this.peerGroups.delete(peerId);
     this.peerCache.delete(peerId);
+    const slot = this.slotIndex.get(peerId);
+    if (slot !== undefined) {
+      this.slotPeers[slot] = undefined;
+      this.slotIndex.delete(peerId);
+      this.freeSlots.push(slot);
+    }
     this.invalidateIndex();
     return p;
   }
@@ -220,8 +248,12 @@ export class AccountState {
           order: order++,
           sources: this.expandGroups(rule.sources),
           destinations: this.expandGroups(rule.destinations),
+          sourceSlots: new Int32Array(0),
+          destinationSlots: new Int32Array(0),
           templates: this.templatesFor(rule),
         };
+        ir.sourceSlots = this.toSlots(ir.sources);
+        ir.destinationSlots = this.toSlots(ir.destinations);
         rules.push(ir);
         for (const pid of ir.sources) entry(pid).asSource.push(ir);
         for (const pid of ir.destinations) entry(pid).asDestination.push(ir);
@@ -229,6 +261,36 @@ export class AccountState {
     }
     this.index = { rules, byPeer };
     return this.index;
+  }
+
+  slotOf(peerId: string): number | undefined {
+    return this.slotIndex.get(peerId);
+  }
+
+  private toSlots(ids: ReadonlySet<string>): Int32Array {
+    const out = new Int32Array(ids.size);
+    let i = 0;
+    for (const id of ids) {
+      const s = this.slotIndex.get(id);
+      if (s !== undefined) out[i++] = s;
+    }
+    return i === out.length ? out : out.slice(0, i);
+  }
+
+  /** Starts one map computation: a fresh stamp for visitMark/onlineMark, sized to the slots. */
+  nextEpoch(): number {
+    if (this.visitMark.length < this.slotPeers.length) {
+      const size = Math.max(64, this.slotPeers.length * 2);
+      this.visitMark = new Int32Array(size);
+      this.onlineMark = new Int32Array(size);
+      this.epoch = 0;
+    }
+    if (this.epoch >= 0x7ffffff0) {
+      this.visitMark.fill(0);
+      this.onlineMark.fill(0);
+      this.epoch = 0;
+    }
+    return ++this.epoch;
   }
 
   rulesOf(peerId: string): PeerRules {
@@ -263,5 +325,34 @@ export class AccountState {
       for (const gid of [...r.sources, ...r.destinations]) for (const pid of this.members.get(gid) ?? []) out.add(pid);
     }
     return out;
+  }
+}
+
+/** Map-like access (by peer id) to the per-slot fragment cache. */
+export class FragmentCache {
+  readonly bySlot: Array<PeerFragments | undefined> = [];
+  constructor(private readonly state: AccountState) {}
+
+  get(peerId: string): PeerFragments | undefined {
+    const s = this.state.slotOf(peerId);
+    return s === undefined ? undefined : this.bySlot[s];
+  }
+
+  set(peerId: string, f: PeerFragments): void {
+    const s = this.state.slotOf(peerId);
+    if (s !== undefined) this.bySlot[s] = f;
+  }
+
+  delete(peerId: string): void {
+    const s = this.state.slotOf(peerId);
+    if (s !== undefined) this.bySlot[s] = undefined;
+  }
+
+  clear(): void {
+    this.bySlot.length = 0;
+  }
+
+  *values(): IterableIterator<PeerFragments> {
+    for (const f of this.bySlot) if (f) yield f;
   }
 }
