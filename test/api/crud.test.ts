@@ -383,3 +383,49 @@ test('request limits: oversized bodies 413, malformed JSON 400, unknown paths 40
   assert.deepEqual(Object.keys(nf.body).sort(), ['code', 'message']);
   assert.equal(nf.status, 404);
 });
+
+test('no partial writes: a failure inside the transaction leaves store and memory unchanged', async (t) => {
+  const a = await startApi();
+  t.after(() => a.close());
+  const { token, accountId } = await setupOwner(a);
+  const u = await a.call('POST', '/api/users', { token, body: { email: 'dev@example.com', name: 'Dev', role: 'user', auto_groups: [], is_service_user: false } });
+  const peer = await a.manager.loginPeer({ peerKey: formatKey(generateKeyPair().publicKey), jwtUserId: u.body.id, meta: { ...emptyPeerMeta(), hostname: 'devbox' } });
+  await a.manager.createToken(accountId, u.body.id, { name: 't', expiresInDays: 1, createdBy: u.body.id });
+  const serial = a.manager.getAccount(accountId).serial;
+
+  // Deleting the user removes peers, tokens, credentials and the user in one transaction; make
+  // its last statement fail.
+  const original = a.store.transaction.bind(a.store);
+  a.store.transaction = ((fn: Parameters<typeof original>[0]) =>
+    original((q) =>
+      fn(
+        new Proxy(q, {
+          get(target, prop, recv) {
+            if (prop === 'deleteUser') return async () => Promise.reject(new Error('disk on fire'));
+            const v = Reflect.get(target, prop, recv);
+            return typeof v === 'function' ? v.bind(target) : v;
+          },
+        }),
+      ),
+    )) as typeof a.store.transaction;
+  const r = await a.call('DELETE', `/api/users/${u.body.id}`, { token });
+  a.store.transaction = original;
+  assert.equal(r.status, 500);
+  assert.deepEqual(r.body, { message: 'internal server error', code: 500 });
+
+  assert.equal(a.manager.getAccount(accountId).serial, serial, 'serial untouched');
+  assert.ok(a.manager.getPeer(accountId, peer.peer.id), 'peer still in memory');
+  assert.equal(a.manager.listTokens(accountId, u.body.id).length, 1);
+  const { AccountManager } = await import('../../src/management/index.js');
+  const fresh = await AccountManager.open({ store: a.store });
+  t.after(() => fresh.close());
+  assert.ok(fresh.getPeer(accountId, peer.peer.id), 'peer row survived');
+  assert.ok(fresh.getUser(accountId, u.body.id), 'user row survived');
+  assert.equal(fresh.listTokens(accountId, u.body.id).length, 1, 'token row survived');
+  const codes = (await a.call('GET', '/api/events/audit', { token })).body.map((e: { activity_code: string }) => e.activity_code);
+  assert.ok(!codes.includes('user.delete') && !codes.includes('user.peer.delete'), 'no audit event for the failed change');
+
+  // The same request succeeds once the store behaves.
+  assert.equal((await a.call('DELETE', `/api/users/${u.body.id}`, { token })).status, 200);
+  assert.throws(() => a.manager.getPeer(accountId, peer.peer.id));
+});

@@ -101,6 +101,10 @@ test('external OIDC issuer: signature, audience and expiry checked; users provis
   assert.ok(byName.get('eng')!.peers.some((p) => p.id === peer.peer.id), 'peer joined the JWT group');
   assert.ok(byName.get('manual')!.peers.some((p) => p.id === peer.peer.id), 'propagation of the hand-added group');
 
+  // A peer registered now (JWT identity) starts in all of her auto-groups.
+  const laptop2 = await a.manager.loginPeer({ peerKey: formatKey(wgKeyPair().publicKey), jwtUserId: 'ext-alice', meta: { ...emptyPeerMeta(), hostname: 'alice-desktop' } });
+  assert.deepEqual(new Set(a.manager.peerGroups(acc.id, laptop2.peer.id)), new Set([...synced.body.auto_groups, a.manager.listGroups(acc.id).find((g) => g.name === 'All')!.id]));
+
   // The claim shrinks: "ops" leaves the user and her peer; the hand-added group stays.
   const shrunk = await a.call('GET', '/api/users/current', { bearer: await alice(['eng']) });
   assert.deepEqual(new Set(shrunk.body.auto_groups), new Set([manual.body.id, byName.get('eng')!.id]));
