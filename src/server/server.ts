@@ -7,6 +7,7 @@ import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { type Duplex, Duplex as DuplexStream } from 'node:stream';
 import { type TLSSocket, createServer as createTlsServer } from 'node:tls';
+import { WebSocketServer, createWebSocketStream } from 'ws';
 import { type Api, type OidcIssuerConfig, createApi } from '../api/index.js';
 import { type InfraConfig, Management } from '../management/index.js';
 import { RelayServer } from '../relay/index.js';
@@ -57,6 +58,8 @@ export interface ServerOptions {
 export const DEFAULT_LISTEN_HOST = '127.0.0.1';
 export const DEFAULT_LISTEN_PORT = 33073;
 export const RELAY_SECRET_FILE = 'relay.secret';
+export const WS_PROXY_MANAGEMENT = '/ws-proxy/management';
+export const WS_PROXY_SIGNAL = '/ws-proxy/signal';
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
@@ -221,7 +224,17 @@ export class NetbirdServer {
       const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
 
       const http = createHttpServer(opts.onHttpRequest ?? api!.handle);
-      http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => relay.handleUpgrade(req, socket, head));
+      // gRPC over WebSocket (protocol.md §2.2, for browser/WASM clients): the WebSocket carries the raw
+      // bytes of a cleartext HTTP/2 connection, which goes into grpc-js like any other connection.
+      const wsProxy = new WebSocketServer({ noServer: true, perMessageDeflate: false });
+      http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+        const path = (req.url ?? '/').split('?')[0];
+        if (path === WS_PROXY_MANAGEMENT || path === WS_PROXY_SIGNAL) {
+          wsProxy.handleUpgrade(req, socket, head, (ws) => injector.injectConnection(createWebSocketStream(ws)));
+          return;
+        }
+        relay.handleUpgrade(req, socket, head);
+      });
 
       dispatch = (s: Socket): void => {
         if (tls) {

@@ -6,7 +6,8 @@ import { request } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import WebSocket from 'ws';
+import WebSocket, { createWebSocketStream } from 'ws';
+import * as http2 from 'node:http2';
 import { relayPeerId, relayTokenBinary } from '../../src/crypto/index.js';
 import { encodeAuth } from '../../src/relay/index.js';
 import { NetbirdServer } from '../../src/server/index.js';
@@ -117,4 +118,30 @@ test('TLS: ALPN h2 reaches gRPC, http/1.1 reaches HTTP and the relay (rels://)',
     ws.once('open', () => resolve());
     ws.once('error', reject);
   });
+});
+
+test('gRPC over WebSocket at /ws-proxy/management (protocol.md §2.2)', async (t) => {
+  const tmp = tempDir();
+  t.after(() => tmp.remove());
+  const srv = await NetbirdServer.start({ dataDir: tmp.dir, host: '127.0.0.1', port: 0 });
+  t.after(() => srv.close());
+  const ws = new WebSocket(`ws://127.0.0.1:${srv.port}/ws-proxy/management`);
+  t.after(() => ws.terminate());
+  // The stream must exist before the first message arrives (it buffers our writes until open).
+  const stream = createWebSocketStream(ws);
+  const session = http2.connect('http://localhost', { createConnection: () => stream as unknown as import('node:net').Socket });
+  t.after(() => session.destroy());
+  const req = session.request({ ':method': 'POST', ':path': '/management.ManagementService/GetServerKey', 'content-type': 'application/grpc', te: 'trailers' });
+  req.end(Buffer.from([0, 0, 0, 0, 0]));
+  const chunks: Buffer[] = [];
+  req.on('data', (c: Buffer) => chunks.push(c));
+  const trailers = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
+    req.on('trailers', resolve);
+    req.on('error', reject);
+  });
+  assert.equal(trailers['grpc-status'], '0');
+  const body = Buffer.concat(chunks);
+  assert.equal(body[0], 0);
+  const res = management.ServerKeyResponse.decode(body.subarray(5, 5 + body.readUInt32BE(1)));
+  assert.equal(res.key, srv.management.serverKey.publicKey.toString('base64'));
 });
