@@ -34,6 +34,8 @@ export interface PairOptions {
   persistentKeepalive?: number;
   /** Namespace name tag (see underlay). */
   tag?: string;
+  /** Carry WireGuard over the IPv6 underlay (fd01::1 <-> fd01::2) instead of IPv4. */
+  underlay6?: boolean;
 }
 
 /** Namespaces "<tag>a" and "<tag>b" joined by a veth pair (tag lets one lab hold several pairs). */
@@ -69,7 +71,7 @@ export async function oursVsWireguardGo(lab: Lab, opts: PairOptions = {}): Promi
     peers: [{
       publicKey: keysA.publicKey,
       allowedIps: [`${A_TUN}/32`, `${A_TUN6}/128`],
-      endpoint: init === 'a' ? undefined : `${A_UNDERLAY}:${WG_PORT}`,
+      endpoint: init === 'a' ? undefined : opts.underlay6 ? `[fd01::1]:${WG_PORT}` : `${A_UNDERLAY}:${WG_PORT}`,
     }],
   });
   const tun = await openTun({ name: 'wgnb0', mtu, addresses: [`${A_TUN}/24`, `${A_TUN6}/64`], netns: a.name });
@@ -85,7 +87,7 @@ export async function oursVsWireguardGo(lab: Lab, opts: PairOptions = {}): Promi
     device.setPeer({
       publicKey: keysB.publicKey,
       allowedIps: [`${B_TUN}/32`, `${B_TUN6}/128`],
-      endpoint: init === 'b' ? undefined : bind.endpoint(`${B_UNDERLAY}:${WG_PORT}`),
+      endpoint: init === 'b' ? undefined : bind.endpoint(opts.underlay6 ? `[fd01::2]:${WG_PORT}` : `${B_UNDERLAY}:${WG_PORT}`),
       persistentKeepalive: opts.persistentKeepalive,
     });
   } catch (e) {

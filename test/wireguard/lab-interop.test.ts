@@ -46,6 +46,17 @@ test('we initiate the handshake; ping both ways over IPv4 and IPv6', async (t) =
   assert.ok(peer.rxPackets >= 9 && peer.txPackets >= 9, JSON.stringify(peer));
 });
 
+for (const initiator of ['a', 'b'] as const) {
+  test(`WireGuard over an IPv6 underlay (dual-stack socket), ${initiator === 'a' ? 'we initiate' : 'wireguard-go initiates'}`, async (t) => {
+    const { p } = await setup(t, { underlay6: true, initiator });
+    const [from, to] = initiator === 'a' ? [p.a, B_TUN] : [p.b, A_TUN];
+    assert.ok(await from.waitPing(to, 10_000), `ping from ${initiator} through the tunnel`);
+    assert.equal(await p.wg.endpoint(p.keysA.publicKey), `[fd01::1]:${WG_PORT}`);
+    assert.equal(p.device.stats().peers[0]!.endpoint, `[fd01::2]:${WG_PORT}`);
+    assert.match((await (initiator === 'a' ? p.b : p.a).exec('ping', ['-c2', '-i0.2', '-W2', initiator === 'a' ? A_TUN : B_TUN])).stdout, /2 received/);
+  });
+}
+
 test('wireguard-go initiates the handshake; ping both ways', async (t) => {
   const { p } = await setup(t, { initiator: 'b' });
   // We know no endpoint: a ping from our side cannot start anything.
