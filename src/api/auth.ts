@@ -215,7 +215,8 @@ export class Authenticator {
       v = await this.jwt.verify(token);
     } catch (err) {
       const msg = (err as Error).message;
-      if (/expired/.test(msg)) throw new ManagementError('unauthenticated', msg);
+      // protocol.md §4.2: expired tokens and tokens without "exp" are Unauthenticated, others InvalidArgument.
+      if (/expired|"exp"/.test(msg)) throw new ManagementError('unauthenticated', msg);
       throw new ManagementError('invalid_argument', `invalid JWT: ${msg}`);
     }
     const now = Math.floor(Date.now() / 1000);

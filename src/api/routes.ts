@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { AccountManager, AccountSettings, Peer, PolicyInput, RuleAction, RuleProtocol, User, UserRole } from '../management/index.js';
 import type { Authenticator } from './auth.js';
 import type { AuthedCtx, Endpoint } from './app.js';
@@ -154,8 +155,19 @@ export function endpoints(deps: RouteDeps): Endpoint[] {
       const email = (str(b.email) ?? '').trim().toLowerCase();
       if (!isService && !EMAIL_RE.test(email)) throw new HttpError(422, 'email: a valid e-mail address is required for regular users');
       const role = str(b.role) as UserRole;
-      const u = await manager.createUser(ctx.accountId, { email, name: str(b.name) ?? email, role, isServiceUser: isService, autoGroups: strArr(b.auto_groups) });
-      return J.userJson(u, ctx.user.id);
+      // With the embedded identity provider a new person gets a generated password, shown once
+      // (the User schema's `password`); they change it with PUT /api/users/{id}/password.
+      const password = !isService && deps.idp ? randomBytes(12).toString('base64url') : undefined;
+      const u = await manager.createUser(ctx.accountId, {
+        email,
+        name: str(b.name) ?? email,
+        role,
+        isServiceUser: isService,
+        autoGroups: strArr(b.auto_groups),
+        passwordHash: password ? await hashPassword(password) : undefined,
+      });
+      if (password) ctx.reply.header('cache-control', 'no-store');
+      return { ...J.userJson(u, ctx.user.id), ...(password ? { password } : {}) };
     },
     S.UserCreateRequest,
   );

@@ -599,7 +599,14 @@ export class AccountManager {
     return [...this.accountState(accountId).users.values()];
   }
 
-  async createUser(accountId: string, input: { id?: string; email?: string; name?: string; role: UserRole; isServiceUser?: boolean; autoGroups?: string[] }): Promise<User> {
+  /**
+   * Creates a user; with `passwordHash` (embedded identity provider) their local credential is
+   * written in the same transaction.
+   */
+  async createUser(
+    accountId: string,
+    input: { id?: string; email?: string; name?: string; role: UserRole; isServiceUser?: boolean; autoGroups?: string[]; passwordHash?: string },
+  ): Promise<User> {
     const state = this.accountState(accountId);
     this.checkGroups(state, input.autoGroups ?? []);
     const user: User = {
@@ -618,8 +625,11 @@ export class AccountManager {
     if (user.role === 'owner') throw new ManagementError('unprocessable', 'role: an account has exactly one owner; transfer ownership instead');
     if (state.users.has(user.id)) throw new ManagementError('already_exists', `user ${user.id} already exists`);
     if (user.email !== '' && [...state.users.values()].some((u) => u.email === user.email)) throw new ManagementError('already_exists', `a user with e-mail ${user.email} already exists`);
+    if (input.passwordHash !== undefined && (user.isServiceUser || user.email === '')) throw new ManagementError('unprocessable', 'password: only users with an e-mail address can have a password');
+    if (input.passwordHash !== undefined && (await this.store.findCredentialByEmail(user.email))) throw new ManagementError('already_exists', `a user with e-mail ${user.email} already exists`);
     return this.change(accountId, async (q) => {
       await q.insertUser(user);
+      if (input.passwordHash !== undefined) await q.putCredential({ userId: user.id, accountId, email: user.email, passwordHash: input.passwordHash });
       return {
         result: user,
         events: [{ activityCode: user.isServiceUser ? ACT.serviceUserCreate : ACT.userCreate, initiatorId: '', targetId: user.id, meta: { name: user.name, email: user.email, role: user.role } }],

@@ -14,6 +14,7 @@ import { setupOwner, startApi } from './helpers.js';
 
 interface Issuer {
   url: string;
+  key: CryptoKey;
   sign(claims: Record<string, unknown>, opts?: { aud?: string; expSeconds?: number; key?: CryptoKey }): Promise<string>;
   close(): Promise<void>;
 }
@@ -35,6 +36,7 @@ async function startIssuer(): Promise<Issuer> {
   url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
     url,
+    key: privateKey,
     sign: (claims, opts = {}) =>
       new SignJWT(claims)
         .setProtectedHeader({ alg: 'RS256', kid: 'test-key' })
@@ -137,6 +139,10 @@ test('peer login JWT: one-time use, refused when expired or invalid', async (t) 
   await assert.rejects(a.api.resolvePeerJwt(token), (e: Error & { kind?: string }) => e.kind === 'unauthenticated');
   await assert.rejects(a.api.resolvePeerJwt(await iss.sign({ sub: 'ext-bob' }, { expSeconds: -60 })), (e: Error & { kind?: string }) => e.kind === 'unauthenticated');
   await assert.rejects(a.api.resolvePeerJwt('garbage'), (e: Error & { kind?: string }) => e.kind === 'invalid_argument');
+  const other = await generateKeyPair('RS256');
+  await assert.rejects(a.api.resolvePeerJwt(await iss.sign({ sub: 'ext-bob' }, { key: other.privateKey })), (e: Error & { kind?: string }) => e.kind === 'invalid_argument');
+  const noExp = await new SignJWT({ sub: 'ext-bob' }).setProtectedHeader({ alg: 'RS256', kid: 'test-key' }).setIssuer(iss.url).setAudience('nb-test').sign(iss.key);
+  await assert.rejects(a.api.resolvePeerJwt(noExp), (e: Error & { kind?: string }) => e.kind === 'unauthenticated');
 });
 
 test('embedded identity provider: discovery, JWKS, password grant, tokens accepted by the API', async (t) => {
@@ -165,6 +171,18 @@ test('embedded identity provider: discovery, JWKS, password grant, tokens accept
   assert.equal(me.status, 200);
   assert.equal(me.body.role, 'owner');
   assert.equal((await a.call('GET', '/oauth2/userinfo', { bearer: ok.body.access_token })).body.email, 'owner@example.com');
+
+  // A person added by an admin gets a generated password once and can log in with it.
+  const added = await a.call('POST', '/api/users', { token: owner.token, body: { email: 'new@example.com', name: 'New', role: 'user', auto_groups: [], is_service_user: false } });
+  assert.equal(added.status, 200);
+  assert.equal(typeof added.body.password, 'string');
+  assert.equal(added.headers['cache-control'], 'no-store');
+  assert.equal((await a.call('GET', '/api/users', { token: owner.token })).body.find((u: { id: string }) => u.id === added.body.id).password, undefined, 'shown once');
+  const newTok = await a.call('POST', '/oauth2/token', form(`grant_type=password&username=new%40example.com&password=${encodeURIComponent(added.body.password)}`));
+  assert.equal(newTok.status, 200);
+  assert.equal((await a.call('GET', '/api/users/current', { bearer: newTok.body.access_token })).body.id, added.body.id);
+  const svc = await a.call('POST', '/api/users', { token: owner.token, body: { name: 'svc', role: 'user', auto_groups: [], is_service_user: true } });
+  assert.equal(svc.body.password, undefined, 'service users have no login');
 
   // Password change, then the old password stops working.
   const pw = await a.call('PUT', `/api/users/${owner.userId}/password`, { bearer: ok.body.access_token, body: { old_password: 'correct horse', new_password: 'battery staple' } });
