@@ -41,6 +41,8 @@ export interface IceStatus {
   remoteEndpoint: string;
   /** Round trip of the last check on the selected pair, in nanoseconds (status `latency`). */
   latencyNs: number;
+  /** Text of the WireGuard endpoint of the selected path ('' if none), to compare with the device's. */
+  wgEndpoint: string;
 }
 
 function hp(a: string, p: number): string {
@@ -82,12 +84,10 @@ export class IceSession {
     a.on('candidate', (_c, text) => {
       if (a === this.agent) this.opts.sendCandidate(text);
     });
+    // The agent reports 'connected' (state) and then the path ('selected'); recoveries from
+    // 'disconnected' only come as state changes. Either moves WireGuard to the path once.
     a.on('selected', (path) => {
-      if (a !== this.agent || this.closed) return;
-      this.direct = true;
-      this.retryDelay = this.opts.retryMinMs ?? 5000;
-      this.lastConnectMs = Date.now() - this.attemptStartedAt;
-      this.opts.onDirect(path);
+      if (a === this.agent) this.goDirect(path);
     });
     a.on('state', (s) => {
       if (a === this.agent) this.onState(s);
@@ -164,14 +164,19 @@ export class IceSession {
     }
   }
 
+  private goDirect(path: SelectedPath): void {
+    if (this.closed || this.direct) return;
+    this.direct = true;
+    this.retryDelay = this.opts.retryMinMs ?? 5000;
+    this.lastConnectMs = Date.now() - this.attemptStartedAt;
+    this.opts.onDirect(path);
+  }
+
   private onState(s: IceState): void {
     if (this.closed) return;
     if (s === 'connected') {
       const path = this.agent.selectedPath();
-      if (path && !this.direct) {
-        this.direct = true;
-        this.opts.onDirect(path);
-      }
+      if (path) this.goDirect(path);
       return;
     }
     if ((s === 'disconnected' || s === 'failed') && this.direct) {
@@ -238,7 +243,7 @@ export class IceSession {
   status(): IceStatus {
     const path = this.direct ? this.agent.selectedPath() : null;
     if (!path) {
-      return { state: this.agent.state, connected: false, relayed: false, localType: '', remoteType: '', localEndpoint: '', remoteEndpoint: '', latencyNs: 0 };
+      return { state: this.agent.state, connected: false, relayed: false, localType: '', remoteType: '', localEndpoint: '', remoteEndpoint: '', latencyNs: 0, wgEndpoint: '' };
     }
     return {
       state: this.agent.state,
@@ -249,6 +254,7 @@ export class IceSession {
       localEndpoint: hp(path.local.address, path.local.port),
       remoteEndpoint: hp(path.remote.address, path.remote.port),
       latencyNs: Math.round(path.rttMs * 1e6),
+      wgEndpoint: path.endpoint.toString(),
     };
   }
 
