@@ -22,7 +22,7 @@ interface Figures {
 async function iperf(a: Netns, b: Netns, streams: number, reverse: boolean, seconds: number): Promise<number> {
   const server = b.spawn('iperf3', ['-s', '-1', '-B', B_TUN]);
   try {
-    for (let i = 0; i < 50 && !/listening/i.test(server.output()); i++) await sleep(50);
+    if (!(await b.waitListening(5201))) throw new Error(`iperf3 server did not start: ${server.output()}`);
     const args = ['-c', B_TUN, '-t', String(seconds), '-P', String(streams), '-J'];
     if (reverse) args.push('-R');
     const r = await a.exec('iperf3', args, { timeoutMs: (seconds + 20) * 1000, check: false });

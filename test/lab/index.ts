@@ -188,6 +188,12 @@ export class Netns {
     return p;
   }
 
+  /** Waits until something listens on `port` here (`ss -ltn`/`-lun`); false after timeoutMs. */
+  async waitListening(port: number, proto: 'tcp' | 'udp' = 'tcp', timeoutMs = 5000): Promise<boolean> {
+    const re = new RegExp(`:${port}\\s`);
+    return waitUntil(async () => re.test((await this.exec('ss', [proto === 'tcp' ? '-ltnH' : '-lunH'], { check: false })).stdout), timeoutMs, 50);
+  }
+
   /** Polls `ping -c1` from here to `addr` until it answers (true) or timeoutMs passes (false). */
   async waitPing(addr: string, timeoutMs = 10_000): Promise<boolean> {
     const end = Date.now() + timeoutMs;

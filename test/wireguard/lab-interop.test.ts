@@ -105,7 +105,7 @@ for (const [label, offload, size, dst] of [
     const [rx, tx] = dst === A_TUN || dst === A_TUN6 ? [p.a, p.b] : [p.b, p.a];
     const before = tunOffloadStats();
     const server = rx.spawn('socat', ['-u', listen, `CREATE:${dstFile}`]);
-    assert.ok(await waitUntil(async () => /:5001\b/.test((await rx.exec('ss', ['-ltn'])).stdout), 5000), 'socat listening');
+    assert.ok(await rx.waitListening(5001), 'socat listening');
     const started = Date.now();
     const connect = dst.includes(':') ? `TCP6:[${dst}]:5001` : `TCP:${dst}:5001`;
     await tx.exec('socat', ['-u', `OPEN:${src}`, connect], { timeoutMs: 120_000 });
@@ -125,6 +125,21 @@ for (const [label, offload, size, dst] of [
     assert.equal(st.drops.badAuth + st.drops.replayed + st.drops.notAllowed, 0, JSON.stringify(st.drops));
   });
 }
+
+test('UDP through the tunnel (checksums finished by us under TUN offload), both directions, IPv4 and IPv6', async (t) => {
+  const { p } = await setup(t);
+  assert.equal(p.tun.offload, true);
+  for (const [rx, tx, dst] of [[p.b, p.a, B_TUN], [p.a, p.b, A_TUN], [p.b, p.a, B_TUN6], [p.a, p.b, A_TUN6]] as const) {
+    const server = rx.spawn('iperf3', ['-s', '-1', '-B', dst]);
+    assert.ok(await rx.waitListening(5201), 'iperf3 server listening');
+    const r = await tx.exec('iperf3', ['-c', dst, '-u', '-b', '20M', '-t', '1', '-l', '1200', '-J'], { check: false });
+    await server.exited;
+    const j = JSON.parse(r.stdout) as { end?: { sum?: { packets?: number; lost_packets?: number } }; error?: string };
+    const sum = j.end?.sum;
+    assert.ok(sum && sum.packets! > 1000, `${dst}: ${j.error ?? r.stdout.slice(-300)}`);
+    assert.ok(sum.lost_packets! <= sum.packets! * 0.05, `${dst}: lost ${sum.lost_packets}/${sum.packets}`);
+  }
+});
 
 test('rekey with shortened timers keeps traffic flowing', async (t) => {
   const { p } = await setup(t, { initiator: 'a', timers: { rekeyAfterTime: 2000, rejectAfterTime: 6000, keepaliveTimeout: 1000, rekeyTimeout: 1000 } });
