@@ -1,4 +1,5 @@
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { FlowQueryError, type FlowStore } from '../flow/index.js';
 import { type AccountManager, type AccountState, ManagementError, type User, type UserRole } from '../management/index.js';
 import { type Decision, type Resource, decide } from './access.js';
 import { AuthError, AuthFailureLimiter, Authenticator, JwtValidator, type OidcIssuerConfig, type Principal } from './auth.js';
@@ -30,6 +31,8 @@ export interface ApiOptions {
   authFailures?: { max: number; windowMs: number };
   /** Version string for /api/instance/version. */
   version?: string;
+  /** Traffic-event store behind GET /api/events/network-traffic (none: the endpoint answers empty pages). */
+  flowStore?: Pick<FlowStore, 'query'>;
   log?: (msg: string) => void;
 }
 
@@ -159,6 +162,7 @@ export async function createApi(opts: ApiOptions): Promise<Api> {
       return reply.code(status).send({ message, code: status });
     }
     if (err instanceof HttpError) return reply.code(err.status).send({ message: err.message, code: err.status });
+    if (err instanceof FlowQueryError) return reply.code(422).send({ message: err.message, code: 422 });
     if (err instanceof ManagementError) {
       const status = KIND_STATUS[err.kind];
       return reply.code(status).send({ message: err.message, code: status });
@@ -180,7 +184,7 @@ export async function createApi(opts: ApiOptions): Promise<Api> {
   app.addHook('onRoute', (r) => {
     for (const m of Array.isArray(r.method) ? r.method : [r.method]) if (m !== 'HEAD') registered.push({ method: m, url: r.url });
   });
-  const list = endpoints({ manager, idp, auth, setupPatEnabled, version: opts.version ?? 'development' });
+  const list = endpoints({ manager, idp, auth, setupPatEnabled, version: opts.version ?? 'development', flowStore: opts.flowStore });
 
   for (const ep of list) {
     app.route({

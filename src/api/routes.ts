@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { AccountManager, AccountSettings, Peer, PolicyInput, RuleAction, RuleProtocol, User, UserRole } from '../management/index.js';
+import { type FlowEventDirectory, type FlowStore, parseNetworkTrafficQuery, toNetworkTrafficEventsResponse } from '../flow/index.js';
+import { accountObjects } from '../management/index.js';
 import type { Authenticator } from './auth.js';
 import type { AuthedCtx, Endpoint } from './app.js';
 import { HttpError } from './app.js';
@@ -11,6 +13,7 @@ import * as S from './schema.js';
 /** The endpoint table: NetBird's paths (management-api.md §8) with their access rule and handler. */
 
 export interface RouteDeps {
+  flowStore?: Pick<FlowStore, 'query'>;
   manager: AccountManager;
   idp: EmbeddedIdp | undefined;
   auth: Authenticator;
@@ -646,6 +649,31 @@ export function endpoints(deps: RouteDeps): Endpoint[] {
   add('GET', '/api/events/audit', 'Events', 'Audit events, newest first', read('events', true), async (ctx) => {
     const events = await manager.listEvents(ctx.accountId);
     return events.map((e) => J.eventJson(ctx.state, e));
+  });
+
+  add('GET', '/api/events/network-traffic', 'Events', 'Traffic events, paged (filters: page, page_size, user_id, reporter_id, source_id, destination_id, protocol, type, connection_type, direction, search, start_date, end_date)', read('events'), async (ctx) => {
+    const q = parseNetworkTrafficQuery(ctx.query as Record<string, string>);
+    if (!deps.flowStore) return { data: [], page: q.page ?? 1, page_size: q.pageSize ?? 50, total_records: 0, total_pages: 0 };
+    const state = ctx.state;
+    const byIp = new Map([...state.peers.values()].map((p) => [p.ip, p] as const));
+    const byKey = new Map([...state.peers.values()].map((p) => [p.key, p] as const));
+    const objs = accountObjects(state);
+    const directory: FlowEventDirectory = {
+      endpoint(resourceId, ip) {
+        const peer = (resourceId ? state.peers.get(resourceId) : undefined) ?? byIp.get(ip);
+        if (peer) return { id: peer.id, type: 'PEER', name: peer.name, os: peer.meta.OS, dnsLabel: peer.dnsLabel };
+        const res = resourceId ? objs.networkResources.get(resourceId) : undefined;
+        if (res) return { id: res.id, type: `${res.type.toUpperCase()}_RESOURCE`, name: res.name };
+        return undefined;
+      },
+      user: (id) => state.users.get(id),
+      policy(ruleOrPolicyId) {
+        const p = state.policies.find((x) => x.id === ruleOrPolicyId || x.rules.some((r) => r.id === ruleOrPolicyId));
+        return p ? { name: p.name } : undefined;
+      },
+      reporter: (r) => r.reporterId ?? byKey.get(r.reporterKey)?.id,
+    };
+    return toNetworkTrafficEventsResponse(await deps.flowStore.query({ ...q, accountId: ctx.accountId }), directory);
   });
 
   return list;

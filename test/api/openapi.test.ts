@@ -26,7 +26,7 @@ const SPEC: string[] = [
   'GET /api/dns/zones', 'POST /api/dns/zones', 'GET /api/dns/zones/{zoneId}', 'PUT /api/dns/zones/{zoneId}', 'DELETE /api/dns/zones/{zoneId}',
   'GET /api/dns/zones/{zoneId}/records', 'POST /api/dns/zones/{zoneId}/records', 'GET /api/dns/zones/{zoneId}/records/{recordId}',
   'PUT /api/dns/zones/{zoneId}/records/{recordId}', 'DELETE /api/dns/zones/{zoneId}/records/{recordId}',
-  'GET /api/events/audit',
+  'GET /api/events/audit', 'GET /api/events/network-traffic',
   'GET /api/posture-checks', 'POST /api/posture-checks', 'GET /api/posture-checks/{postureCheckId}', 'PUT /api/posture-checks/{postureCheckId}', 'DELETE /api/posture-checks/{postureCheckId}',
 ];
 
