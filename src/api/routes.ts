@@ -219,6 +219,15 @@ export function endpoints(deps: RouteDeps): Endpoint[] {
     S.PasswordChangeRequest,
   );
 
+  // Users are never held for approval here (the account's `user_approval_required` is always off),
+  // so approving or rejecting answers that nobody is pending.
+  for (const [method, action] of [['POST', 'approve'], ['DELETE', 'reject']] as const) {
+    add(method, `/api/users/{userId}/${action}`, 'Users', `${action === 'approve' ? 'Approve' : 'Reject'} a user waiting for approval`, write('users'), async (ctx) => {
+      const u = manager.getUser(ctx.accountId, ctx.params.userId!);
+      throw new HttpError(412, `user ${u.email || u.id} is not pending approval`);
+    });
+  }
+
   // ----- personal access tokens -----
   /** Users manage their own tokens; owners and admins also those of service users. */
   const tokenOwner = (ctx: AuthedCtx): User => {

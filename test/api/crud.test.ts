@@ -359,6 +359,9 @@ test('accounts and users: settings, service users, role changes, ownership, dele
   assert.equal(tr.body.role, 'owner');
   assert.equal((await a.call('GET', '/api/users/current', { token })).body.role, 'admin');
 
+  assert.equal((await a.call('POST', `/api/users/${usr.body.id}/approve`, { token })).status, 412, 'nobody is pending approval');
+  assert.equal((await a.call('DELETE', `/api/users/${usr.body.id}/reject`, { token })).status, 412);
+  assert.equal((await a.call('POST', '/api/users/ghost/approve', { token })).status, 404);
   assert.equal((await a.call('DELETE', `/api/users/${svc.body.id}`, { token })).status, 200);
   assert.equal((await a.call('GET', '/api/groups', { token: svcToken })).status, 401, 'tokens die with their user');
   assert.equal((await a.call('DELETE', `/api/users/${userId}`, { token })).status, 422, 'cannot delete yourself');
