@@ -364,6 +364,14 @@ export class IceAgent extends EventEmitter<IceAgentEvents> implements StunSink {
       return true;
     }
     this.remoteCandidates.push(c);
+    // As the reference (§6.3): a srflx candidate with a candidate ID whose port differs from its
+    // related port also gets a twin on the related port (static port-forwards of the WireGuard port).
+    if (c.type === 'srflx' && c.relatedPort !== undefined && c.relatedPort !== c.port && c.extensions.some(([k]) => k === 'candidate-id')) {
+      const port = c.relatedPort;
+      if (!this.remoteCandidates.some((x) => x.address === c.address && x.port === port)) {
+        this.remoteCandidates.push({ ...c, port, priority: Math.max(0, c.priority - 1), extensions: [] });
+      }
+    }
     this.formPairs();
     return true;
   }

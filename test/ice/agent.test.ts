@@ -85,3 +85,15 @@ test('restart: new ufrag/pwd/sessionId, old session checks ignored, reconnects',
   await Promise.all([a.agent.gather(), b.agent.gather()]);
   await withTimeout(again, 5000, 'reselection');
 });
+
+test('remote candidates: tcp, mDNS names and other components are skipped; srflx with candidate-id gets a related-port twin', async (t) => {
+  const a = await openSide({ host: '127.0.0.1', hostAddresses: ['127.0.0.1'], controlling: true });
+  t.after(() => a.close());
+  assert.equal(a.agent.addRemoteCandidate('1 1 tcp 1 10.0.0.1 9 typ host tcptype active'), false);
+  assert.equal(a.agent.addRemoteCandidate('1 1 udp 1 abcd-1234.local 9 typ host'), false);
+  assert.equal(a.agent.addRemoteCandidate('1 2 udp 1 10.0.0.1 9 typ host'), false);
+  assert.equal(a.agent.addRemoteCandidate('2 1 udp 1694498815 203.0.113.9 40000 typ srflx raddr 0.0.0.0 rport 51820 candidate-id candidate:abc'), true);
+  assert.deepEqual(a.agent.remoteCandidates.map((c) => `${c.type} ${c.address}:${c.port}`), ['srflx 203.0.113.9:40000', 'srflx 203.0.113.9:51820']);
+  assert.equal(a.agent.addRemoteCandidate('3 1 udp 1694498815 203.0.113.8 40000 typ srflx raddr 0.0.0.0 rport 51820'), true);
+  assert.equal(a.agent.remoteCandidates.length, 3, 'no twin without a candidate ID');
+});
