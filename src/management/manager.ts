@@ -60,6 +60,8 @@ import {
 
 export const DEFAULT_DNS_DOMAIN = 'netbird.cloud';
 export const DEFAULT_EPHEMERAL_TIMEOUT_MS = 10 * 60 * 1000;
+/** Connection-status writes are batched this long (see updatePeerRuntime). */
+const STATUS_FLUSH_MS = 500;
 
 export interface AccountManagerOptions {
   store: Store;
@@ -355,6 +357,8 @@ export class AccountManager {
   private readonly ephemeralTimers = new Map<string, NodeJS.Timeout>();
   private readonly expiredNotified = new Set<string>();
   private expirationTimer: NodeJS.Timeout | undefined;
+  private readonly pendingStatus = new Map<string, { connected: boolean; lastSeen: number }>();
+  private statusTimer: NodeJS.Timeout | undefined;
   private closed = false;
 
   private constructor(options: AccountManagerOptions) {
@@ -371,13 +375,14 @@ export class AccountManager {
       const data = await m.store.loadAccount(id);
       if (data) m.index(new AccountState(data), data.objects);
     }
-    // Nobody is connected to a server that just started; persisted "connected" flags are stale.
+    // Nobody is connected to a server that just started; persisted "connected" flags are stale
+    // (one UPDATE: thousands of single-row fsynced writes would stall start-up after a crash).
     const now = m.now();
+    await m.store.resetConnectedPeers(now);
     for (const state of m.accounts.values()) {
       for (const p of state.peers.values()) {
         if (p.connected) {
           p.connected = false;
-          await m.store.setPeerStatus(p.id, false, now);
           p.lastSeen = now;
         }
         if (p.ephemeral) m.armEphemeral(state.id, p);
@@ -393,6 +398,8 @@ export class AccountManager {
   /** Stops timers; the store stays open (its owner closes it). */
   close(): void {
     this.closed = true;
+    if (this.statusTimer) clearTimeout(this.statusTimer);
+    this.statusTimer = undefined;
     if (this.expirationTimer) clearInterval(this.expirationTimer);
     for (const t of this.ephemeralTimers.values()) clearTimeout(t);
     this.ephemeralTimers.clear();
@@ -1294,6 +1301,8 @@ export class AccountManager {
         if (!cur) throw new ManagementError('permission_denied', 'peer is not registered');
         const next: Peer = { ...cur, meta: nextMeta, connected: connected ?? cur.connected, lastSeen: now };
         await q.updatePeer(next);
+        // This write carries the current status; an older queued one must not overwrite it.
+        this.pendingStatus.delete(cur.id);
         return {
           result: { state, peer: next },
           apply: () => {
@@ -1307,15 +1316,37 @@ export class AccountManager {
       });
     }
     if (connected === undefined) return { state, peer };
-    return this.lock(state.id).run(async () => {
-      const cur = state.peers.get(peer.id);
-      if (!cur) throw new ManagementError('permission_denied', 'peer is not registered');
-      const now = this.now();
-      await this.store.setPeerStatus(cur.id, connected, now);
-      // Status is not part of any encoded fragment, so the peer's cache stays valid.
-      cur.connected = connected;
-      cur.lastSeen = now;
-      return { state, peer: cur };
+    const cur = state.peers.get(peer.id);
+    if (!cur) throw new ManagementError('permission_denied', 'peer is not registered');
+    const now = this.now();
+    // Status is not part of any encoded fragment, so the peer's cache stays valid. It is runtime
+    // state (reset at start-up), so it is written behind in batches: a reconnect storm of thousands
+    // of peers must not queue one fsynced transaction per peer in front of their first maps.
+    cur.connected = connected;
+    cur.lastSeen = now;
+    this.pendingStatus.set(cur.id, { connected, lastSeen: now });
+    this.scheduleStatusFlush();
+    return { state, peer: cur };
+  }
+
+  private scheduleStatusFlush(): void {
+    if (this.statusTimer || this.closed) return;
+    this.statusTimer = setTimeout(() => {
+      this.statusTimer = undefined;
+      this.flushStatus().catch(() => undefined);
+    }, STATUS_FLUSH_MS);
+    this.statusTimer.unref();
+  }
+
+  /** Writes pending connection-status changes (also called on shutdown, before the store closes). */
+  async flushStatus(): Promise<void> {
+    if (this.statusTimer) clearTimeout(this.statusTimer);
+    this.statusTimer = undefined;
+    if (this.pendingStatus.size === 0) return;
+    const batch = [...this.pendingStatus];
+    this.pendingStatus.clear();
+    await this.store.transaction(async (q) => {
+      for (const [id, st] of batch) await q.setPeerStatus(id, st.connected, st.lastSeen);
     });
   }
 

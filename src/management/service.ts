@@ -78,6 +78,7 @@ export class Management {
   /** Ends all Sync streams, stops timers and closes the store. */
   async close(): Promise<void> {
     this.hub.shutdown();
+    await this.manager.flushStatus().catch(() => undefined);
     this.manager.close();
     await this.store.close();
   }

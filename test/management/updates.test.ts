@@ -129,11 +129,16 @@ test('on-/offline changes nobody else\'s map; a version change reaches the peers
   e.hub.close(bs.session);
   await e.manager.peerDisconnected(kb);
   assert.equal(e.manager.getPeer(e.accountId, b.peer.id).connected, false);
+  // Status is written behind in batches; after a flush the store agrees.
+  await e.manager.flushStatus();
+  assert.equal((await e.store.loadAccount(e.accountId))!.peers.find((p) => p.id === b.peer.id)!.connected, false);
   assert.equal(await a.inbox.quiet(200), true, 'b going on- and offline sends a nothing');
 
   // b comes back with a new agent version: a sees agentVersion change, c does not see b at all.
   const bs2 = await connect(e, kb, meta('b', '0.61.0'));
   await bs2.inbox.next();
+  await e.manager.flushStatus();
+  assert.equal((await e.store.loadAccount(e.accountId))!.peers.find((p) => p.id === b.peer.id)!.connected, true);
   const upd = await a.inbox.next(1000);
   assert.equal(upd.NetworkMap!.remotePeers[0]!.agentVersion, '0.61.0');
   assert.equal(await cs.inbox.quiet(200), true, 'c is unaffected');

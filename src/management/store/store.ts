@@ -596,6 +596,11 @@ export class Queries {
     await this.db.updateTable('peers').set(rest).where('id', '=', p.id).execute();
   }
 
+  /** Marks every peer still flagged connected as disconnected at `lastSeen` (one statement). */
+  async resetConnectedPeers(lastSeen: number): Promise<void> {
+    await this.db.updateTable('peers').set({ connected: 0, last_seen: lastSeen }).where('connected', '=', 1).execute();
+  }
+
   async setPeerStatus(peerId: string, connected: boolean, lastSeen: number): Promise<void> {
     await this.db.updateTable('peers').set({ connected: b(connected), last_seen: lastSeen }).where('id', '=', peerId).execute();
   }
