@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Api, type ApiOptions, createApi } from '../../src/api/index.js';
-import { AccountManager, Store } from '../../src/management/index.js';
+import { AccountManager, Store, type StoreOptions } from '../../src/management/index.js';
 
 /** An API on a fresh SQLite store, driven through Fastify inject() (no socket). */
 export interface TestApi {
@@ -14,9 +14,9 @@ export interface TestApi {
   close(): Promise<void>;
 }
 
-export async function startApi(opts: Partial<ApiOptions> = {}, now?: () => number): Promise<TestApi> {
+export async function startApi(opts: Partial<ApiOptions> = {}, now?: () => number, storeOptions?: StoreOptions): Promise<TestApi> {
   const dir = mkdtempSync(join(tmpdir(), 'nbap-'));
-  const store = await Store.open({ kind: 'sqlite', path: join(dir, 'management.db') });
+  const store = await Store.open(storeOptions ?? { kind: 'sqlite', path: join(dir, 'management.db') });
   const manager = await AccountManager.open({ store, dnsDomain: 'netbird.selfhosted', now });
   const api = await createApi({ manager, publicUrl: 'http://127.0.0.1:33073', ...opts });
   return {
