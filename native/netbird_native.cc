@@ -904,11 +904,20 @@ class Reader : public Napi::ObjectWrap<Reader> {
   }
 
   void Drain() {
-    uint32_t n = udp_ ? ReadUdp() : vnet_ ? ReadTunVnet() : ReadTun();
-    if (n == 0) return;
     // A full batch leaves data behind; libuv polls level-triggered, so we get
     // called again on the next loop iteration (after timers and other I/O had
-    // their turn) instead of starving them here.
+    // their turn) instead of starving them here. Only a super-packet split
+    // halfway (tun-vnet) is finished right away: the kernel queue may be empty
+    // now, so no readiness event would bring us back for it. (A 64 KiB
+    // super-packet is at most 64 segments, so this adds at most one round.)
+    do {
+      uint32_t n = udp_ ? ReadUdp() : vnet_ ? ReadTunVnet() : ReadTun();
+      if (n == 0 || !Deliver(n)) return;
+    } while (vnet_ && pending_);
+  }
+
+  // One call into JS with n packets; false if the reader was stopped meanwhile.
+  bool Deliver(uint32_t n) {
     Napi::Env env = cb_.Env();
     Napi::HandleScope scope(env);
     napi_value argv[1] = {Napi::Number::New(env, n)};
@@ -924,6 +933,7 @@ class Reader : public Napi::ObjectWrap<Reader> {
       napi_get_and_clear_last_exception(env, &err);
       napi_fatal_exception(env, err);  // -> process 'uncaughtException'
     }
+    return poll_ != nullptr;
   }
 
   struct Ctl {

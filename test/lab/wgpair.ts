@@ -36,6 +36,8 @@ export interface PairOptions {
   tag?: string;
   /** Carry WireGuard over the IPv6 underlay (fd01::1 <-> fd01::2) instead of IPv4. */
   underlay6?: boolean;
+  /** Packets per TUN read batch on our side (default 128). */
+  tunBatchSize?: number;
 }
 
 /** Namespaces "<tag>a" and "<tag>b" joined by a veth pair (tag lets one lab hold several pairs). */
@@ -74,7 +76,7 @@ export async function oursVsWireguardGo(lab: Lab, opts: PairOptions = {}): Promi
       endpoint: init === 'a' ? undefined : opts.underlay6 ? `[fd01::1]:${WG_PORT}` : `${A_UNDERLAY}:${WG_PORT}`,
     }],
   });
-  const tun = await openTun({ name: 'wgnb0', mtu, addresses: [`${A_TUN}/24`, `${A_TUN6}/64`], netns: a.name });
+  const tun = await openTun({ name: 'wgnb0', mtu, addresses: [`${A_TUN}/24`, `${A_TUN6}/64`], netns: a.name, batchSize: opts.tunBatchSize });
   let bind: LinuxUdpBind;
   try {
     bind = await createUdpBind({ port: WG_PORT, netns: a.name });

@@ -70,12 +70,14 @@ test('wireguard-go initiates the handshake; ping both ways', async (t) => {
 
 // With TUN offload on (the default) the kernel hands our device 64 KiB TCP super-packets that the
 // addon splits; with it off every packet is read alone. Both must deliver the bytes exactly.
-for (const [label, offload, size, dst] of [
-  ['100 MB a->b over IPv4, TUN offload', true, 100, B_TUN],
-  ['100 MB b->a over IPv4, TUN offload', true, 100, A_TUN],
-  ['20 MB a->b over IPv6, TUN offload', true, 20, B_TUN6],
-  ['20 MB b->a over IPv6, TUN offload', true, 20, A_TUN6],
-  ['20 MB a->b over IPv4, no TUN offload', false, 20, B_TUN],
+for (const [label, offload, size, dst, tunBatchSize] of [
+  ['100 MB a->b over IPv4, TUN offload', true, 100, B_TUN, undefined],
+  ['100 MB b->a over IPv4, TUN offload', true, 100, A_TUN, undefined],
+  ['20 MB a->b over IPv6, TUN offload', true, 20, B_TUN6, undefined],
+  ['20 MB b->a over IPv6, TUN offload', true, 20, A_TUN6, undefined],
+  ['20 MB a->b over IPv4, no TUN offload', false, 20, B_TUN, undefined],
+  // 8-packet read batches: every super-packet is split across several batches.
+  ['20 MB a->b over IPv4, TUN offload, read batches of 8', true, 20, B_TUN, 8],
 ] as const) {
   test(`TCP transfer through the tunnel arrives intact (sha256): ${label}`, async (t) => {
     const prev = process.env.NETBIRD_TUN_OFFLOAD;
@@ -83,7 +85,7 @@ for (const [label, offload, size, dst] of [
     let lab: Lab;
     let p: OursVsGo;
     try {
-      ({ lab, p } = await setup(t));
+      ({ lab, p } = await setup(t, { tunBatchSize }));
     } finally {
       if (prev === undefined) delete process.env.NETBIRD_TUN_OFFLOAD;
       else process.env.NETBIRD_TUN_OFFLOAD = prev;
