@@ -371,6 +371,8 @@ export function endpoints(deps: RouteDeps): Endpoint[] {
     write('groups'),
     async (ctx) => {
       noResources(ctx.body);
+      const name = str(ctx.body.name)!.trim();
+      if (manager.listGroups(ctx.accountId).some((g) => g.name === name && g.id !== ctx.params.groupId)) throw new HttpError(409, `name: a group named ${JSON.stringify(name)} already exists`);
       return J.groupJson(ctx.state, await manager.updateGroup(ctx.accountId, ctx.params.groupId!, { name: str(ctx.body.name)!, peers: strArr(ctx.body.peers) }));
     },
     S.GroupRequest,

@@ -115,6 +115,7 @@ test('groups, policies, setup keys, peers: CRUD with validation and audit events
   assert.equal((await a.call('GET', `/api/setup-keys/${k.body.id}`, { token })).body.used_times, 2);
 
   // Group edit and policy CRUD
+  assert.equal((await a.call('PUT', `/api/groups/${g.body.id}`, { token, body: { name: 'All', peers: [] } })).status, 409);
   const g2 = await a.call('PUT', `/api/groups/${g.body.id}`, { token, body: { name: 'developers', peers: [p1] } });
   assert.equal(g2.body.peers_count, 1);
   assert.equal((await a.call('GET', `/api/groups/${g.body.id}`, { token })).body.name, 'developers');

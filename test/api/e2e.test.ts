@@ -144,6 +144,23 @@ test('REST changes reach Sync streams; JWT peer login over gRPC', async (t) => {
   const codes = (await http(base, 'GET', '/api/events/audit', undefined, auth)).body.map((e: { activity_code: string }) => e.activity_code);
   for (const code of ['peer.setupkey.add', 'peer.user.add', 'policy.delete', 'policy.add', 'group.update']) assert.ok(codes.includes(code), `audit has ${code}`);
 
+  // A user added over REST logs a peer in with their own JWT; blocking the user ends its stream.
+  const dev = await http(base, 'POST', '/api/users', { email: 'dev@example.com', name: 'Dev', role: 'user', auto_groups: [group.body.id], is_service_user: false }, auth);
+  assert.equal(dev.status, 200);
+  const devTok = await http(base, 'POST', '/oauth2/token', `grant_type=password&username=dev%40example.com&password=${encodeURIComponent(dev.body.password)}`);
+  assert.equal(devTok.status, 200);
+  const e = new TestPeer(addr, 'dev-laptop');
+  t.after(() => e.close());
+  await e.login('', { jwtToken: devTok.body.access_token });
+  const devPeer = (await http(base, 'GET', '/api/peers?name=dev-laptop', undefined, auth)).body[0];
+  assert.equal(devPeer.user_id, dev.body.id);
+  assert.ok(devPeer.groups.some((g: { id: string }) => g.id === group.body.id), 'JWT peer got the user\'s auto-group');
+  const ie = await e.sync();
+  await waitMap(ie, 'a first map', () => true);
+  assert.equal((await http(base, 'PUT', `/api/users/${dev.body.id}`, { role: 'user', auto_groups: [group.body.id], is_blocked: true }, auth)).status, 200);
+  const ended = (await ie.waitEnd(8000)) as grpc.StatusObject;
+  assert.equal(ended.code, grpc.status.PERMISSION_DENIED);
+
   // The embedded issuer works as an external OIDC issuer: discovery + JWKS fetched over HTTP.
   const v = new JwtValidator(undefined, [{ issuer: `${base}/oauth2`, audience: 'netbird' }]);
   assert.equal((await v.verify(tok.body.access_token)).sub, setup.body.user_id);
