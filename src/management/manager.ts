@@ -615,7 +615,7 @@ export class AccountManager {
     input: { id?: string; email?: string; name?: string; role: UserRole; isServiceUser?: boolean; autoGroups?: string[]; passwordHash?: string },
   ): Promise<User> {
     const state = this.accountState(accountId);
-    this.checkGroups(state, input.autoGroups ?? []);
+    this.checkGroups(state, input.autoGroups ?? [], 'auto_groups');
     const user: User = {
       id: input.id ?? newId(),
       accountId,
@@ -662,15 +662,16 @@ export class AccountManager {
     return g;
   }
 
-  private checkGroups(state: AccountState, ids: readonly string[]): void {
+  /** `field` names the request field in the message (REST errors name the offending field). */
+  private checkGroups(state: AccountState, ids: readonly string[], field = 'groups'): void {
     for (const id of ids) {
-      if (!state.groups.has(id)) throw new ManagementError('unprocessable', `group ${id} does not exist in this account`);
+      if (!state.groups.has(id)) throw new ManagementError('unprocessable', `${field}: group ${id} does not exist in this account`);
     }
   }
 
-  private checkPeers(state: AccountState, ids: readonly string[]): void {
+  private checkPeers(state: AccountState, ids: readonly string[], field = 'peers'): void {
     for (const id of ids) {
-      if (!state.peers.has(id)) throw new ManagementError('unprocessable', `peer ${id} does not exist in this account`);
+      if (!state.peers.has(id)) throw new ManagementError('unprocessable', `${field}: peer ${id} does not exist in this account`);
     }
   }
 
@@ -812,8 +813,8 @@ export class AccountManager {
         }
       }
       if (!r.sources?.length || !r.destinations?.length) throw new ManagementError('unprocessable', 'a rule needs source and destination groups');
-      this.checkGroups(state, r.sources);
-      this.checkGroups(state, r.destinations);
+      this.checkGroups(state, r.sources, `rules.${i}.sources`);
+      this.checkGroups(state, r.destinations, `rules.${i}.destinations`);
       const keepId = r.id && old?.rules.some((x) => x.id === r.id) ? r.id : undefined;
       return {
         id: keepId ?? newId(),
@@ -917,7 +918,7 @@ export class AccountManager {
     if (!Number.isFinite(expiresIn) || expiresIn < 0) throw new ManagementError('unprocessable', 'expires_in must be >= 0 seconds');
     const usageLimit = type === 'one-off' ? 1 : (input.usageLimit ?? 0);
     if (!Number.isInteger(usageLimit) || usageLimit < 0) throw new ManagementError('unprocessable', 'usage_limit must be an integer >= 0');
-    this.checkGroups(state, input.autoGroups ?? []);
+    this.checkGroups(state, input.autoGroups ?? [], 'auto_groups');
     if ((input.autoGroups ?? []).includes(state.allGroupId)) throw new ManagementError('unprocessable', 'the group "All" cannot be an auto-group');
     const now = this.now();
     const plain = newSetupKey();
@@ -960,7 +961,7 @@ export class AccountManager {
     const state = this.accountState(accountId);
     const old = this.getSetupKey(accountId, id);
     if (old.revoked && input.revoked === false) throw new ManagementError('unprocessable', 'a revoked setup key cannot be un-revoked; create a new one');
-    if (input.autoGroups) this.checkGroups(state, input.autoGroups);
+    if (input.autoGroups) this.checkGroups(state, input.autoGroups, 'auto_groups');
     const key: SetupKey = {
       ...old,
       revoked: input.revoked ?? old.revoked,
@@ -1108,6 +1109,19 @@ export class AccountManager {
   private async loginKnownPeer(ref: PeerRef, input: LoginInput): Promise<PeerRef> {
     const { state } = ref;
     const accountId = state.id;
+    // Fast path: a plain re-login that changes nothing (the usual case when clients reconnect after a
+    // server restart) is answered from memory, without a write or a serial bump.
+    if (!input.jwtUserId && (!input.dnsLabels || input.dnsLabels.length === 0)) {
+      const peer = state.peers.get(ref.peer.id);
+      if (
+        peer &&
+        !(peer.userId && (state.users.get(peer.userId)?.blocked || isLoginExpired(state, peer, this.now()))) &&
+        (input.sshKey === undefined || input.sshKey === peer.sshKey) &&
+        metaEqual(this.mergeMeta(peer.meta, input.meta), peer.meta)
+      ) {
+        return { state, peer };
+      }
+    }
     return this.change(accountId, async (q, _s, now) => {
       const peer = state.peers.get(ref.peer.id);
       if (!peer) throw new ManagementError('permission_denied', 'peer is not registered');
@@ -1433,7 +1447,7 @@ export class AccountManager {
       throw new ManagementError('unprocessable', `invalid role ${JSON.stringify(input.role)}: use one of ${USER_ROLES.join(', ')}`);
     }
     if (input.autoGroups) {
-      this.checkGroups(state, input.autoGroups);
+      this.checkGroups(state, input.autoGroups, 'auto_groups');
       if (input.autoGroups.includes(state.allGroupId)) throw new ManagementError('unprocessable', 'the group "All" cannot be an auto-group');
     }
     if (old.role === 'owner' && input.role !== undefined && input.role !== 'owner') {

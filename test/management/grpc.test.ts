@@ -46,8 +46,10 @@ test('register with a setup key, first Sync map, live updates on join, policy se
   const token = Buffer.concat([Buffer.from([1]), Buffer.from(relay.tokenSignature, 'base64'), Buffer.from(relay.tokenPayload)]);
   assert.equal(verifyRelayToken('relay-secret', token).ok, true);
 
-  // A second login of the known key (no setup key) succeeds.
+  // A second login of the known key (no setup key) succeeds; with nothing changed it writes nothing.
+  const serialBefore = m.getAccount(account.id).serial;
   await a.login('');
+  assert.equal(m.getAccount(account.id).serial, serialBefore);
 
   const syncA = await a.sync();
   const first = await syncA.next();
