@@ -791,28 +791,28 @@ export class AccountManager {
   }
 
   private buildPolicy(state: AccountState, id: string, input: PolicyInput, old?: Policy): Policy {
-    if (!input.name || input.name.trim() === '') throw new ManagementError('unprocessable', 'policy name must not be empty');
-    if (!Array.isArray(input.rules) || input.rules.length === 0) throw new ManagementError('unprocessable', 'a policy needs at least one rule');
-    const rules: PolicyRule[] = input.rules.map((r) => {
+    if (!input.name || input.name.trim() === '') throw new ManagementError('unprocessable', 'name: policy name must not be empty');
+    if (!Array.isArray(input.rules) || input.rules.length === 0) throw new ManagementError('unprocessable', 'rules: a policy needs at least one rule');
+    const rules: PolicyRule[] = input.rules.map((r, i) => {
       const action = r.action ?? 'accept';
       const protocol = r.protocol ?? 'all';
-      if (!RULE_ACTIONS.includes(action)) throw new ManagementError('unprocessable', `invalid rule action ${JSON.stringify(action)}`);
-      if (!RULE_PROTOCOLS.includes(protocol)) throw new ManagementError('unprocessable', `invalid rule protocol ${JSON.stringify(protocol)}`);
+      if (!RULE_ACTIONS.includes(action)) throw new ManagementError('unprocessable', `rules.${i}.action: invalid rule action ${JSON.stringify(action)}`);
+      if (!RULE_PROTOCOLS.includes(protocol)) throw new ManagementError('unprocessable', `rules.${i}.protocol: invalid rule protocol ${JSON.stringify(protocol)}`);
       const ports = r.ports ?? [];
       const portRanges = r.portRanges ?? [];
       if ((ports.length > 0 || portRanges.length > 0) && protocol !== 'tcp' && protocol !== 'udp') {
-        throw new ManagementError('unprocessable', 'ports are only allowed with protocol tcp or udp');
+        throw new ManagementError('unprocessable', `rules.${i}.ports: ports are only allowed with protocol tcp or udp`);
       }
       for (const p of ports) {
         const n = Number(p);
-        if (!/^\d+$/.test(p) || n < 1 || n > 65535) throw new ManagementError('unprocessable', `invalid port ${JSON.stringify(p)}: use 1-65535`);
+        if (!/^\d+$/.test(p) || n < 1 || n > 65535) throw new ManagementError('unprocessable', `rules.${i}.ports: invalid port ${JSON.stringify(p)}: use 1-65535`);
       }
       for (const pr of portRanges) {
         if (!Number.isInteger(pr.start) || !Number.isInteger(pr.end) || pr.start < 1 || pr.end > 65535 || pr.start > pr.end) {
-          throw new ManagementError('unprocessable', `invalid port range ${pr.start}-${pr.end}: need 1 <= start <= end <= 65535`);
+          throw new ManagementError('unprocessable', `rules.${i}.port_ranges: invalid port range ${pr.start}-${pr.end}: need 1 <= start <= end <= 65535`);
         }
       }
-      if (!r.sources?.length || !r.destinations?.length) throw new ManagementError('unprocessable', 'a rule needs source and destination groups');
+      if (!r.sources?.length || !r.destinations?.length) throw new ManagementError('unprocessable', `rules.${i}: a rule needs source and destination groups`);
       this.checkGroups(state, r.sources, `rules.${i}.sources`);
       this.checkGroups(state, r.destinations, `rules.${i}.destinations`);
       const keepId = r.id && old?.rules.some((x) => x.id === r.id) ? r.id : undefined;

@@ -76,6 +76,7 @@ test('groups, policies, setup keys, peers: CRUD with validation and audit events
   assert.equal((await a.call('POST', '/api/groups', { token, body: { name: 'devs' } })).status, 409);
   const unknownPeer = await a.call('POST', '/api/groups', { token, body: { name: 'x', peers: ['nope'] } });
   assert.equal(unknownPeer.status, 422);
+  assert.match(unknownPeer.body.message, /^peers: peer nope/);
   assert.equal((await a.call('GET', '/api/groups', { token })).body.length, 2, 'failed create wrote nothing');
   assert.equal((await a.call('PUT', `/api/groups/${all.id}`, { token, body: { name: 'All2' } })).status, 412);
   assert.equal((await a.call('DELETE', `/api/groups/${all.id}`, { token })).status, 412);
@@ -92,7 +93,7 @@ test('groups, policies, setup keys, peers: CRUD with validation and audit events
   assert.equal((await a.call('POST', '/api/setup-keys', { token, body: { name: 'x', type: 'weird', expires_in: 0, auto_groups: [], usage_limit: 0 } })).status, 422);
   const noGroup = await a.call('POST', '/api/setup-keys', { token, body: { name: 'x', type: 'one-off', expires_in: 0, auto_groups: ['missing'], usage_limit: 0 } });
   assert.equal(noGroup.status, 422);
-  assert.match(noGroup.body.message, /group missing/);
+  assert.match(noGroup.body.message, /^auto_groups: group missing/);
 
   // Peers (registered over the management core with the REST-made key)
   const p1 = await registerPeer(a, k.body.key, 'alpha');
@@ -126,7 +127,7 @@ test('groups, policies, setup keys, peers: CRUD with validation and audit events
   assert.deepEqual(pol.body.rules[0].ports, ['80', '443']);
   const badPort = await a.call('POST', '/api/policies', { token, body: { name: 'bad', enabled: true, rules: [{ ...rule, ports: ['70000'] }] } });
   assert.equal(badPort.status, 422);
-  assert.match(badPort.body.message, /port/);
+  assert.match(badPort.body.message, /^rules\.0\.ports: /);
   const badProto = await a.call('POST', '/api/policies', { token, body: { name: 'bad', enabled: true, rules: [{ ...rule, protocol: 'sctp' }] } });
   assert.equal(badProto.status, 422);
   assert.match(badProto.body.message, /^rules\.0\.protocol: must be one of/);
@@ -135,6 +136,7 @@ test('groups, policies, setup keys, peers: CRUD with validation and audit events
   assert.match(badType.body.message, /^enabled:/);
   const badGroup = await a.call('POST', '/api/policies', { token, body: { name: 'bad', enabled: true, rules: [{ ...rule, sources: ['ghost'] }] } });
   assert.equal(badGroup.status, 422);
+  assert.match(badGroup.body.message, /^rules\.0\.sources: group ghost/);
   assert.equal((await a.call('GET', '/api/policies', { token })).body.length, 2, 'rejected policies were not written');
   const upd = await a.call('PUT', `/api/policies/${pol.body.id}`, { token, body: { name: 'web2', enabled: false, rules: [{ ...rule, id: pol.body.rules[0].id }] } });
   assert.equal(upd.body.name, 'web2');
