@@ -11,7 +11,6 @@
  */
 import { EventEmitter } from 'node:events';
 import { randomBytes, randomInt } from 'node:crypto';
-import { networkInterfaces } from 'node:os';
 import { isIP } from 'node:net';
 import { lookup } from 'node:dns/promises';
 import { StunAttr, StunClass, StunMethod, decodeStun, decodeXorAddress, decodeAddress, encodeStun, getAttr } from '../stun/index.js';
@@ -30,6 +29,7 @@ import { buildCheckError, buildCheckRequest, buildCheckSuccess, parseCheckReques
 import type { IceBase, IceMux, StunSink } from './mux.js';
 import { TurnRelay } from './turn.js';
 import { parseIceUrl } from './url.js';
+import { interfacesIn } from './netwatch.js';
 
 export type IceState = 'new' | 'checking' | 'connected' | 'disconnected' | 'failed' | 'closed';
 
@@ -56,7 +56,7 @@ export interface IceAgentOptions {
   hostAddresses?: readonly string[];
   /** Interfaces never offered as host candidates (the WireGuard interface itself). */
   excludeInterfaces?: readonly string[];
-  /** Where TURN sockets are opened (tests in network namespaces). */
+  /** Network namespace of the socket: TURN sockets open and interfaces are listed there (tests). */
   netns?: string;
   keepaliveMs?: number;
   disconnectedMs?: number;
@@ -236,7 +236,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> implements StunSink {
     if (this.opts.hostAddresses) return [...this.opts.hostAddresses];
     const out: string[] = [];
     const exclude = new Set(this.opts.excludeInterfaces ?? []);
-    for (const [name, addrs] of Object.entries(networkInterfaces())) {
+    for (const [name, addrs] of Object.entries(interfacesIn(this.opts.netns))) {
       if (exclude.has(name)) continue;
       for (const a of addrs ?? []) {
         if (a.internal) continue;

@@ -13,14 +13,15 @@ export interface Side {
   close(): Promise<void>;
 }
 
-export async function openSide(opts: { netns?: string; host?: string; hostAddresses: string[] } & Partial<IceAgentOptions>): Promise<Side> {
+export async function openSide(opts: { netns?: string; host?: string; hostAddresses?: string[] } & Partial<IceAgentOptions>): Promise<Side> {
   const udp = await createUdpBind({ port: 0, host: opts.host ?? '0.0.0.0', ...(opts.netns ? { netns: opts.netns } : {}) });
   const mux = new IceMux(udp);
   const received: { text: string; from: Endpoint }[] = [];
   mux.setReceiveHandler((b: PacketBatch, from: readonly Endpoint[]) => {
     for (let i = 0; i < b.count; i++) received.push({ text: b.buf.toString('utf8', b.offsets[i]!, b.offsets[i]! + b.lengths[i]!), from: from[i]! });
   });
-  const { netns: _n, host: _h, ...rest } = opts;
+  const { netns: _n, host: _h, hostAddresses, ...rest } = opts;
+  if (hostAddresses) (rest as Partial<IceAgentOptions>).hostAddresses = hostAddresses;
   const tag = opts.netns ?? String(udp.port);
   const logger = process.env.NBIC_DEBUG ? { debug: (m: string) => process.stderr.write(`[${tag}] ${m}\n`) } : undefined;
   const agent = new IceAgent({ mux, controlling: false, ...(logger ? { logger } : {}), ...rest, ...(opts.netns ? { netns: opts.netns } : {}) });
