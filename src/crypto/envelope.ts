@@ -1,3 +1,4 @@
+import { hsalsa } from '@noble/ciphers/salsa.js';
 import sodium from 'sodium-native';
 import { KEY_LENGTH } from './keys.js';
 
@@ -47,6 +48,27 @@ export function openEnvelope(body: Uint8Array, senderPublic: Uint8Array, recipie
   const ok = sodium.crypto_box_open_easy(out, b.subarray(NONCE_LENGTH), b.subarray(0, NONCE_LENGTH), Buffer.from(senderPublic), Buffer.from(recipientPrivate));
   if (!ok) throw new EnvelopeError('cannot decrypt message: authentication failed (wrong key or tampered body)');
   return out;
+}
+
+const SIGMA = new Uint32Array([0x61707865, 0x3320646e, 0x79622d32, 0x6b206574]); // "expand 32-byte k"
+
+/**
+ * NaCl's crypto_box_beforenm: HSalsa20(X25519(ownPrivate, peerPublic), 0^16), the XSalsa20-Poly1305 key
+ * that crypto_box uses between a pair in both directions. Precompute it once per session and seal many
+ * messages with crypto_secretbox (same bytes as crypto_box). sodium-native lacks beforenm, so HSalsa20
+ * comes from the audited @noble/ciphers.
+ */
+export function boxSharedKey(peerPublic: Uint8Array, ownPrivate: Uint8Array): Buffer {
+  checkKey(peerPublic, 'peer public key');
+  checkKey(ownPrivate, 'own private key');
+  const shared = Buffer.alloc(32);
+  sodium.crypto_scalarmult(shared, Buffer.from(ownPrivate), Buffer.from(peerPublic));
+  const k = new Uint32Array(shared.buffer.slice(shared.byteOffset, shared.byteOffset + 32));
+  const out = new Uint32Array(8);
+  hsalsa(SIGMA, k, new Uint32Array(4), out);
+  shared.fill(0);
+  k.fill(0);
+  return Buffer.from(out.buffer);
 }
 
 /** The encode/decode pair of a ts-proto message type. */

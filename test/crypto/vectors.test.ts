@@ -5,7 +5,7 @@ import { createHash, createHmac } from 'node:crypto';
 import sodium from 'sodium-native';
 import {
   formatKey, openEnvelope, parseKey, publicKeyFromPrivate, relayPeerId, relayPeerIdString, relayTokenBinary,
-  sealEnvelope, turnCredentials, verifyRelayToken, issueRelayToken,
+  sealEnvelope, turnCredentials, verifyRelayToken, issueRelayToken, boxSharedKey,
 } from '../../src/crypto/index.js';
 import { management } from '../../src/proto/index.js';
 import { decodeCompactPrefix, encodeCompactPrefix } from '../../src/shared/index.js';
@@ -37,6 +37,9 @@ test('A.1 shared box key: secretbox under the vector key gives the same box as c
   const out = Buffer.alloc(plain.length + 16);
   sodium.crypto_secretbox_easy(out, plain, nonce, shared);
   assert.equal(out.toString('hex'), box.toString('hex'));
+  // ... and our beforenm derives exactly that key, from either side.
+  assert.equal(boxSharedKey(parseKey(serverPubB64), clientPriv).toString('hex'), shared.toString('hex'));
+  assert.equal(boxSharedKey(parseKey(clientPubB64), serverPriv).toString('hex'), shared.toString('hex'));
 });
 
 test('A.1 SyncRequest envelope and EncryptedMessage bytes', () => {
