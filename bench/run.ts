@@ -1,6 +1,16 @@
 // `npm run bench [suite ...]`: runs the benchmark suites. Each compares against a reference measured
 // in the same run and prints both figures and the ratio.
-const suites: Record<string, () => Promise<void>> = {};
+import { benchClient } from './client.js';
+import { benchManagement } from './management.js';
+import { benchSignalRelay } from './signal-relay.js';
+import { benchWireguard } from './wireguard.js';
+
+const suites: Record<string, () => Promise<void>> = {
+  wireguard: benchWireguard,
+  management: benchManagement,
+  'signal-relay': benchSignalRelay,
+  client: benchClient,
+};
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);
