@@ -198,7 +198,7 @@ export async function createApi(opts: ApiOptions): Promise<Api> {
           params: (req.params ?? {}) as Record<string, string>,
           query: (req.query ?? {}) as Record<string, string | undefined>,
           body: (req.body && typeof req.body === 'object' ? req.body : {}) as Record<string, unknown>,
-          now: Date.now(),
+          now: manager.now(),
           principal: undefined,
           decision: 'allow',
         };

@@ -16,6 +16,7 @@ import {
   type Route,
   type SetupKey,
   type User,
+  type UserInvite,
   accountObjects,
   isLoginExpired,
   setupKeyState,
@@ -371,4 +372,19 @@ export function eventJson(state: AccountState, e: AuditEvent): JsonObject {
     target_id: e.targetId,
     meta: e.meta,
   };
+}
+
+export function inviteJson(i: UserInvite, now: number, token?: string): JsonObject {
+  const out: JsonObject = {
+    id: i.id,
+    email: i.email,
+    name: i.name,
+    role: i.role,
+    auto_groups: [...i.autoGroups],
+    expires_at: time(i.expiresAt),
+    created_at: time(i.createdAt),
+    expired: i.expiresAt <= now,
+  };
+  if (token) out.invite_token = token;
+  return out;
 }

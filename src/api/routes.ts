@@ -228,6 +228,72 @@ export function endpoints(deps: RouteDeps): Endpoint[] {
     });
   }
 
+  // ----- invites (embedded identity provider): a link token instead of a generated password -----
+  add('GET', '/api/users/invites', 'Users', 'List pending invites', read('users', true), async (ctx) => {
+    if (ctx.decision === 'own') return [];
+    return manager.listInvites(ctx.accountId).map((i) => J.inviteJson(i, ctx.now));
+  });
+  add(
+    'POST',
+    '/api/users/invites',
+    'Users',
+    'Invite a user (the invite token is returned once)',
+    write('users'),
+    async (ctx) => {
+      const b = ctx.body;
+      const { token, invite } = await manager.createInvite(ctx.accountId, {
+        email: str(b.email)!,
+        name: str(b.name)!,
+        role: str(b.role) as UserRole,
+        autoGroups: strArr(b.auto_groups)!,
+        expiresInSeconds: num(b.expires_in),
+        createdBy: ctx.user.id,
+      });
+      ctx.reply.header('cache-control', 'no-store');
+      return J.inviteJson(invite, ctx.now, token);
+    },
+    S.UserInviteCreateRequest,
+  );
+  add('DELETE', '/api/users/invites/{inviteId}', 'Users', 'Delete an invite', write('users'), async (ctx) => {
+    await manager.deleteInvite(ctx.accountId, ctx.params.inviteId!);
+    return OK;
+  });
+  add(
+    'POST',
+    '/api/users/invites/{inviteId}/regenerate',
+    'Users',
+    'New link for an invite (the old one stops working)',
+    write('users'),
+    async (ctx) => {
+      const { token, invite } = await manager.regenerateInvite(ctx.accountId, ctx.params.inviteId!, num(ctx.body.expires_in));
+      ctx.reply.header('cache-control', 'no-store');
+      return { invite_token: token, invite_expires_at: J.time(invite.expiresAt) };
+    },
+    S.UserInviteRegenerateRequest,
+  );
+  add('GET', '/api/users/invites/{token}', 'Users', 'Public information about an invite link', { kind: 'public' }, async (ctx) => {
+    const found = manager.findInviteByToken(ctx.params.token!);
+    if (!found) throw new HttpError(404, 'invite not found');
+    const inviter = found.state.users.get(found.invite.createdBy);
+    return { email: found.invite.email, name: found.invite.name, expires_at: J.time(found.invite.expiresAt), valid: found.invite.expiresAt > ctx.now, invited_by: inviter?.name ?? '' };
+  });
+  add(
+    'POST',
+    '/api/users/invites/{token}/accept',
+    'Users',
+    'Accept an invite and set a password',
+    { kind: 'public' },
+    async (ctx) => {
+      const password = str(ctx.body.password)!;
+      if (!/^(?=.*[0-9])(?=.*[A-Z])(?=.*[^a-zA-Z0-9]).{8,}$/.test(password)) {
+        throw new HttpError(422, 'password: at least 8 characters with an upper-case letter, a digit and a special character');
+      }
+      await manager.acceptInvite(ctx.params.token!, await hashPassword(password));
+      return { success: true };
+    },
+    S.UserInviteAcceptRequest,
+  );
+
   // ----- personal access tokens -----
   /** Users manage their own tokens; owners and admins also those of service users. */
   const tokenOwner = (ctx: AuthedCtx): User => {

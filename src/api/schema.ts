@@ -169,3 +169,15 @@ export const DNSRecordRequest = obj(['name', 'type', 'content', 'ttl'], {
 });
 
 export const PostureCheckUpdate = obj(['name', 'checks'], { name: str(), description: str(), checks: { type: 'object' } });
+
+export const UserInviteCreateRequest = obj(['email', 'name', 'role', 'auto_groups'], {
+  email: str(),
+  name: str(),
+  role: str(),
+  auto_groups: strings,
+  expires_in: int(),
+});
+
+export const UserInviteRegenerateRequest = obj([], { expires_in: int() });
+
+export const UserInviteAcceptRequest = obj(['password'], { password: str({ format: 'password' }) });

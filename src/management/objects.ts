@@ -1,7 +1,7 @@
 import type { management } from '../proto/index.js';
 import type { AccountState } from './state.js';
 import type { AccountObjects } from './store/store.js';
-import type { DnsZone, NameserverGroup, NetworkDef, NetworkResource, NetworkRouter, PersonalAccessToken, PostureCheck, Route } from './types.js';
+import type { DnsZone, NameserverGroup, NetworkDef, NetworkResource, NetworkRouter, PersonalAccessToken, PostureCheck, Route, UserInvite } from './types.js';
 
 /**
  * The REST-managed entities of one account in memory (routes, name-server groups, posture checks,
@@ -22,6 +22,7 @@ export class AccountObjectsState {
   readonly networkRouters = new Map<string, NetworkRouter>();
   readonly dnsZones = new Map<string, DnsZone>();
   readonly tokens = new Map<string, PersonalAccessToken>();
+  readonly userInvites = new Map<string, UserInvite>();
   /** Bumped on every change of routes, name servers, zones, networks (cache key for map builders). */
   generation = 0;
   /**
@@ -41,6 +42,7 @@ export class AccountObjectsState {
     for (const x of data.networkRouters) this.networkRouters.set(x.id, x);
     for (const x of data.dnsZones) this.dnsZones.set(x.id, x);
     for (const x of data.tokens) this.tokens.set(x.id, x);
+    for (const x of data.userInvites ?? []) this.userInvites.set(x.id, x);
   }
 }
 

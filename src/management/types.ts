@@ -308,6 +308,21 @@ export interface PersonalAccessToken {
   lastUsed: number;
 }
 
+/** A pending invitation of a new local user (embedded identity provider). */
+export interface UserInvite {
+  id: string;
+  accountId: string;
+  email: string;
+  name: string;
+  role: UserRole;
+  autoGroups: string[];
+  /** base64(SHA-256(invite token)); the token itself is shown once. */
+  tokenHash: string;
+  expiresAt: number;
+  createdAt: number;
+  createdBy: string;
+}
+
 export const ALL_GROUP_NAME = 'All';
 
 export function defaultAccountSettings(): AccountSettings {

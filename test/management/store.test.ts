@@ -46,7 +46,7 @@ for (const engine of engines) {
       if (!closed) await store.close();
     });
     // Migrating twice is a no-op.
-    assert.equal(await store.migrate(), '0002_api_entities');
+    assert.equal(await store.migrate(), '0003_user_invites');
 
     let m = await AccountManager.open({ store, dnsDomain: 'corp.example' });
     const acc = await m.createAccount({ createdBy: 'tester', network: '100.70.0.0/16' });

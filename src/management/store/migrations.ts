@@ -172,6 +172,21 @@ const migrations: Record<string, Migration> = {
       for (const t of ['user_credentials', 'personal_access_tokens', ...OBJECT_TABLES]) await db.schema.dropTable(t).execute();
     },
   },
+  '0003_user_invites': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema
+        .createTable('user_invites')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('account_id', 'text', (c) => c.notNull().references('accounts.id').onDelete('cascade'))
+        .addColumn('parent_id', 'text', (c) => c.notNull())
+        .addColumn('data_json', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('user_invites_account').on('user_invites').column('account_id').execute();
+    },
+    async down(db: Kysely<unknown>): Promise<void> {
+      await db.schema.dropTable('user_invites').execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

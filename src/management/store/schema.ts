@@ -125,7 +125,15 @@ export interface ObjectTable {
   data_json: string;
 }
 
-export type ObjectTableName = 'routes' | 'nameserver_groups' | 'posture_checks' | 'networks' | 'network_resources' | 'network_routers' | 'dns_zones';
+export type ObjectTableName =
+  | 'routes'
+  | 'nameserver_groups'
+  | 'posture_checks'
+  | 'networks'
+  | 'network_resources'
+  | 'network_routers'
+  | 'dns_zones'
+  | 'user_invites';
 
 export interface PersonalAccessTokensTable {
   id: string;
@@ -155,6 +163,7 @@ export interface Database {
   network_resources: ObjectTable;
   network_routers: ObjectTable;
   dns_zones: ObjectTable;
+  user_invites: ObjectTable;
   personal_access_tokens: PersonalAccessTokensTable;
   user_credentials: UserCredentialsTable;
   accounts: AccountsTable;

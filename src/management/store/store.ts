@@ -22,6 +22,7 @@ import type {
   Route,
   SetupKey,
   User,
+  UserInvite,
 } from '../types.js';
 import { defaultAccountSettings, emptyPeerMeta } from '../types.js';
 import { LATEST_MIGRATION, migrationProvider } from './migrations.js';
@@ -60,6 +61,7 @@ export interface AccountObjects {
   networkResources: NetworkResource[];
   networkRouters: NetworkRouter[];
   dnsZones: DnsZone[];
+  userInvites: UserInvite[];
   tokens: PersonalAccessToken[];
 }
 
@@ -72,6 +74,7 @@ export const OBJECT_TABLE = {
   networkResources: 'network_resources',
   networkRouters: 'network_routers',
   dnsZones: 'dns_zones',
+  userInvites: 'user_invites',
 } as const satisfies Record<Exclude<keyof AccountObjects, 'tokens'>, ObjectTableName>;
 
 export type ObjectKind = keyof typeof OBJECT_TABLE;
@@ -358,6 +361,7 @@ export class Queries {
       networkResources: await read<NetworkResource>('networkResources'),
       networkRouters: await read<NetworkRouter>('networkRouters'),
       dnsZones: await read<DnsZone>('dnsZones'),
+      userInvites: await read<UserInvite>('userInvites'),
       tokens: tokens.map(tokenFromRow),
     };
   }
