@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { AccountManager, AccountSettings, Peer, PolicyInput, RuleAction, RuleProtocol, User, UserRole } from '../management/index.js';
 import { type FlowEventDirectory, type FlowStore, parseNetworkTrafficQuery, toNetworkTrafficEventsResponse } from '../flow/index.js';
 import { accountObjects } from '../management/index.js';
+import { type Resource, decide } from './access.js';
 import type { Authenticator } from './auth.js';
 import type { AuthedCtx, Endpoint } from './app.js';
 import { HttpError } from './app.js';
@@ -145,7 +146,23 @@ export function endpoints(deps: RouteDeps): Endpoint[] {
     if (ctx.query.service_user !== undefined) users = users.filter((u) => u.isServiceUser === (ctx.query.service_user === 'true'));
     return users.map((u) => J.userJson(u, ctx.user.id));
   });
-  add('GET', '/api/users/current', 'Users', 'The calling user', { kind: 'authenticated' }, async (ctx) => J.userJson(ctx.user, ctx.user.id));
+  add('GET', '/api/users/current', 'Users', 'The calling user, with what their role may do', { kind: 'authenticated' }, async (ctx) => {
+    // UserPermissions: per module read/create/update/delete, from the same rules the endpoints apply.
+    const blocked = ctx.state.account.settings.regularUsersViewBlocked;
+    const modules: Record<string, Record<string, boolean>> = {};
+    const MODULES: Array<[string, Resource]> = [
+      ['accounts', 'accounts'], ['users', 'users'], ['peers', 'peers'], ['setup_keys', 'setup_keys'], ['groups', 'groups'],
+      ['policies', 'policies'], ['routes', 'routes'], ['networks', 'networks'], ['dns', 'dns'], ['nameservers', 'dns'],
+      ['posture_checks', 'posture_checks'], ['events', 'events'],
+    ];
+    for (const [name, resource] of MODULES) {
+      const r = decide(ctx.role, resource, false, blocked);
+      const w = decide(ctx.role, resource, true, blocked) !== 'deny';
+      modules[name] = { read: r === 'allow' || r === 'own', create: w, update: w, delete: w };
+    }
+    modules.pats = { read: true, create: true, update: true, delete: true };
+    return { ...J.userJson(ctx.user, ctx.user.id), permissions: { is_restricted: ctx.role === 'user' && blocked, modules } };
+  });
   add(
     'POST',
     '/api/users',

@@ -80,6 +80,15 @@ test('role matrix over read and write endpoints', async (t) => {
   assert.deepEqual((await a.call('GET', '/api/users', { token: tokens.billing_admin })).body.map((u: { id: string }) => u.id), [ids.billing_admin]);
   assert.equal((await a.call('GET', '/api/users', { token: tokens.auditor })).body.length, 8, '6 role users + 2 service users made by the matrix');
 
+  // /api/users/current tells each role what it may do (UserPermissions).
+  const perms = async (role: Role) => (await a.call('GET', '/api/users/current', { token: tokens[role] })).body.permissions;
+  assert.deepEqual((await perms('auditor')).modules.groups, { read: true, create: false, update: false, delete: false });
+  assert.deepEqual((await perms('network_admin')).modules.policies, { read: true, create: true, update: true, delete: true });
+  assert.equal((await perms('network_admin')).modules.users.create, false);
+  assert.equal((await perms('user')).is_restricted, true);
+  assert.equal((await perms('user')).modules.groups.read, false);
+  assert.equal((await perms('owner')).is_restricted, false);
+
   // Owner-only: deleting the account.
   assert.equal((await a.call('DELETE', `/api/accounts/${accountId}`, { token: tokens.admin })).status, 403);
 
