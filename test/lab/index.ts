@@ -148,8 +148,10 @@ export class Netns {
     return (await run('ip', ['-n', this.name, ...args])).stdout;
   }
 
+  /** Sets a sysctl inside the namespace (writes /proc/sys directly: no procps needed). */
   async sysctl(key: string, value: string | number): Promise<void> {
-    await this.exec('sysctl', ['-qw', `${key}=${value}`]);
+    const path = `/proc/sys/${key.replace(/\./g, '/')}`;
+    await this.exec('sh', ['-c', 'echo "$1" > "$2"', 'sh', String(value), path]);
   }
 
   async addr(dev: string, cidr: string): Promise<void> {

@@ -83,7 +83,8 @@ test('lab: cleanup kills processes and removes namespaces; sweepStale removes le
   const ns = await lab.ns('x');
   const p = ns.spawn('sleep', ['60']);
   assert.ok(p.running);
-  assert.match((await run('ip', ['netns', 'pids', ns.name])).stdout, new RegExp(`\\b${p.pid}\\b`));
+  // `ip netns exec` enters the namespace right after the fork: wait for it.
+  assert.ok(await waitUntil(async () => new RegExp(`\\b${p.pid}\\b`).test((await run('ip', ['netns', 'pids', ns.name])).stdout), 3000));
   await lab.cleanup();
   assert.equal(p.running, false);
   assert.doesNotMatch((await run('ip', ['netns', 'list'])).stdout, new RegExp(ns.name));
