@@ -350,7 +350,22 @@ export function endpoints(deps: RouteDeps): Endpoint[] {
     if (ctx.decision === 'own') peers = peers.filter((p) => p.userId === ctx.user.id);
     if (ctx.query.name) peers = peers.filter((p) => p.name === ctx.query.name);
     if (ctx.query.ip) peers = peers.filter((p) => p.ip === ctx.query.ip);
-    return peers.map((p) => J.peerJson(ctx.state, p, ctx.now, true));
+    // accessible_peers_count: peers taking part in the same rules see the same set, so each distinct
+    // rule signature is expanded once (an All->All account costs one union, not one per peer).
+    const unions = new Map<string, Set<string>>();
+    const accessible = (peerId: string): number => {
+      const r = ctx.state.rulesOf(peerId);
+      const sig = `${r.asSource.map((x) => x.order).join(',')}|${r.asDestination.map((x) => x.order).join(',')}`;
+      let u = unions.get(sig);
+      if (!u) {
+        u = new Set<string>();
+        for (const ir of r.asSource) for (const q of ir.destinations) u.add(q);
+        for (const ir of r.asDestination) for (const q of ir.sources) u.add(q);
+        unions.set(sig, u);
+      }
+      return u.size - (u.has(peerId) ? 1 : 0);
+    };
+    return peers.map((p) => ({ ...J.peerJson(ctx.state, p, ctx.now), accessible_peers_count: accessible(p.id) }));
   });
   add('GET', '/api/peers/{peerId}', 'Peers', 'A peer', read('peers'), async (ctx) => J.peerJson(ctx.state, visiblePeer(ctx, ctx.params.peerId!), ctx.now));
   add(

@@ -435,3 +435,25 @@ test('no partial writes: a failure inside the transaction leaves store and memor
   assert.equal((await a.call('DELETE', `/api/users/${u.body.id}`, { token })).status, 200);
   assert.throws(() => a.manager.getPeer(accountId, peer.peer.id));
 });
+
+test('accessible_peers_count in the peer list matches each peer\'s accessible-peers', async (t) => {
+  const a = await startApi();
+  t.after(() => a.close());
+  const { token } = await setupOwner(a);
+  const k = await a.call('POST', '/api/setup-keys', { token, body: { name: 'k', type: 'reusable', expires_in: 0, auto_groups: [], usage_limit: 0 } });
+  const ids: Record<string, string> = {};
+  for (const h of ['a1', 'b1', 'b2', 'c1']) ids[h] = await registerPeer(a, k.body.key, h);
+  const def = (await a.call('GET', '/api/policies', { token })).body[0];
+  await a.call('DELETE', `/api/policies/${def.id}`, { token });
+  const ga = await a.call('POST', '/api/groups', { token, body: { name: 'A', peers: [ids.a1] } });
+  const gb = await a.call('POST', '/api/groups', { token, body: { name: 'B', peers: [ids.b1, ids.b2] } });
+  await a.call('POST', '/api/policies', { token, body: { name: 'a-to-b', enabled: true, rules: [{ name: 'r', enabled: true, action: 'accept', bidirectional: false, protocol: 'all', sources: [ga.body.id], destinations: [gb.body.id] }] } });
+  const list = (await a.call('GET', '/api/peers', { token })).body as Array<{ id: string; name: string; accessible_peers_count: number }>;
+  const counts: Record<string, number> = {};
+  for (const p of list) {
+    counts[p.name] = p.accessible_peers_count;
+    const acc = (await a.call('GET', `/api/peers/${p.id}/accessible-peers`, { token })).body;
+    assert.equal(p.accessible_peers_count, acc.length, p.name);
+  }
+  assert.deepEqual(counts, { a1: 2, b1: 1, b2: 1, c1: 0 });
+});
