@@ -14,8 +14,11 @@ Server options:
   --data-dir DIR        state directory (SQLite database, server keys); default ./data
   --listen HOST:PORT    TCP address for gRPC (management + signal), relay (/relay) and HTTP;
                         default ${DEFAULT_LISTEN_HOST}:${DEFAULT_LISTEN_PORT}
-  --public-host HOST    host name or IP peers use to reach this server (advertised signal/relay/STUN
-                        addresses); default: the listen host, or this machine's first IPv4 address
+  --exposed-address A   how peers reach this server, for a public deployment: HOST, HOST:PORT or
+                        https://HOST[:PORT] (behind a TLS-terminating proxy); advertised as the
+                        signal, relay and STUN addresses. Default: the listen address (or this
+                        machine's first IPv4 address when listening on 0.0.0.0)
+  --public-host HOST    older name for --exposed-address HOST
   --store-dsn DSN       use PostgreSQL (postgresql://user@host/db) instead of SQLite;
                         also read from NETBIRD_STORE_DSN
   --dns-domain DOMAIN   DNS domain for peers of a new account; default netbird.cloud
@@ -31,7 +34,13 @@ Server options:
   --oidc-jwks-url URL   JWKS URL (default: from the issuer's discovery document)
   --oidc-groups-claim C JWT claim with group names for IdP group sync (default "groups")
   --disable-embedded-idp  do not serve the embedded identity provider at /oauth2
+  --config FILE         JSON file with any of these options by name, e.g. {"listen": "0.0.0.0:443",
+                        "data-dir": "/var/lib/netbird", "turn": ["turn:..."]}
   -h, --help            show this help
+
+Every option can also come from the environment as NETBIRD_<NAME> (e.g. NETBIRD_LISTEN,
+NETBIRD_DATA_DIR, NETBIRD_STORE_DSN; repeatable options comma-separated). Precedence: flags, then
+environment, then the config file. Health: GET /health; Prometheus metrics: GET /metrics.
 
 REST API (same port): GET /api/instance; first user with
   curl -X POST <url>/api/setup -d '{"email":"..","password":"..","name":"..","create_pat":true}'
@@ -127,34 +136,94 @@ async function setupKeysCreate(argv: string[]): Promise<number> {
   }
 }
 
+/** An exposed address: HOST, HOST:PORT, [V6]:PORT or http(s)://HOST[:PORT]. */
+export function parseExposedAddress(v: string): { host: string; port?: number; tls?: boolean } {
+  if (v.includes('://')) {
+    let u: URL;
+    try {
+      u = new URL(v);
+    } catch {
+      throw new UsageError(`--exposed-address ${JSON.stringify(v)} is not a valid URL`);
+    }
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new UsageError(`--exposed-address: use http:// or https://, got ${u.protocol}`);
+    const tls = u.protocol === 'https:';
+    return { host: u.hostname.replace(/^\[|\]$/g, ''), port: u.port ? Number(u.port) : tls ? 443 : 80, tls };
+  }
+  const m = /^(?:\[([^\]]+)\]|([^:\[\]]+))(?::(\d+))?$/.exec(v);
+  if (!m) throw new UsageError(`--exposed-address expects HOST, HOST:PORT or https://HOST[:PORT], got ${JSON.stringify(v)}`);
+  const port = m[3] !== undefined ? Number(m[3]) : undefined;
+  if (port !== undefined && (port < 1 || port > 65535)) throw new UsageError(`--exposed-address port ${port} is out of range`);
+  return port !== undefined ? { host: m[1] ?? m[2]!, port } : { host: m[1] ?? m[2]! };
+}
+
+type OptionSpec = Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }>;
+
+/** Fills options missing from the command line from NETBIRD_<NAME> and then the --config file. */
+function withDefaults(values: Record<string, unknown>, spec: OptionSpec): Record<string, unknown> {
+  let file: Record<string, unknown> = {};
+  const configPath = values.config as string | undefined;
+  if (configPath !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(configPath, 'utf8');
+    } catch (e) {
+      throw new UsageError(`cannot read --config ${configPath}: ${(e as Error).message}`);
+    }
+    try {
+      file = JSON.parse(text) as Record<string, unknown>;
+    } catch (e) {
+      throw new UsageError(`--config ${configPath} is not valid JSON: ${(e as Error).message}`);
+    }
+    if (typeof file !== 'object' || file === null || Array.isArray(file)) throw new UsageError(`--config ${configPath} must hold a JSON object`);
+    for (const k of Object.keys(file)) if (!(k in spec) || k === 'config' || k === 'help') throw new UsageError(`--config ${configPath}: unknown option ${JSON.stringify(k)}`);
+  }
+  const out: Record<string, unknown> = { ...values };
+  for (const [name, o] of Object.entries(spec)) {
+    if (name === 'help' || name === 'config' || out[name] !== undefined) continue;
+    const env = process.env[`NETBIRD_${name.toUpperCase().replace(/-/g, '_')}`];
+    if (env !== undefined && env !== '') {
+      out[name] = o.type === 'boolean' ? /^(1|true|yes)$/i.test(env) : o.multiple ? env.split(',').map((x) => x.trim()).filter(Boolean) : env;
+      continue;
+    }
+    if (file[name] === undefined) continue;
+    const v = file[name];
+    const ok = o.type === 'boolean' ? typeof v === 'boolean' : o.multiple ? Array.isArray(v) && v.every((x) => typeof x === 'string') : typeof v === 'string' || typeof v === 'number';
+    if (!ok) throw new UsageError(`--config: option ${JSON.stringify(name)} must be ${o.type === 'boolean' ? 'true or false' : o.multiple ? 'a list of strings' : 'a string'}`);
+    out[name] = typeof v === 'number' ? String(v) : v;
+  }
+  return out;
+}
+
+const SERVER_OPTIONS = {
+  config: { type: 'string' },
+  'data-dir': { type: 'string' },
+  listen: { type: 'string' },
+  'exposed-address': { type: 'string' },
+  'public-host': { type: 'string' },
+  'store-dsn': { type: 'string' },
+  'dns-domain': { type: 'string' },
+  'stun-port': { type: 'string' },
+  turn: { type: 'string', multiple: true },
+  'turn-secret': { type: 'string' },
+  'ephemeral-timeout': { type: 'string' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+  'oidc-issuer': { type: 'string' },
+  'oidc-audience': { type: 'string' },
+  'oidc-jwks-url': { type: 'string' },
+  'oidc-groups-claim': { type: 'string' },
+  'disable-embedded-idp': { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
 async function runServer(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      'data-dir': { type: 'string' },
-      listen: { type: 'string' },
-      'public-host': { type: 'string' },
-      'store-dsn': { type: 'string' },
-      'dns-domain': { type: 'string' },
-      'stun-port': { type: 'string' },
-      turn: { type: 'string', multiple: true },
-      'turn-secret': { type: 'string' },
-      'ephemeral-timeout': { type: 'string' },
-      'tls-cert': { type: 'string' },
-      'tls-key': { type: 'string' },
-      'oidc-issuer': { type: 'string' },
-      'oidc-audience': { type: 'string' },
-      'oidc-jwks-url': { type: 'string' },
-      'oidc-groups-claim': { type: 'string' },
-      'disable-embedded-idp': { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
-    strict: true,
-  });
-  if (values.help) {
+  const parsed = parseArgs({ args: argv, options: SERVER_OPTIONS, strict: true });
+  if (parsed.values.help) {
     process.stdout.write(HELP);
     return 0;
   }
+  const values = withDefaults(parsed.values, SERVER_OPTIONS) as typeof parsed.values;
+  const exposed = values['exposed-address'] !== undefined ? parseExposedAddress(values['exposed-address']) : values['public-host'] !== undefined ? { host: values['public-host'] } : undefined;
   if (values['oidc-issuer'] !== undefined && !values['oidc-audience']) throw new UsageError('--oidc-issuer needs --oidc-audience (the client id in the tokens)');
   const oidc = values['oidc-issuer']
     ? [{ issuer: values['oidc-issuer'], audience: values['oidc-audience']!, jwksUrl: values['oidc-jwks-url'], groupsClaim: values['oidc-groups-claim'] }]
@@ -168,7 +237,9 @@ async function runServer(argv: string[]): Promise<number> {
     dataDir,
     host: listen.host,
     port: listen.port,
-    publicHost: values['public-host'],
+    publicHost: exposed?.host,
+    publicPort: exposed?.port,
+    publicTls: exposed?.tls,
     postgresDsn: dsn,
     dnsDomain: values['dns-domain'],
     stunPort: intOption('stun-port', values['stun-port']),

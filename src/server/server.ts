@@ -13,6 +13,7 @@ import { type InfraConfig, Management } from '../management/index.js';
 import { RelayServer } from '../relay/index.js';
 import { createSignalServer, type SignalServer } from '../signal/index.js';
 import { type StunServerHandle, startStunServer } from '../stun/index.js';
+import { Observability } from './observability.js';
 
 /**
  * `netbird-server`: Management gRPC, Signal gRPC, the relay WebSocket (/relay) and the REST API
@@ -33,6 +34,12 @@ export interface ServerOptions {
   port?: number;
   /** Host name/IP peers use to reach this server (advertised Signal/Relay/STUN); default derived from host. */
   publicHost?: string;
+  /** Port peers use (behind a reverse proxy or port forward); default the listen port. */
+  publicPort?: number;
+  /** Peers reach us over TLS although we listen in plaintext (TLS terminated by a proxy); default `tls` set. */
+  publicTls?: boolean;
+  /** Time a new connection has to show what it speaks; default IDENTIFY_TIMEOUT_MS. */
+  identifyTimeoutMs?: number;
   /** PostgreSQL DSN instead of the SQLite file in dataDir. */
   postgresDsn?: string;
   /** DNS domain of new accounts (default netbird.cloud). */
@@ -60,6 +67,10 @@ export const DEFAULT_LISTEN_PORT = 33073;
 export const RELAY_SECRET_FILE = 'relay.secret';
 export const WS_PROXY_MANAGEMENT = '/ws-proxy/management';
 export const WS_PROXY_SIGNAL = '/ws-proxy/signal';
+/** A connection must show what it speaks (HTTP/2 preface or an HTTP request) within this time. */
+export const IDENTIFY_TIMEOUT_MS = 10_000;
+/** Connections still being identified at once; more are refused (a flood of idle sockets stays bounded). */
+export const MAX_UNIDENTIFIED = 1024;
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
@@ -142,6 +153,9 @@ export class NetbirdServer {
     private readonly sockets: Set<Socket>,
     /** The REST API (undefined when `onHttpRequest` replaced it). */
     readonly api: Api | undefined,
+    readonly observability: Observability,
+    private readonly publicPort: number,
+    private readonly publicTls: boolean,
   ) {}
 
   static async start(opts: ServerOptions): Promise<NetbirdServer> {
@@ -158,7 +172,9 @@ export class NetbirdServer {
       s.once('close', () => sockets.delete(s));
       dispatch(s);
     };
-    const listener: NetServer = tls ? createTlsServer({ cert: opts.tls!.cert, key: opts.tls!.key, ALPNProtocols: ['h2', 'http/1.1'] }, onSocket) : createNetServer(onSocket);
+    const listener: NetServer = tls
+      ? createTlsServer({ cert: opts.tls!.cert, key: opts.tls!.key, ALPNProtocols: ['h2', 'http/1.1'], handshakeTimeout: opts.identifyTimeoutMs ?? IDENTIFY_TIMEOUT_MS }, onSocket)
+      : createNetServer(onSocket);
     await new Promise<void>((resolve, reject) => {
       listener.once('error', reject);
       listener.listen(opts.port ?? DEFAULT_LISTEN_PORT, host, () => {
@@ -167,7 +183,9 @@ export class NetbirdServer {
       });
     });
     const port = (listener.address() as AddressInfo).port;
-    const pub = hostPort(publicHost, port);
+    const publicPort = opts.publicPort ?? port;
+    const publicTls = opts.publicTls ?? tls;
+    const pub = hostPort(publicHost, publicPort);
 
     let stun: StunServerHandle | undefined;
     let management: Management | undefined;
@@ -177,11 +195,11 @@ export class NetbirdServer {
     try {
       if (opts.stunPort !== undefined) stun = await startStunServer({ host: host === '::' ? '::' : host, port: opts.stunPort });
       const relaySecret = loadOrCreateRelaySecret(opts.dataDir);
-      const relayUrl = `${tls ? 'rels' : 'rel'}://${pub}`;
+      const relayUrl = `${publicTls ? 'rels' : 'rel'}://${pub}`;
       const relay = new RelayServer({ authSecret: relaySecret, instanceUrl: relayUrl });
       const signal = createSignalServer();
       const infra: InfraConfig = {
-        signal: { uri: pub, tls },
+        signal: { uri: pub, tls: publicTls },
         relay: { urls: [relayUrl], secret: relaySecret },
         stuns: stun ? [`stun:${hostPort(publicHost, stun.port)}`] : [],
         turn: opts.turn,
@@ -197,11 +215,29 @@ export class NetbirdServer {
           if (!resolveJwt) return Promise.reject(new Error('SSO login is not available on this server'));
           return resolveJwt(token);
         },
+        deviceAuthorizationFlow: () => {
+          const f = api?.deviceFlow();
+          if (!f) return undefined;
+          return {
+            ClientID: f.clientId,
+            ClientSecret: '',
+            Domain: '',
+            Audience: f.audience,
+            DeviceAuthEndpoint: f.deviceAuthEndpoint,
+            TokenEndpoint: f.tokenEndpoint,
+            Scope: f.scope,
+            UseIDToken: false,
+            AuthorizationEndpoint: '',
+            RedirectURLs: [],
+            DisablePromptLogin: false,
+            LoginFlag: 0,
+          };
+        },
       });
       if (!opts.onHttpRequest) {
         api = await createApi({
           manager: management.manager,
-          publicUrl: `${tls ? 'https' : 'http'}://${pub}`,
+          publicUrl: `${publicTls ? 'https' : 'http'}://${pub}`,
           oidc: opts.oidc,
           embeddedIdp: opts.embeddedIdp,
           setupPatEnabled: opts.setupPatEnabled,
@@ -223,7 +259,22 @@ export class NetbirdServer {
       // TLS is terminated by our listener, so grpc-js always sees cleartext HTTP/2.
       const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
 
-      const http = createHttpServer(opts.onHttpRequest ?? api!.handle);
+      const mgmt = management;
+      const observability = new Observability({
+        syncStreams: () => mgmt.hub.connectedCount,
+        syncStats: () => mgmt.hub.stats,
+        signalStats: () => signal.stats(),
+        relayStats: () => relay.stats(),
+        stunStats: () => stun?.stats(),
+        storeHealthy: async () => (await mgmt.store.getInstanceValue('health-probe'), true),
+      });
+      const restHandler = opts.onHttpRequest ?? api!.handle;
+      const http = createHttpServer((req, res) => {
+        if (!observability.handle(req, res)) restHandler(req, res);
+      });
+      // Slow or silent HTTP clients must not hold sockets forever.
+      http.headersTimeout = 15_000;
+      http.requestTimeout = 60_000;
       // gRPC over WebSocket (protocol.md §2.2, for browser/WASM clients): the WebSocket carries the raw
       // bytes of a cleartext HTTP/2 connection, which goes into grpc-js like any other connection.
       const wsProxy = new WebSocketServer({ noServer: true, perMessageDeflate: false });
@@ -236,6 +287,7 @@ export class NetbirdServer {
         relay.handleUpgrade(req, socket, head);
       });
 
+      let unidentified = 0;
       dispatch = (s: Socket): void => {
         if (tls) {
           const alpn = (s as TLSSocket).alpnProtocol;
@@ -244,6 +296,26 @@ export class NetbirdServer {
           return;
         }
         // Peek enough bytes to tell the HTTP/2 preface from an HTTP/1 request line.
+        if (unidentified >= MAX_UNIDENTIFIED) {
+          s.destroy();
+          return;
+        }
+        unidentified++;
+        let identified = false;
+        const settle = (): void => {
+          if (identified) return;
+          identified = true;
+          unidentified--;
+          s.setTimeout(0);
+          s.off('timeout', onTimeout);
+        };
+        const onTimeout = (): void => {
+          settle();
+          s.destroy();
+        };
+        s.setTimeout(opts.identifyTimeoutMs ?? IDENTIFY_TIMEOUT_MS);
+        s.on('timeout', onTimeout);
+        s.once('close', settle);
         const chunks: Buffer[] = [];
         let len = 0;
         const onData = (c: Buffer): void => {
@@ -254,6 +326,7 @@ export class NetbirdServer {
           if (n < 4 && head.subarray(0, n).equals(H2_PREFACE.subarray(0, n))) return; // need more
           s.off('data', onData);
           s.off('error', onError);
+          settle();
           s.pause();
           if (head.subarray(0, 4).equals(H2_PREFACE.subarray(0, 4))) {
             // Node's HTTP/2 reads straight from the socket handle and would miss the bytes peeked
@@ -271,7 +344,7 @@ export class NetbirdServer {
         s.on('data', onData);
         s.on('error', onError);
       };
-      return new NetbirdServer(management, signal, relay, stun, grpcServer, http, listener, host, port, publicHost, tls, sockets, api);
+      return new NetbirdServer(management, signal, relay, stun, grpcServer, http, listener, host, port, publicHost, tls, sockets, api, observability, publicPort, publicTls);
     } catch (err) {
       await api?.close();
       await management?.close();
@@ -283,21 +356,35 @@ export class NetbirdServer {
 
   /** URL peers use as --management-url. */
   get managementUrl(): string {
-    return `${this.tls ? 'https' : 'http'}://${hostPort(this.publicHost, this.port)}`;
+    return `${this.publicTls ? 'https' : 'http'}://${hostPort(this.publicHost, this.publicPort)}`;
   }
 
-  async close(): Promise<void> {
-    await new Promise<void>((resolve) => {
-      this.listener.close(() => resolve());
-      this.management.hub.shutdown();
-      this.signal.close();
-      for (const s of this.sockets) s.destroy();
-    });
-    this.grpcServer.forceShutdown();
+  /**
+   * Graceful shutdown: stop accepting, end Sync and signal streams (clients see a clean end and
+   * reconnect with backoff), send relay Close to every peer, let gRPC drain for a moment, then cut
+   * what is left and close the store last so every committed change is flushed.
+   */
+  async close(graceMs = 3000): Promise<void> {
+    const stopped = new Promise<void>((resolve) => this.listener.close(() => resolve()));
+    this.management.hub.shutdown();
+    this.signal.close();
     await this.relay.close();
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(() => {
+        this.grpcServer.forceShutdown();
+        resolve();
+      }, graceMs);
+      this.grpcServer.tryShutdown(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+    for (const s of this.sockets) s.destroy();
+    await stopped;
     await this.stun?.close();
     this.http.close();
     await this.api?.close();
     await this.management.close();
   }
+
 }
