@@ -99,6 +99,27 @@ export class MeshLab {
     return (await this.status(m)).netbirdIp.split('/')[0]!;
   }
 
+  /** Calls the REST API from inside the server's namespace (the test process cannot reach the lab network). */
+  async api<T>(method: string, path: string, body?: unknown, token?: string): Promise<T> {
+    const args = ['-sS', '-X', method, '-w', '\n%{http_code}', `http://127.0.0.1:33073${path}`];
+    if (token) args.push('-H', `Authorization: Token ${token}`);
+    if (body !== undefined) args.push('-H', 'Content-Type: application/json', '-d', JSON.stringify(body));
+    const r = await this.srv.host.exec('curl', args, { check: false });
+    const nl = r.stdout.lastIndexOf('\n');
+    const status = Number(r.stdout.slice(nl + 1));
+    const text = r.stdout.slice(0, nl);
+    if (r.code !== 0 || status >= 400) throw new Error(`${method} ${path} -> ${status}: ${text} ${r.stderr}`);
+    return (text ? JSON.parse(text) : undefined) as T;
+  }
+
+  /** Creates the owner with POST /api/setup and returns the PAT. */
+  async adminToken(): Promise<string> {
+    const r = await this.api<{ personal_access_token: string }>('POST', '/api/setup', {
+      email: 'admin@example.com', password: 'lab-password-123', name: 'Admin', create_pat: true,
+    });
+    return r.personal_access_token;
+  }
+
   logs(): string {
     return [`--- server\n${this.server.output()}`, ...this.members.map((m) => `--- ${m.name}\n${m.daemon.output()}`)].join('\n');
   }
