@@ -38,6 +38,15 @@ export interface ApiOptions {
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
 
+/** What a peer needs to run the OAuth2 device flow against this server (ProviderConfig). */
+export interface DeviceFlowConfig {
+  clientId: string;
+  audience: string;
+  deviceAuthEndpoint: string;
+  tokenEndpoint: string;
+  scope: string;
+}
+
 /** What an endpoint needs from its caller. */
 export type Access =
   | { kind: 'public' }
@@ -107,6 +116,8 @@ export interface Api {
   handle(req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse): void;
   /** LoginRequest.jwtToken resolver for the management gRPC Login (one-time use, §4.2). */
   resolvePeerJwt(token: string): Promise<string>;
+  /** OAuth2 device-flow parameters for GetDeviceAuthorizationFlow (undefined without the embedded IdP). */
+  deviceFlow(): DeviceFlowConfig | undefined;
   close(): Promise<void>;
 }
 
@@ -121,6 +132,27 @@ function validationMessage(err: FastifyError): { status: number; message: string
   if (params.allowedValues) message = `${field}: must be one of ${params.allowedValues.map((x) => JSON.stringify(x)).join(', ')}`;
   // A wrong JSON type is a malformed body (400); a missing field or bad value breaks a rule (422).
   return { status: v.keyword === 'type' ? 400 : 422, message };
+}
+
+const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
+const DEVICE_ERRORS: Record<string, string> = {
+  authorization_pending: 'the user has not approved this device yet',
+  slow_down: 'polling too fast; wait the advertised interval',
+  expired_token: 'the device code expired; start again',
+  invalid_grant: 'unknown device code',
+};
+
+function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+function devicePage(userCode: string, error: string): string {
+  return `<!doctype html><html><head><meta charset="utf-8"><title>NetBird login</title></head><body>
+<h1>Log in a NetBird device</h1>${error ? `<p role="alert">${escapeHtml(error)}</p>` : ''}
+<form method="post"><label>Code <input name="user_code" value="${escapeHtml(userCode)}" required></label><br>
+<label>E-mail <input name="email" type="email" autocomplete="username" required></label><br>
+<label>Password <input name="password" type="password" autocomplete="current-password" required></label><br>
+<button type="submit">Approve</button></form></body></html>`;
 }
 
 export async function createApi(opts: ApiOptions): Promise<Api> {
@@ -249,11 +281,16 @@ export async function createApi(opts: ApiOptions): Promise<Api> {
       const ip = req.ip;
       reply.header('cache-control', 'no-store');
       if (limiter.blocked(ip)) return reply.code(429).send({ error: 'slow_down', error_description: 'too many failed attempts; try again later' });
-      if (body.grant_type !== 'password') {
-        return reply.code(400).send({ error: 'unsupported_grant_type', error_description: 'this issuer supports grant_type=password' });
-      }
       if (body.client_id !== undefined && body.client_id !== idp.clientId) {
         return reply.code(401).send({ error: 'invalid_client', error_description: `unknown client_id; use ${idp.clientId}` });
+      }
+      if (body.grant_type === DEVICE_GRANT) {
+        const r = await idp.pollDevice(body.device_code ?? '');
+        if (r.status === 'ok') return r.tokens;
+        return reply.code(400).send({ error: r.status, error_description: DEVICE_ERRORS[r.status] });
+      }
+      if (body.grant_type !== 'password') {
+        return reply.code(400).send({ error: 'unsupported_grant_type', error_description: `this issuer supports grant_type=password and ${DEVICE_GRANT}` });
       }
       const tokens = await idp.passwordGrant(body.username ?? '', body.password ?? '');
       if (!tokens) {
@@ -261,6 +298,30 @@ export async function createApi(opts: ApiOptions): Promise<Api> {
         return reply.code(400).send({ error: 'invalid_grant', error_description: 'wrong e-mail or password' });
       }
       return tokens;
+    });
+    app.post(`${IDP_BASE_PATH}/device/code`, async (req, reply) => {
+      const body = (req.body ?? {}) as Record<string, string | undefined>;
+      reply.header('cache-control', 'no-store');
+      if (body.client_id !== undefined && body.client_id !== idp.clientId) {
+        return reply.code(401).send({ error: 'invalid_client', error_description: `unknown client_id; use ${idp.clientId}` });
+      }
+      return idp.startDevice();
+    });
+    // The verification page: a plain HTML form (user code, e-mail, password), no script needed.
+    app.get(`${IDP_BASE_PATH}/device`, async (req, reply) => {
+      const code = String((req.query as Record<string, unknown>).user_code ?? '');
+      reply.type('text/html; charset=utf-8').header('cache-control', 'no-store');
+      return devicePage(code, '');
+    });
+    app.post(`${IDP_BASE_PATH}/device`, async (req, reply) => {
+      const body = (req.body ?? {}) as Record<string, string | undefined>;
+      const ip = req.ip;
+      reply.type('text/html; charset=utf-8').header('cache-control', 'no-store');
+      if (limiter.blocked(ip)) return reply.code(429).send(devicePage(body.user_code ?? '', 'Too many failed attempts; try again later.'));
+      const r = await idp.approveDevice(body.user_code ?? '', body.email ?? '', body.password ?? '');
+      if (r === 'ok') return '<!doctype html><title>NetBird login</title><p>Device approved. You can close this window and return to your terminal.</p>';
+      limiter.fail(ip);
+      return reply.code(400).send(devicePage(body.user_code ?? '', r === 'bad_code' ? 'Unknown or expired code.' : 'Wrong e-mail or password.'));
     });
     app.get(`${IDP_BASE_PATH}/userinfo`, async (req) => {
       const header = req.headers.authorization ?? '';
@@ -281,6 +342,10 @@ export async function createApi(opts: ApiOptions): Promise<Api> {
     routes: registered,
     handle: (req, res) => app.routing(req, res),
     resolvePeerJwt: (token) => auth.resolvePeerJwt(token),
+    deviceFlow: () =>
+      idp
+        ? { clientId: idp.clientId, audience: idp.clientId, deviceAuthEndpoint: `${idp.issuer}/device/code`, tokenEndpoint: `${idp.issuer}/token`, scope: 'openid profile email' }
+        : undefined,
     close: () => app.close(),
   };
 }

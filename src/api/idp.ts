@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomInt, randomUUID } from 'node:crypto';
 import { type CryptoKey, type JWK, SignJWT, exportJWK, generateKeyPair, importJWK } from 'jose';
 import type { AccountManager, User } from '../management/index.js';
 import { verifyPassword } from './password.js';
@@ -25,6 +25,32 @@ export interface EmbeddedIdpOptions {
   tokenTtlSeconds?: number;
 }
 
+/** RFC 8628 device authorization response. */
+export interface DeviceCodeResponse {
+  device_code: string;
+  user_code: string;
+  verification_uri: string;
+  verification_uri_complete: string;
+  expires_in: number;
+  interval: number;
+}
+
+interface PendingDevice {
+  userCode: string;
+  expiresAt: number;
+  userId?: string;
+  lastPoll: number;
+}
+
+const DEVICE_TTL_MS = 10 * 60 * 1000;
+const DEVICE_INTERVAL_S = 5;
+// Unambiguous upper-case letters for user codes (RFC 8628 §6.1: no vowels-only confusion, no 0/O, 1/I).
+const USER_CODE_ALPHABET = 'BCDFGHJKLMNPQRSTVWXZ';
+
+export type DevicePoll =
+  | { status: 'ok'; tokens: TokenResponse }
+  | { status: 'authorization_pending' | 'slow_down' | 'expired_token' | 'invalid_grant' };
+
 export interface TokenResponse {
   access_token: string;
   id_token: string;
@@ -43,6 +69,8 @@ export class EmbeddedIdp {
     private readonly publicJwk: JWK,
     private readonly manager: AccountManager,
   ) {}
+
+  private readonly devices = new Map<string, PendingDevice>();
 
   static async open(manager: AccountManager, opts: EmbeddedIdpOptions): Promise<EmbeddedIdp> {
     let stored = await manager.store.getInstanceValue(KEY_ENTRY);
@@ -76,9 +104,10 @@ export class EmbeddedIdp {
       issuer: this.issuer,
       jwks_uri: `${this.issuer}/keys`,
       token_endpoint: `${this.issuer}/token`,
+      device_authorization_endpoint: `${this.issuer}/device/code`,
       userinfo_endpoint: `${this.issuer}/userinfo`,
       authorization_endpoint: `${this.issuer}/auth`,
-      grant_types_supported: ['password'],
+      grant_types_supported: ['password', 'urn:ietf:params:oauth:grant-type:device_code'],
       response_types_supported: ['token', 'id_token'],
       subject_types_supported: ['public'],
       id_token_signing_alg_values_supported: ['ES256'],
@@ -101,16 +130,83 @@ export class EmbeddedIdp {
       .sign(this.privateKey);
   }
 
-  /** Resource-owner password grant: tokens for a local user, or undefined for bad credentials. */
-  async passwordGrant(email: string, password: string): Promise<TokenResponse | undefined> {
+  /** Checks a local user's e-mail and password; the user id, or undefined. */
+  async checkPassword(email: string, password: string): Promise<string | undefined> {
     const cred = await this.manager.findCredentialByEmail(email);
     // Verify against a dummy hash for unknown users too, so timing does not reveal which e-mails exist.
     const ok = await verifyPassword(password, cred?.passwordHash ?? DUMMY_HASH);
     if (!cred || !ok) return undefined;
     const found = this.manager.findUser(cred.userId);
     if (!found || found.user.blocked || found.user.isServiceUser) return undefined;
+    return found.user.id;
+  }
+
+  private async tokensFor(userId: string): Promise<TokenResponse | undefined> {
+    const found = this.manager.findUser(userId);
+    if (!found || found.user.blocked) return undefined;
     const token = await this.issue(found.user);
     return { access_token: token, id_token: token, token_type: 'Bearer', expires_in: this.tokenTtlSeconds, scope: 'openid profile email' };
+  }
+
+  /** Resource-owner password grant: tokens for a local user, or undefined for bad credentials. */
+  async passwordGrant(email: string, password: string): Promise<TokenResponse | undefined> {
+    const userId = await this.checkPassword(email, password);
+    return userId ? this.tokensFor(userId) : undefined;
+  }
+
+  // ----- RFC 8628 device authorization (what `netbird up` uses for SSO) -----
+  private sweep(now: number): void {
+    for (const [k, d] of this.devices) if (d.expiresAt <= now) this.devices.delete(k);
+  }
+
+  startDevice(): DeviceCodeResponse {
+    const now = Date.now();
+    this.sweep(now);
+    if (this.devices.size > 10_000) throw new Error('too many pending device logins');
+    const deviceCode = randomBytes(32).toString('base64url');
+    let userCode = '';
+    for (let i = 0; i < 8; i++) userCode += USER_CODE_ALPHABET[randomInt(USER_CODE_ALPHABET.length)];
+    userCode = `${userCode.slice(0, 4)}-${userCode.slice(4)}`;
+    this.devices.set(deviceCode, { userCode, expiresAt: now + DEVICE_TTL_MS, lastPoll: 0 });
+    return {
+      device_code: deviceCode,
+      user_code: userCode,
+      verification_uri: `${this.issuer}/device`,
+      verification_uri_complete: `${this.issuer}/device?user_code=${userCode}`,
+      expires_in: DEVICE_TTL_MS / 1000,
+      interval: DEVICE_INTERVAL_S,
+    };
+  }
+
+  /** The user approves a pending device login by its user code, signing in with e-mail and password. */
+  async approveDevice(userCode: string, email: string, password: string): Promise<'ok' | 'bad_code' | 'bad_credentials'> {
+    const code = userCode.trim().toUpperCase().replace(/[^A-Z]/g, '');
+    const entry = [...this.devices.values()].find((d) => d.userCode.replace('-', '') === code && d.expiresAt > Date.now() && !d.userId);
+    if (!entry) return 'bad_code';
+    const userId = await this.checkPassword(email, password);
+    if (!userId) return 'bad_credentials';
+    entry.userId = userId;
+    return 'ok';
+  }
+
+  /** Token endpoint poll with grant_type=urn:ietf:params:oauth:grant-type:device_code. */
+  async pollDevice(deviceCode: string): Promise<DevicePoll> {
+    const now = Date.now();
+    const d = this.devices.get(deviceCode);
+    if (!d) return { status: 'invalid_grant' };
+    if (d.expiresAt <= now) {
+      this.devices.delete(deviceCode);
+      return { status: 'expired_token' };
+    }
+    if (!d.userId) {
+      // Polling faster than the advertised interval (less a second of slack) is told to slow down.
+      const tooFast = now - d.lastPoll < (DEVICE_INTERVAL_S - 1) * 1000;
+      d.lastPoll = now;
+      return { status: tooFast ? 'slow_down' : 'authorization_pending' };
+    }
+    this.devices.delete(deviceCode);
+    const tokens = await this.tokensFor(d.userId);
+    return tokens ? { status: 'ok', tokens } : { status: 'invalid_grant' };
   }
 }
 

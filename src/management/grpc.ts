@@ -24,6 +24,11 @@ export interface ManagementGrpcOptions {
    * supported by this server (such logins answer InvalidArgument).
    */
   resolveJwtUser?: (token: string) => Promise<string>;
+  /**
+   * OAuth2 device-flow client settings handed to peers (GetDeviceAuthorizationFlow); undefined or
+   * returning undefined = no device flow here (NotFound, clients then try PKCE or give up on SSO).
+   */
+  deviceAuthorizationFlow?: () => management.ProviderConfig | undefined;
   /** Sync streams allowed between request and initial map at once (reference: 1000); more get RESOURCE_EXHAUSTED. */
   maxSyncHandshakes?: number;
   log?: (msg: string) => void;
@@ -222,8 +227,18 @@ export function createManagementService(opts: ManagementGrpcOptions): {
       );
     },
 
-    // SSO flows are not offered: clients treat UNIMPLEMENTED (like NotFound) as "no SSO here".
-    getDeviceAuthorizationFlow: unimplemented('GetDeviceAuthorizationFlow'),
+    getDeviceAuthorizationFlow(call, callback) {
+      void (async () => {
+        const { peerPub } = open(management.DeviceAuthorizationFlowRequest, call.request);
+        const cfg = opts.deviceAuthorizationFlow?.();
+        if (!cfg) throw new ManagementError('not_found', 'no device authorization flow is configured on this server');
+        return seal(management.DeviceAuthorizationFlow, { Provider: management.DeviceAuthorizationFlow_provider.HOSTED, ProviderConfig: cfg }, peerPub);
+      })().then(
+        (res) => callback(null, res),
+        (err) => callback(toGrpcError(err, log)),
+      );
+    },
+    // PKCE is not offered: clients treat UNIMPLEMENTED (like NotFound) as "no such flow here".
     getPkceAuthorizationFlow: unimplemented('GetPKCEAuthorizationFlow'),
     job(call) {
       call.emit('error', statusError(grpc.status.UNIMPLEMENTED, 'Job is not implemented by this server'));

@@ -24,6 +24,11 @@ export interface ManagementOptions {
   debounceMs?: number;
   maxDelayMs?: number;
   resolveJwtUser?: (token: string) => Promise<string>;
+  /**
+   * OAuth2 device-flow client settings handed to peers (GetDeviceAuthorizationFlow); undefined or
+   * returning undefined = no device flow here (NotFound, clients then try PKCE or give up on SSO).
+   */
+  deviceAuthorizationFlow?: () => management.ProviderConfig | undefined;
   /** Concurrent Sync handshakes before RESOURCE_EXHAUSTED (default 1000). */
   maxSyncHandshakes?: number;
   log?: (msg: string) => void;
@@ -70,6 +75,7 @@ export class Management {
       infra: this.infra,
       serverKey: this.serverKey,
       resolveJwtUser: this.options.resolveJwtUser,
+      deviceAuthorizationFlow: this.options.deviceAuthorizationFlow,
       maxSyncHandshakes: this.options.maxSyncHandshakes,
       log: this.options.log,
     });
