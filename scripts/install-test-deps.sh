@@ -10,7 +10,8 @@ PKGS=(
   wireguard-go wireguard-tools                          # independent WireGuard peer for interop tests
   coturn                                                # STUN/TURN reference
   postgresql                                            # store tests on PostgreSQL
-  dnsutils netcat-openbsd socat curl                    # lab utilities
+  dnsutils netcat-openbsd socat curl openssl           # lab utilities, TLS test certificates
+  chromium                                              # dashboard end-to-end tests (playwright-core)
   python3 make g++                                      # node-gyp for the native addons
 )
 missing=()
