@@ -33,7 +33,7 @@ export type {
   SetupKeyInput,
   UserUpdateInput,
 } from './manager.js';
-export { AccountObjectsState, accountObjects, peerCustomZones, peerNameServerGroups, peerRoutes } from './objects.js';
+export { AccountObjectsState, accountObjects, passesPostureChecks, peerCustomZones, peerNameServerGroups, peerRoutes, postureCheckFailure } from './objects.js';
 export { NetbirdConfigBuilder, DEFAULT_CREDENTIAL_TTL_SECONDS } from './config.js';
 export type { InfraConfig } from './config.js';
 export { UpdateHub } from './updates.js';

@@ -1,7 +1,8 @@
 import type { management } from '../proto/index.js';
 import type { AccountState } from './state.js';
 import type { AccountObjects } from './store/store.js';
-import type { DnsZone, NameserverGroup, NetworkDef, NetworkResource, NetworkRouter, PersonalAccessToken, PostureCheck, Route, UserInvite } from './types.js';
+import type { DnsZone, NameserverGroup, NetworkDef, NetworkResource, NetworkRouter, Peer, PersonalAccessToken, PostureCheck, Route, UserInvite } from './types.js';
+import { compareVersion } from './util.js';
 
 /**
  * The REST-managed entities of one account in memory (routes, name-server groups, posture checks,
@@ -231,4 +232,83 @@ export function affectedByRoute(state: AccountState, r: Route | undefined): Set<
 
 export function membersOfGroups(state: AccountState, groups: readonly string[]): Set<string> {
   return membersOf(state, groups);
+}
+
+// ----- posture checks (management-api.md §3: a source peer failing a check is left out of that policy) -----
+
+/** OS and kernel versions come as "22.04", "10.0.19045" or "6.1.0-18-amd64": compare numerically, padded. */
+function osVersionAtLeast(version: string, min: string): boolean {
+  const parts = (v: string): number[] => {
+    const m = /^v?(\d+(?:\.\d+)*)/.exec(v.trim());
+    return m ? m[1]!.split('.').map(Number) : [];
+  };
+  const a = parts(version);
+  const b = parts(min);
+  if (a.length === 0) return false;
+  for (let i = 0; i < Math.max(a.length, b.length); i++) {
+    const x = a[i] ?? 0;
+    const y = b[i] ?? 0;
+    if (x !== y) return x > y;
+  }
+  return true;
+}
+
+function ipv4InCidr(ip: string, cidr: string): boolean {
+  const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)\/(\d+)$/.exec(cidr.trim());
+  const a = /^(\d+)\.(\d+)\.(\d+)\.(\d+)/.exec(ip.trim());
+  if (!m || !a) return false;
+  const toInt = (x: RegExpExecArray): number => ((Number(x[1]) * 256 + Number(x[2])) * 256 + Number(x[3])) * 256 + Number(x[4]);
+  const bits = Number(m[5]);
+  if (bits > 32) return false;
+  const size = 2 ** (32 - bits);
+  const base = Math.floor(toInt(m) / size) * size;
+  const v = toInt(a);
+  return v >= base && v < base + size;
+}
+
+/**
+ * Why `peer` fails posture check `check`, or undefined when it passes. Follows the reference's
+ * rules: an OS missing from an OS-version check is not allowed; checks that need data this server
+ * does not have (geolocation without a database, processes the client did not report) fail.
+ */
+export function postureCheckFailure(check: PostureCheck, peer: Peer): string | undefined {
+  const c = check.checks as Record<string, Record<string, unknown> | undefined>;
+  const meta = peer.meta;
+  const nb = c.nb_version_check;
+  if (nb && compareVersion(meta.netbirdVersion, String(nb.min_version ?? '0.0.0')) < 0) {
+    return `NetBird ${meta.netbirdVersion || '(unknown)'} is older than ${String(nb.min_version)}`;
+  }
+  const os = c.os_version_check;
+  if (os) {
+    const entry = os[meta.goOS] as { min_version?: string; min_kernel_version?: string } | undefined;
+    if (!entry) return `operating system ${meta.goOS || '(unknown)'} is not allowed`;
+    if (entry.min_version && entry.min_version !== '0' && !osVersionAtLeast(meta.OSVersion, entry.min_version)) {
+      return `OS version ${meta.OSVersion} is older than ${entry.min_version}`;
+    }
+    if (entry.min_kernel_version && entry.min_kernel_version !== '0' && !osVersionAtLeast(meta.kernelVersion, entry.min_kernel_version)) {
+      return `kernel ${meta.kernelVersion} is older than ${entry.min_kernel_version}`;
+    }
+  }
+  if (c.geo_location_check) return 'peer location is unknown (no geolocation database)';
+  const net = c.peer_network_range_check as { ranges?: string[]; action?: string } | undefined;
+  if (net) {
+    const inRange = meta.networkAddresses.some((a) => (net.ranges ?? []).some((r) => ipv4InCidr(a.netIP, r)));
+    if (net.action === 'allow' && !inRange) return 'no local address in an allowed range';
+    if (net.action === 'deny' && inRange) return 'a local address is in a denied range';
+  }
+  const proc = c.process_check as { processes?: unknown[] } | undefined;
+  if (proc && (proc.processes ?? []).length > 0) return 'running processes are not reported by this peer';
+  return undefined;
+}
+
+/** Whether `peer` passes every posture check in `ids` (unknown ids are ignored). */
+export function passesPostureChecks(state: AccountState, peer: Peer, ids: readonly string[]): boolean {
+  if (ids.length === 0) return true;
+  const objs = objectsByState.get(state);
+  if (!objs) return true;
+  for (const id of ids) {
+    const check = objs.postureChecks.get(id);
+    if (check && postureCheckFailure(check, peer) !== undefined) return false;
+  }
+  return true;
 }
