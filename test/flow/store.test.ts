@@ -14,8 +14,7 @@ import {
   toNetworkTrafficEventsResponse,
 } from '../../src/flow/index.js';
 import type { FlowEventRecord, KyselyFlowStoreOptions } from '../../src/flow/index.js';
-import { pgSkipReason, startPg } from './pg.js';
-import type { PgTestCluster } from './pg.js';
+import { dsnWithDatabase, pgUnavailableReason, startPgCluster, type PgCluster } from '../management/pg-cluster.js';
 
 const DAY = 86_400_000;
 const T0 = Date.UTC(2026, 10, 20, 12, 0, 0);
@@ -89,12 +88,12 @@ function sqliteBackend(): Backend {
   };
 }
 
-function pgBackend(cluster: () => PgTestCluster): Backend {
+function pgBackend(cluster: () => PgCluster): Backend {
   let n = 0;
   let current: Kysely<unknown> | undefined;
   const dbs: Array<Kysely<unknown>> = [];
   const opened: KyselyFlowStore[] = [];
-  const conn = (database: string): pg.PoolConfig => ({ host: cluster().host, port: cluster().port, user: 'postgres', database, max: 4 });
+  const conn = (database: string): pg.PoolConfig => ({ connectionString: dsnWithDatabase(cluster().dsn, database), max: 4 });
   return {
     async open(opts = {}) {
       const name = `nbfl_${process.pid}_${++n}`;
@@ -303,17 +302,17 @@ describe('flow store on SQLite (better-sqlite3)', () => {
   });
 });
 
-const pgSkip = pgSkipReason();
+const pgSkip = pgUnavailableReason();
 describe('flow store on PostgreSQL (pg)', { skip: pgSkip ?? false }, () => {
-  let cluster: PgTestCluster | undefined;
+  let cluster: PgCluster | undefined;
   let backend: Backend;
   before(async () => {
-    cluster = await startPg();
+    cluster = await startPgCluster();
     backend = pgBackend(() => cluster!);
   });
   after(async () => {
     await backend?.cleanup();
-    cluster?.stop();
+    await cluster?.stop();
   });
   storeTests(() => backend);
 });

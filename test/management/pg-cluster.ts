@@ -15,6 +15,14 @@ export interface PgCluster {
   stop(): Promise<void>;
 }
 
+/** The same server with another database name in the DSN. */
+export function dsnWithDatabase(dsn: string, database: string): string {
+  // Not new URL(): our socket DSNs have an empty host ("postgresql://postgres@/db?host=/tmp/..."), which URL refuses.
+  const m = /^(postgres(?:ql)?:\/\/[^/?]*)(?:\/[^?]*)?(\?.*)?$/.exec(dsn);
+  if (!m) throw new Error(`not a PostgreSQL DSN: ${dsn}`);
+  return `${m[1]}/${database}${m[2] ?? ''}`;
+}
+
 function findPgBin(): string | undefined {
   const base = '/usr/lib/postgresql';
   if (!existsSync(base)) return undefined;
