@@ -408,9 +408,15 @@ export class IceAgent extends EventEmitter<IceAgentEvents> implements StunSink {
     };
   }
 
+  private timerMs = 0;
+
+  /** Fast ticks while checking, slow ones once a pair is selected (many peers share the loop). */
   private startTimer(): void {
-    if (this.timer) return;
-    this.timer = setInterval(() => this.tick(), Math.min(50, this.checkIntervalMs));
+    const ms = this.selected ? Math.max(50, Math.min(250, this.keepaliveMs / 4)) : Math.min(50, this.checkIntervalMs);
+    if (this.timer && ms === this.timerMs) return;
+    if (this.timer) clearInterval(this.timer);
+    this.timerMs = ms;
+    this.timer = setInterval(() => this.tick(), ms);
     this.timer.unref();
   }
 
@@ -620,6 +626,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> implements StunSink {
     this.selected = pair;
     this.nominating = null;
     this.lastKeepalive = Date.now();
+    this.startTimer();
     const path = this.selectedPath();
     if (!path) return;
     this.log.debug(`ice: selected ${describe(pair)}`);
