@@ -706,6 +706,8 @@ export class AccountManager {
     this.checkPeers(state, input.peers ?? []);
     const group: Group = { id: newId(), accountId, name, issued: input.issued ?? 'api', peers: [...new Set(input.peers ?? [])] };
     return this.change(accountId, async (q) => {
+      // Checked under the account lock: names identify groups for IdP group sync.
+      if (state.groupByName(name)) throw new ManagementError('already_exists', `name: a group named ${JSON.stringify(name)} already exists`);
       await q.insertGroup(group);
       return {
         result: group,
@@ -728,6 +730,8 @@ export class AccountManager {
     this.checkPeers(state, input.peers ?? []);
     const group: Group = { ...old, name, peers: [...new Set(input.peers ?? [])] };
     return this.change(accountId, async (q) => {
+      const same = state.groupByName(name);
+      if (same && same.id !== groupId) throw new ManagementError('already_exists', `name: a group named ${JSON.stringify(name)} already exists`);
       await q.updateGroup(group);
       return {
         result: group,
@@ -1778,20 +1782,27 @@ export class AccountManager {
   async syncJwtGroups(accountId: string, userId: string, names: readonly string[]): Promise<User> {
     const state = this.accountState(accountId);
     const wanted = [...new Set(names.map((n) => n.trim()).filter((n) => n !== '' && n !== ALL_GROUP_NAME))];
-    const user = this.getUser(accountId, userId);
-    const byName = new Map([...state.groups.values()].map((g) => [g.name, g] as const));
-    const missing = wanted.filter((n) => !byName.has(n));
-    const wantedIds = new Set(wanted.map((n) => byName.get(n)?.id).filter((x): x is string => !!x));
-    const currentJwt = user.autoGroups.filter((g) => state.groups.get(g)?.issued === 'jwt');
-    const toRemove = currentJwt.filter((g) => !wantedIds.has(g));
-    const toAddExisting = [...wantedIds].filter((g) => !user.autoGroups.includes(g));
-    if (missing.length === 0 && toRemove.length === 0 && toAddExisting.length === 0) return user;
-    const created: Group[] = missing.map((name) => ({ id: newId(), accountId, name, issued: 'jwt', peers: [] }));
-    const added = [...toAddExisting, ...created.map((g) => g.id)];
-    const next: User = { ...user, autoGroups: [...user.autoGroups.filter((g) => !toRemove.includes(g)), ...added] };
-    const peers = this.peersOfUser(state, userId);
-    const propagate = state.account.settings.groupsPropagationEnabled && peers.length > 0;
+    const plan = (): { user: User; missing: string[]; toRemove: string[]; toAddExisting: string[] } => {
+      const user = this.getUser(accountId, userId);
+      const byName = new Map([...state.groups.values()].map((g) => [g.name, g] as const));
+      const wantedIds = new Set(wanted.map((n) => byName.get(n)?.id).filter((x): x is string => !!x));
+      return {
+        user,
+        missing: wanted.filter((n) => !byName.has(n)),
+        toRemove: user.autoGroups.filter((g) => state.groups.get(g)?.issued === 'jwt' && !wantedIds.has(g)),
+        toAddExisting: [...wantedIds].filter((g) => !user.autoGroups.includes(g)),
+      };
+    };
+    const first = plan();
+    if (first.missing.length === 0 && first.toRemove.length === 0 && first.toAddExisting.length === 0) return first.user;
     return this.change(accountId, async (q) => {
+      // Planned again under the account lock: a concurrent request may have created the groups already.
+      const { user, missing, toRemove, toAddExisting } = plan();
+      const created: Group[] = missing.map((name) => ({ id: newId(), accountId, name, issued: 'jwt', peers: [] }));
+      const added = [...toAddExisting, ...created.map((g) => g.id)];
+      const next: User = { ...user, autoGroups: [...user.autoGroups.filter((g) => !toRemove.includes(g)), ...added] };
+      const peers = this.peersOfUser(state, userId);
+      const propagate = state.account.settings.groupsPropagationEnabled && peers.length > 0;
       const events: EventDraft[] = [];
       for (const g of created) {
         await q.insertGroup(g);

@@ -74,6 +74,9 @@ test('groups, policies, setup keys, peers: CRUD with validation and audit events
   assert.equal(g.status, 200);
   assert.deepEqual(Object.keys(g.body).sort(), ['id', 'issued', 'name', 'peers', 'peers_count', 'resources', 'resources_count']);
   assert.equal((await a.call('POST', '/api/groups', { token, body: { name: 'devs' } })).status, 409);
+  const racing = await Promise.all([0, 1, 2].map(() => a.call('POST', '/api/groups', { token, body: { name: 'race' } })));
+  assert.deepEqual(racing.map((r) => r.status).sort(), [200, 409, 409], 'concurrent creates of one name: one wins');
+  await a.call('DELETE', `/api/groups/${racing.find((r) => r.status === 200)!.body.id}`, { token });
   const unknownPeer = await a.call('POST', '/api/groups', { token, body: { name: 'x', peers: ['nope'] } });
   assert.equal(unknownPeer.status, 422);
   assert.match(unknownPeer.body.message, /^peers: peer nope/);

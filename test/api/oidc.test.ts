@@ -116,6 +116,11 @@ test('external OIDC issuer: signature, audience and expiry checked; users provis
   await a.call('GET', '/api/users/current', { bearer: await alice(['eng']) });
   assert.equal(a.manager.getAccount(acc.id).serial, serial, 'an unchanged claim changes nothing');
 
+  // Concurrent first uses of a new group name create it once.
+  const burst = await Promise.all([0, 1, 2, 3].map(async () => a.call('GET', '/api/users/current', { bearer: await alice(['eng', 'new-team']) })));
+  assert.ok(burst.every((r) => r.status === 200));
+  assert.equal(a.manager.listGroups(acc.id).filter((g) => g.name === 'new-team').length, 1);
+
   // Allow-list: only members of "eng" may log in.
   await a.call('PUT', `/api/accounts/${acc.id}`, { token: owner.token, body: { settings: { ...on.body.settings, jwt_allow_groups: ['eng'] } } });
   const denied = await a.call('GET', '/api/users/current', { bearer: await alice(['sales']) });
