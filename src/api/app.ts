@@ -3,7 +3,7 @@ import { FlowQueryError, type FlowStore } from '../flow/index.js';
 import { type AccountManager, type AccountState, ManagementError, type User, type UserRole } from '../management/index.js';
 import { type Decision, type Resource, decide } from './access.js';
 import { AuthError, AuthFailureLimiter, Authenticator, JwtValidator, type OidcIssuerConfig, type Principal } from './auth.js';
-import { EmbeddedIdp, IDP_BASE_PATH } from './idp.js';
+import { type AuthorizeParams, EmbeddedIdp, IDP_BASE_PATH } from './idp.js';
 import { buildOpenApi } from './openapi.js';
 import { endpoints } from './routes.js';
 import type { Schema } from './schema.js';
@@ -37,6 +37,17 @@ export interface ApiOptions {
 }
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
+
+/** What a peer needs for the authorization-code + PKCE flow (ProviderConfig). */
+export interface PkceFlowConfig {
+  clientId: string;
+  audience: string;
+  authorizationEndpoint: string;
+  tokenEndpoint: string;
+  scope: string;
+  /** Loopback callback URLs the client may listen on. */
+  redirectUrls: string[];
+}
 
 /** What a peer needs to run the OAuth2 device flow against this server (ProviderConfig). */
 export interface DeviceFlowConfig {
@@ -118,6 +129,8 @@ export interface Api {
   resolvePeerJwt(token: string): Promise<string>;
   /** OAuth2 device-flow parameters for GetDeviceAuthorizationFlow (undefined without the embedded IdP). */
   deviceFlow(): DeviceFlowConfig | undefined;
+  /** Authorization-code + PKCE parameters for GetPKCEAuthorizationFlow (undefined without the embedded IdP). */
+  pkceFlow(): PkceFlowConfig | undefined;
   close(): Promise<void>;
 }
 
@@ -135,6 +148,8 @@ function validationMessage(err: FastifyError): { status: number; message: string
 }
 
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
+/** Loopback ports the NetBird client listens on for the PKCE callback. */
+const PKCE_REDIRECT_URLS = ['http://localhost:53000/', 'http://localhost:54000/'];
 const DEVICE_ERRORS: Record<string, string> = {
   authorization_pending: 'the user has not approved this device yet',
   slow_down: 'polling too fast; wait the advertised interval',
@@ -144,6 +159,20 @@ const DEVICE_ERRORS: Record<string, string> = {
 
 function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+function loginPage(p: AuthorizeParams, error: string, form: boolean): string {
+  const hidden = Object.entries(p)
+    .map(([k, v]) => `<input type="hidden" name="${escapeHtml(k)}" value="${escapeHtml(String(v))}">`)
+    .join('');
+  return `<!doctype html><html><head><meta charset="utf-8"><title>NetBird login</title></head><body>
+<h1>Log in to NetBird</h1>${error ? `<p role="alert">${escapeHtml(error)}</p>` : ''}${
+    form
+      ? `<form method="post">${hidden}<label>E-mail <input name="email" type="email" autocomplete="username" required></label><br>
+<label>Password <input name="password" type="password" autocomplete="current-password" required></label><br>
+<button type="submit">Log in</button></form>`
+      : ''
+  }</body></html>`;
 }
 
 function devicePage(userCode: string, error: string): string {
@@ -289,8 +318,16 @@ export async function createApi(opts: ApiOptions): Promise<Api> {
         if (r.status === 'ok') return r.tokens;
         return reply.code(400).send({ error: r.status, error_description: DEVICE_ERRORS[r.status] });
       }
+      if (body.grant_type === 'authorization_code') {
+        const tokens = await idp.exchangeCode(body.code ?? '', body.code_verifier ?? '', body.redirect_uri ?? '', body.client_id);
+        if (!tokens) {
+          limiter.fail(ip);
+          return reply.code(400).send({ error: 'invalid_grant', error_description: 'unknown, used or expired code, or a verifier/redirect_uri that does not match' });
+        }
+        return tokens;
+      }
       if (body.grant_type !== 'password') {
-        return reply.code(400).send({ error: 'unsupported_grant_type', error_description: `this issuer supports grant_type=password and ${DEVICE_GRANT}` });
+        return reply.code(400).send({ error: 'unsupported_grant_type', error_description: `this issuer supports authorization_code, password and ${DEVICE_GRANT}` });
       }
       const tokens = await idp.passwordGrant(body.username ?? '', body.password ?? '');
       if (!tokens) {
@@ -323,6 +360,34 @@ export async function createApi(opts: ApiOptions): Promise<Api> {
       limiter.fail(ip);
       return reply.code(400).send(devicePage(body.user_code ?? '', r === 'bad_code' ? 'Unknown or expired code.' : 'Wrong e-mail or password.'));
     });
+    const authParams = (src: Record<string, unknown>): AuthorizeParams => {
+      const out: Record<string, string> = {};
+      for (const k of ['response_type', 'client_id', 'redirect_uri', 'code_challenge', 'code_challenge_method', 'state', 'scope', 'nonce']) {
+        if (typeof src[k] === 'string') out[k] = src[k] as string;
+      }
+      return out;
+    };
+    app.get(`${IDP_BASE_PATH}/auth`, async (req, reply) => {
+      const p = authParams(req.query as Record<string, unknown>);
+      reply.type('text/html; charset=utf-8').header('cache-control', 'no-store');
+      const problem = idp.checkAuthorize(p);
+      if (problem) return reply.code(400).send(loginPage(p, problem, false));
+      return loginPage(p, '', true);
+    });
+    app.post(`${IDP_BASE_PATH}/auth`, async (req, reply) => {
+      const body = (req.body ?? {}) as Record<string, unknown>;
+      const p = authParams(body);
+      reply.type('text/html; charset=utf-8').header('cache-control', 'no-store');
+      const problem = idp.checkAuthorize(p);
+      if (problem) return reply.code(400).send(loginPage(p, problem, false));
+      if (limiter.blocked(req.ip)) return reply.code(429).send(loginPage(p, 'Too many failed attempts; try again later.', true));
+      const location = await idp.authorize(p, String(body.email ?? ''), String(body.password ?? ''));
+      if (!location) {
+        limiter.fail(req.ip);
+        return reply.code(400).send(loginPage(p, 'Wrong e-mail or password.', true));
+      }
+      return reply.redirect(location, 302);
+    });
     app.get(`${IDP_BASE_PATH}/userinfo`, async (req) => {
       const header = req.headers.authorization ?? '';
       if (!/^bearer /i.test(header)) throw new HttpError(401, 'send Authorization: Bearer <token>');
@@ -345,6 +410,17 @@ export async function createApi(opts: ApiOptions): Promise<Api> {
     deviceFlow: () =>
       idp
         ? { clientId: idp.clientId, audience: idp.clientId, deviceAuthEndpoint: `${idp.issuer}/device/code`, tokenEndpoint: `${idp.issuer}/token`, scope: 'openid profile email' }
+        : undefined,
+    pkceFlow: () =>
+      idp
+        ? {
+            clientId: idp.clientId,
+            audience: idp.clientId,
+            authorizationEndpoint: `${idp.issuer}/auth`,
+            tokenEndpoint: `${idp.issuer}/token`,
+            scope: 'openid profile email',
+            redirectUrls: PKCE_REDIRECT_URLS,
+          }
         : undefined,
     close: () => app.close(),
   };

@@ -1,4 +1,4 @@
-import { randomBytes, randomInt, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomInt, randomUUID } from 'node:crypto';
 import { type CryptoKey, type JWK, SignJWT, exportJWK, generateKeyPair, importJWK } from 'jose';
 import type { AccountManager, User } from '../management/index.js';
 import { verifyPassword } from './password.js';
@@ -47,6 +47,42 @@ const DEVICE_INTERVAL_S = 5;
 // Unambiguous upper-case letters for user codes (RFC 8628 §6.1: no vowels-only confusion, no 0/O, 1/I).
 const USER_CODE_ALPHABET = 'BCDFGHJKLMNPQRSTVWXZ';
 
+interface PendingCode {
+  userId: string;
+  clientId: string;
+  redirectUri: string;
+  challenge: string;
+  nonce: string;
+  expiresAt: number;
+}
+
+/** Parameters of an authorization request (RFC 6749 §4.1.1 with RFC 7636 PKCE). */
+export interface AuthorizeParams {
+  response_type?: string;
+  client_id?: string;
+  redirect_uri?: string;
+  code_challenge?: string;
+  code_challenge_method?: string;
+  state?: string;
+  scope?: string;
+  nonce?: string;
+}
+
+const CODE_TTL_MS = 60 * 1000;
+
+/** Redirect URIs the issuer sends codes to: loopback (CLI/desktop callbacks) or its own origin. */
+export function isAllowedRedirect(uri: string, issuer: string): boolean {
+  let u: URL;
+  try {
+    u = new URL(uri);
+  } catch {
+    return false;
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') return false;
+  if (u.hostname === 'localhost' || u.hostname === '127.0.0.1' || u.hostname === '[::1]') return true;
+  return u.origin === new URL(issuer).origin;
+}
+
 export type DevicePoll =
   | { status: 'ok'; tokens: TokenResponse }
   | { status: 'authorization_pending' | 'slow_down' | 'expired_token' | 'invalid_grant' };
@@ -71,6 +107,7 @@ export class EmbeddedIdp {
   ) {}
 
   private readonly devices = new Map<string, PendingDevice>();
+  private readonly codes = new Map<string, PendingCode>();
 
   static async open(manager: AccountManager, opts: EmbeddedIdpOptions): Promise<EmbeddedIdp> {
     let stored = await manager.store.getInstanceValue(KEY_ENTRY);
@@ -107,8 +144,9 @@ export class EmbeddedIdp {
       device_authorization_endpoint: `${this.issuer}/device/code`,
       userinfo_endpoint: `${this.issuer}/userinfo`,
       authorization_endpoint: `${this.issuer}/auth`,
-      grant_types_supported: ['password', 'urn:ietf:params:oauth:grant-type:device_code'],
-      response_types_supported: ['token', 'id_token'],
+      grant_types_supported: ['authorization_code', 'password', 'urn:ietf:params:oauth:grant-type:device_code'],
+      response_types_supported: ['code'],
+      code_challenge_methods_supported: ['S256'],
       subject_types_supported: ['public'],
       id_token_signing_alg_values_supported: ['ES256'],
       scopes_supported: ['openid', 'profile', 'email'],
@@ -118,8 +156,8 @@ export class EmbeddedIdp {
   }
 
   /** Signs an access token for `user` (also used by tests and the peer-login path). */
-  async issue(user: Pick<User, 'id' | 'email' | 'name'>, ttlSeconds = this.tokenTtlSeconds): Promise<string> {
-    return new SignJWT({ email: user.email, name: user.name })
+  async issue(user: Pick<User, 'id' | 'email' | 'name'>, ttlSeconds = this.tokenTtlSeconds, extra: Record<string, string> = {}): Promise<string> {
+    return new SignJWT({ email: user.email, name: user.name, ...extra })
       .setProtectedHeader({ alg: 'ES256', kid: this.kid, typ: 'JWT' })
       .setIssuer(this.issuer)
       .setAudience(this.clientId)
@@ -141,11 +179,49 @@ export class EmbeddedIdp {
     return found.user.id;
   }
 
-  private async tokensFor(userId: string): Promise<TokenResponse | undefined> {
+  private async tokensFor(userId: string, nonce = ''): Promise<TokenResponse | undefined> {
     const found = this.manager.findUser(userId);
     if (!found || found.user.blocked) return undefined;
     const token = await this.issue(found.user);
-    return { access_token: token, id_token: token, token_type: 'Bearer', expires_in: this.tokenTtlSeconds, scope: 'openid profile email' };
+    const idToken = nonce ? await this.issue(found.user, this.tokenTtlSeconds, { nonce }) : token;
+    return { access_token: token, id_token: idToken, token_type: 'Bearer', expires_in: this.tokenTtlSeconds, scope: 'openid profile email' };
+  }
+
+  // ----- authorization code + PKCE (RFC 6749 §4.1, RFC 7636): browsers and `netbird up` on desktops -----
+  /** Why an authorization request cannot be served (shown to the user, never redirected), or undefined. */
+  checkAuthorize(p: AuthorizeParams): string | undefined {
+    if (p.client_id !== this.clientId) return `unknown client_id; use ${this.clientId}`;
+    if (!p.redirect_uri || !isAllowedRedirect(p.redirect_uri, this.issuer)) return 'redirect_uri must be a loopback URL or on this server';
+    if (p.response_type !== 'code') return 'response_type must be "code"';
+    if (!p.code_challenge || p.code_challenge_method !== 'S256') return 'PKCE is required: code_challenge with code_challenge_method=S256';
+    return undefined;
+  }
+
+  /** Signs the user in and returns the redirect URL carrying a one-time code (undefined: bad credentials). */
+  async authorize(p: AuthorizeParams, email: string, password: string): Promise<string | undefined> {
+    const problem = this.checkAuthorize(p);
+    if (problem) throw new Error(problem);
+    const userId = await this.checkPassword(email, password);
+    if (!userId) return undefined;
+    const now = Date.now();
+    for (const [k, c] of this.codes) if (c.expiresAt <= now) this.codes.delete(k);
+    const code = randomBytes(32).toString('base64url');
+    this.codes.set(code, { userId, clientId: p.client_id!, redirectUri: p.redirect_uri!, challenge: p.code_challenge!, nonce: p.nonce ?? '', expiresAt: now + CODE_TTL_MS });
+    const url = new URL(p.redirect_uri!);
+    url.searchParams.set('code', code);
+    if (p.state) url.searchParams.set('state', p.state);
+    return url.toString();
+  }
+
+  /** grant_type=authorization_code: the code once, with the matching verifier and redirect URI. */
+  async exchangeCode(code: string, verifier: string, redirectUri: string, clientId: string | undefined): Promise<TokenResponse | undefined> {
+    const c = this.codes.get(code);
+    this.codes.delete(code);
+    if (!c || c.expiresAt <= Date.now()) return undefined;
+    if (c.redirectUri !== redirectUri || (clientId !== undefined && clientId !== c.clientId)) return undefined;
+    const challenge = createHash('sha256').update(verifier).digest('base64url');
+    if (challenge !== c.challenge) return undefined;
+    return this.tokensFor(c.userId, c.nonce);
   }
 
   /** Resource-owner password grant: tokens for a local user, or undefined for bad credentials. */

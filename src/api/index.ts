@@ -5,11 +5,11 @@
  * passes `api.resolvePeerJwt` to the management gRPC Login.
  */
 export { createApi, HttpError } from './app.js';
-export type { Api, ApiOptions, DeviceFlowConfig, Endpoint, HttpMethod } from './app.js';
+export type { Api, ApiOptions, DeviceFlowConfig, Endpoint, HttpMethod, PkceFlowConfig } from './app.js';
 export { AuthError, AuthFailureLimiter, Authenticator, JwtValidator } from './auth.js';
 export type { OidcIssuerConfig, Principal, VerifiedJwt } from './auth.js';
-export { EmbeddedIdp, IDP_BASE_PATH, DEFAULT_CLIENT_ID } from './idp.js';
-export type { DeviceCodeResponse, DevicePoll, EmbeddedIdpOptions, TokenResponse } from './idp.js';
+export { EmbeddedIdp, IDP_BASE_PATH, DEFAULT_CLIENT_ID, isAllowedRedirect } from './idp.js';
+export type { AuthorizeParams, DeviceCodeResponse, DevicePoll, EmbeddedIdpOptions, TokenResponse } from './idp.js';
 export { decide } from './access.js';
 export type { Decision, Resource } from './access.js';
 export { hashPassword, verifyPassword } from './password.js';

@@ -29,6 +29,8 @@ export interface ManagementGrpcOptions {
    * returning undefined = no device flow here (NotFound, clients then try PKCE or give up on SSO).
    */
   deviceAuthorizationFlow?: () => management.ProviderConfig | undefined;
+  /** The same for GetPKCEAuthorizationFlow (absent: UNIMPLEMENTED, as before SSO existed here). */
+  pkceAuthorizationFlow?: () => management.ProviderConfig | undefined;
   /** Sync streams allowed between request and initial map at once (reference: 1000); more get RESOURCE_EXHAUSTED. */
   maxSyncHandshakes?: number;
   log?: (msg: string) => void;
@@ -238,8 +240,19 @@ export function createManagementService(opts: ManagementGrpcOptions): {
         (err) => callback(toGrpcError(err, log)),
       );
     },
-    // PKCE is not offered: clients treat UNIMPLEMENTED (like NotFound) as "no such flow here".
-    getPkceAuthorizationFlow: unimplemented('GetPKCEAuthorizationFlow'),
+    getPkceAuthorizationFlow: opts.pkceAuthorizationFlow
+      ? (call, callback) => {
+          void (async () => {
+            const { peerPub } = open(management.PKCEAuthorizationFlowRequest, call.request);
+            const cfg = opts.pkceAuthorizationFlow?.();
+            if (!cfg) throw new ManagementError('not_found', 'no PKCE authorization flow is configured on this server');
+            return seal(management.PKCEAuthorizationFlow, { ProviderConfig: cfg }, peerPub);
+          })().then(
+            (res) => callback(null, res),
+            (err) => callback(toGrpcError(err, log)),
+          );
+        }
+      : unimplemented('GetPKCEAuthorizationFlow'),
     job(call) {
       call.emit('error', statusError(grpc.status.UNIMPLEMENTED, 'Job is not implemented by this server'));
     },

@@ -29,6 +29,8 @@ export interface ManagementOptions {
    * returning undefined = no device flow here (NotFound, clients then try PKCE or give up on SSO).
    */
   deviceAuthorizationFlow?: () => management.ProviderConfig | undefined;
+  /** The same for GetPKCEAuthorizationFlow. */
+  pkceAuthorizationFlow?: () => management.ProviderConfig | undefined;
   /** Concurrent Sync handshakes before RESOURCE_EXHAUSTED (default 1000). */
   maxSyncHandshakes?: number;
   log?: (msg: string) => void;
@@ -76,6 +78,7 @@ export class Management {
       serverKey: this.serverKey,
       resolveJwtUser: this.options.resolveJwtUser,
       deviceAuthorizationFlow: this.options.deviceAuthorizationFlow,
+      pkceAuthorizationFlow: this.options.pkceAuthorizationFlow,
       maxSyncHandshakes: this.options.maxSyncHandshakes,
       log: this.options.log,
     });

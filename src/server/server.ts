@@ -233,6 +233,24 @@ export class NetbirdServer {
             LoginFlag: 0,
           };
         },
+        pkceAuthorizationFlow: () => {
+          const f = api?.pkceFlow();
+          if (!f) return undefined;
+          return {
+            ClientID: f.clientId,
+            ClientSecret: '',
+            Domain: '',
+            Audience: f.audience,
+            DeviceAuthEndpoint: '',
+            TokenEndpoint: f.tokenEndpoint,
+            Scope: f.scope,
+            UseIDToken: false,
+            AuthorizationEndpoint: f.authorizationEndpoint,
+            RedirectURLs: f.redirectUrls,
+            DisablePromptLogin: false,
+            LoginFlag: 0,
+          };
+        },
       });
       if (!opts.onHttpRequest) {
         api = await createApi({

@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import { openMessage, parseKey } from '../../src/crypto/index.js';
 import { management } from '../../src/proto/index.js';
@@ -80,6 +81,61 @@ test('device authorization flow: code, browser approval, polling, JWT login', as
   assert.equal(peers.find((p) => p.name === 'sso-laptop')?.user_id, userId);
 });
 
+test('authorization code + PKCE: GetPKCEAuthorizationFlow, login form, code exchange', async (t) => {
+  const tmp = tempDir();
+  t.after(() => tmp.remove());
+  const srv = await NetbirdServer.start({ dataDir: tmp.dir, host: '127.0.0.1', port: 0 });
+  t.after(() => srv.close());
+  const base = srv.managementUrl;
+  await fetch(`${base}/api/setup`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: 'me@example.com', password: 'correct horse', name: 'Me' }) });
+
+  const peer = new TestPeer(`127.0.0.1:${srv.port}`, 'pkce-laptop');
+  t.after(() => peer.close());
+  await peer.serverKey();
+  const res = await new Promise<management.EncryptedMessage>((resolve, reject) =>
+    peer.client.getPkceAuthorizationFlow(peer.encrypt(management.PKCEAuthorizationFlowRequest, {}), (err, r) => (err ? reject(err) : resolve(r!))),
+  );
+  const cfg = openMessage(management.PKCEAuthorizationFlow, res.body, parseKey(res.wgPubKey), peer.keys.privateKey).ProviderConfig!;
+  assert.equal(cfg.AuthorizationEndpoint, `${base}/oauth2/auth`);
+  assert.equal(cfg.LoginFlag, 0);
+  assert.ok(cfg.RedirectURLs.length > 0);
+
+  const verifier = randomBytes(32).toString('base64url');
+  const challenge = createHash('sha256').update(verifier).digest('base64url');
+  const redirect = cfg.RedirectURLs[0]!;
+  const params = { response_type: 'code', client_id: cfg.ClientID, redirect_uri: redirect, code_challenge: challenge, code_challenge_method: 'S256', state: 'xyz', scope: cfg.Scope };
+  const page = await fetch(`${cfg.AuthorizationEndpoint}?${new URLSearchParams(params)}`);
+  assert.equal(page.status, 200);
+  assert.match(await page.text(), /name="password"/);
+  const evil = await fetch(`${cfg.AuthorizationEndpoint}?${new URLSearchParams({ ...params, redirect_uri: 'https://evil.example/cb' })}`);
+  assert.equal(evil.status, 400, 'codes never go to foreign sites');
+  assert.equal((await fetch(`${cfg.AuthorizationEndpoint}?${new URLSearchParams({ ...params, code_challenge_method: 'plain' })}`)).status, 400);
+
+  const wrong = await fetch(cfg.AuthorizationEndpoint, { ...form({ ...params, email: 'me@example.com', password: 'nope' }), redirect: 'manual' });
+  assert.equal(wrong.status, 400);
+  const login = await fetch(cfg.AuthorizationEndpoint, { ...form({ ...params, email: 'me@example.com', password: 'correct horse' }), redirect: 'manual' });
+  assert.equal(login.status, 302);
+  const back = new URL(login.headers.get('location')!);
+  assert.equal(`${back.origin}${back.pathname}`, redirect);
+  assert.equal(back.searchParams.get('state'), 'xyz');
+  const code = back.searchParams.get('code')!;
+
+  const exchange = async (c: string, v: string): Promise<{ status: number; body: Record<string, string> }> => {
+    const r = await fetch(cfg.TokenEndpoint, form({ grant_type: 'authorization_code', code: c, code_verifier: v, redirect_uri: redirect, client_id: cfg.ClientID }));
+    return { status: r.status, body: (await r.json()) as Record<string, string> };
+  };
+  const stolen = await exchange(code, 'not-the-verifier');
+  assert.equal(stolen.body.error, 'invalid_grant', 'a code without its verifier is useless (and burnt)');
+  // A fresh code for the real exchange.
+  const again = await fetch(cfg.AuthorizationEndpoint, { ...form({ ...params, email: 'me@example.com', password: 'correct horse' }), redirect: 'manual' });
+  const code2 = new URL(again.headers.get('location')!).searchParams.get('code')!;
+  const tokens = await exchange(code2, verifier);
+  assert.equal(tokens.status, 200, JSON.stringify(tokens.body));
+  assert.equal((await exchange(code2, verifier)).body.error, 'invalid_grant', 'codes are single-use');
+  const reg = await peer.login('', { jwtToken: tokens.body.access_token! });
+  assert.ok(reg.peerConfig?.address);
+});
+
 test('without the embedded IdP there is no device flow (NotFound)', async (t) => {
   const tmp = tempDir();
   t.after(() => tmp.remove());
@@ -88,5 +144,9 @@ test('without the embedded IdP there is no device flow (NotFound)', async (t) =>
   const peer = new TestPeer(`127.0.0.1:${srv.port}`, 'x');
   t.after(() => peer.close());
   await assert.rejects(deviceFlow(peer), (e: grpc.ServiceError) => e.code === grpc.status.NOT_FOUND);
+  const pkce = await new Promise<grpc.ServiceError | null>((resolve) =>
+    peer.client.getPkceAuthorizationFlow(peer.encrypt(management.PKCEAuthorizationFlowRequest, {}), (err) => resolve(err)),
+  );
+  assert.equal(pkce?.code, grpc.status.NOT_FOUND);
   assert.equal((await fetch(`${srv.managementUrl}/oauth2/keys`)).status, 404);
 });
