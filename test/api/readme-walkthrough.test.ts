@@ -1,13 +1,22 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { NetbirdServer } from '../../src/server/index.js';
 import { TestPeer, tempDir } from '../management/helpers.js';
 
 /**
  * The README walk-through, run as written: from a fresh netbird-server to an API token and a setup
- * key with curl alone (plus sed to pick fields out of the JSON). $NB is the server URL.
+ * key with curl alone (plus sed to pick fields out of the JSON). $NB is the server URL. The script
+ * is the README's block between the walkthrough markers, so the documentation cannot drift from what
+ * works; WALKTHROUGH below is the same text, kept for reading the test on its own.
  */
+export function readmeWalkthrough(): string | undefined {
+  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+  const m = /<!-- walkthrough:start -->\s*```[a-z]*\n([\s\S]*?)```\s*<!-- walkthrough:end -->/.exec(readme);
+  return m?.[1];
+}
+
 export const WALKTHROUGH = String.raw`
 # 1. A fresh server asks for its first user.
 curl -s "$NB/api/instance"; echo
@@ -39,6 +48,8 @@ curl -s -H "Authorization: Bearer $JWT" "$NB/api/setup-keys"; echo
 `;
 
 test('README walk-through: fresh server -> token -> setup key with curl', async (t) => {
+  const script = readmeWalkthrough();
+  assert.ok(script, 'README.md has the walk-through between <!-- walkthrough:start --> and <!-- walkthrough:end -->');
   const tmp = tempDir();
   t.after(() => tmp.remove());
   const srv = await NetbirdServer.start({ dataDir: tmp.dir, host: '127.0.0.1', port: 0 });
@@ -46,7 +57,7 @@ test('README walk-through: fresh server -> token -> setup key with curl', async 
 
   // spawnSync would block the event loop the server runs on: run curl asynchronously.
   const out = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    const p = spawn('bash', ['-euo', 'pipefail', '-c', WALKTHROUGH], { env: { ...process.env, NB: srv.managementUrl } });
+    const p = spawn('bash', ['-euo', 'pipefail', '-c', script], { env: { ...process.env, NB: srv.managementUrl } });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (c) => (stdout += c));
