@@ -217,9 +217,9 @@ export function accountJson(a: Account): JsonObject {
       extra: {
         peer_approval_enabled: false,
         user_approval_required: false,
-        network_traffic_logs_enabled: false,
-        network_traffic_logs_groups: [],
-        network_traffic_packet_counter_enabled: false,
+        network_traffic_logs_enabled: s.networkTrafficLogsEnabled,
+        network_traffic_logs_groups: [...s.networkTrafficLogsGroups],
+        network_traffic_packet_counter_enabled: s.networkTrafficPacketCounterEnabled,
       },
     },
   };

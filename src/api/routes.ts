@@ -121,6 +121,24 @@ export function endpoints(deps: RouteDeps): Endpoint[] {
         ['lazy_connection_enabled', 'lazyConnectionEnabled'],
       ];
       for (const [json, key] of map) if (s[json] !== undefined) (patch as Record<string, unknown>)[key] = s[json];
+      // Traffic events live under settings.extra, as in NetBird.
+      const extra = (s.extra ?? {}) as B;
+      if (typeof extra !== 'object' || extra === null || Array.isArray(extra)) throw new HttpError(400, 'settings.extra: must be an object');
+      const extraMap: Array<[string, keyof AccountSettings]> = [
+        ['network_traffic_logs_enabled', 'networkTrafficLogsEnabled'],
+        ['network_traffic_logs_groups', 'networkTrafficLogsGroups'],
+        ['network_traffic_packet_counter_enabled', 'networkTrafficPacketCounterEnabled'],
+      ];
+      for (const [json, key] of extraMap) {
+        const v = extra[json];
+        if (v === undefined) continue;
+        const ok = key === 'networkTrafficLogsGroups' ? Array.isArray(v) && v.every((x) => typeof x === 'string') : typeof v === 'boolean';
+        if (!ok) throw new HttpError(400, `settings.extra.${json}: must be ${key === 'networkTrafficLogsGroups' ? 'an array of group IDs' : 'a boolean'}`);
+        if (key === 'networkTrafficLogsGroups') {
+          for (const gid of v as string[]) if (!ctx.state.groups.has(gid)) throw new HttpError(422, `settings.extra.network_traffic_logs_groups: group ${gid} does not exist`);
+        }
+        (patch as Record<string, unknown>)[key] = v;
+      }
       for (const k of ['peer_login_expiration', 'peer_inactivity_expiration'] as const) {
         const v = num(s[k]);
         if (v !== undefined && (v < 60 || v > 180 * 86400)) throw new HttpError(422, `settings.${k}: must be between 60 seconds and 180 days`);

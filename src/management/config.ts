@@ -19,7 +19,20 @@ export interface InfraConfig {
    */
   turn?: { uris: string[]; secret?: string; ttlSeconds?: number; user?: string; password?: string };
   metricsEnabled?: boolean;
+  /**
+   * Our traffic-event collector: URL peers stream to, the token secret it checks, the aggregation interval.
+   * Sent (as FlowConfig) only to peers whose account turned traffic events on.
+   */
+  flow?: { url: string; secret: string; intervalSeconds?: number; ttlSeconds?: number };
 }
+
+/** Per peer: whether its account (and group) has traffic events on, and with counters. */
+export interface FlowSwitch {
+  enabled: boolean;
+  counters: boolean;
+}
+
+export const DEFAULT_FLOW_INTERVAL_SECONDS = 60;
 
 export const DEFAULT_CREDENTIAL_TTL_SECONDS = 12 * 3600;
 
@@ -64,14 +77,35 @@ export class NetbirdConfigBuilder {
     return { uri: s.uri, protocol: s.tls ? management.HostConfig_Protocol.HTTPS : management.HostConfig_Protocol.HTTP };
   }
 
+  /**
+   * FlowConfig for a peer (protocol.md §8): absent when no collector is configured; `enabled` false when
+   * the account (or the peer's groups) has traffic events off, so a peer that had them stops.
+   */
+  flowConfig(sw: FlowSwitch | undefined): management.FlowConfig | undefined {
+    const f = this.config.flow;
+    if (!f) return undefined;
+    const on = sw?.enabled ?? false;
+    const token = on ? issueRelayToken(f.secret, f.ttlSeconds ?? DEFAULT_CREDENTIAL_TTL_SECONDS, this.nowSeconds()) : undefined;
+    return {
+      url: f.url,
+      tokenPayload: token?.payload ?? '',
+      tokenSignature: token?.signature ?? '',
+      interval: { seconds: f.intervalSeconds ?? DEFAULT_FLOW_INTERVAL_SECONDS, nanos: 0 },
+      enabled: on,
+      counters: on && (sw?.counters ?? false),
+      exitNodeCollection: false,
+      dnsCollection: false,
+    };
+  }
+
   /** Full config: `timeBasedTurn` false for LoginResponse (static TURN credentials), true for Sync. */
-  full(timeBasedTurn: boolean): management.NetbirdConfig {
+  full(timeBasedTurn: boolean, flow?: FlowSwitch): management.NetbirdConfig {
     return {
       stuns: (this.config.stuns ?? []).map((uri) => ({ uri, protocol: management.HostConfig_Protocol.UDP })),
       turns: this.turns(timeBasedTurn),
       signal: this.signal(),
       relay: this.relayConfig(),
-      flow: undefined,
+      flow: this.flowConfig(flow),
       metrics: { enabled: this.config.metricsEnabled ?? false },
     };
   }
@@ -80,13 +114,13 @@ export class NetbirdConfigBuilder {
    * Credential refresh (protocol.md §4.5): a fresh relay token, plus fresh TURN credentials when
    * `withTurn`; STUN omitted (clients keep the previous list when it is empty).
    */
-  refresh(withTurn: boolean): management.NetbirdConfig {
+  refresh(withTurn: boolean, flow?: FlowSwitch): management.NetbirdConfig {
     return {
       stuns: [],
       turns: withTurn ? this.turns(true) : [],
       signal: this.signal(),
       relay: this.relayConfig(),
-      flow: undefined,
+      flow: this.flowConfig(flow),
       metrics: { enabled: this.config.metricsEnabled ?? false },
     };
   }

@@ -7,7 +7,7 @@ import { peerConfigOf, sessionExpiresAt } from './networkmap.js';
 import type { PeerMeta } from './types.js';
 import { ManagementError, emptyPeerMeta } from './types.js';
 import { boxBeforeNm, sealFrameInPlace } from './wire.js';
-import type { UpdateHub } from './updates.js';
+import { type UpdateHub, flowSwitchFor } from './updates.js';
 
 /**
  * The gRPC face of the management service (protocol.md §3-4): envelope decryption of every request,
@@ -141,7 +141,7 @@ export function createManagementService(opts: ManagementGrpcOptions): {
           dnsLabels: msg.dnsLabels,
         });
         const resp: management.LoginResponse = {
-          netbirdConfig: infra.full(false),
+          netbirdConfig: infra.full(false, flowSwitchFor(ref.state, ref.peer)),
           peerConfig: peerConfigOf(ref.state, ref.peer),
           Checks: [],
           sessionExpiresAt: sessionExpiresAt(ref.state, ref.peer),

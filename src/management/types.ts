@@ -26,6 +26,10 @@ export interface AccountSettings {
   lazyConnectionEnabled: boolean;
   /** Groups whose peers get no managed DNS (DNS settings `disabled_management_groups`). */
   dnsDisabledManagementGroups: string[];
+  /** Traffic events (settings.extra.network_traffic_*): on/off, limited to these groups (empty: all), counters. */
+  networkTrafficLogsEnabled: boolean;
+  networkTrafficLogsGroups: string[];
+  networkTrafficPacketCounterEnabled: boolean;
 }
 
 export interface Account {
@@ -339,6 +343,9 @@ export function defaultAccountSettings(): AccountSettings {
     routingPeerDnsResolutionEnabled: true,
     lazyConnectionEnabled: false,
     dnsDisabledManagementGroups: [],
+    networkTrafficLogsEnabled: false,
+    networkTrafficLogsGroups: [],
+    networkTrafficPacketCounterEnabled: false,
   };
 }
 

@@ -1,4 +1,4 @@
-import type { NetbirdConfigBuilder } from './config.js';
+import type { FlowSwitch, NetbirdConfigBuilder } from './config.js';
 import type { AccountManager, Affected, ChangeListener, PeerRef } from './manager.js';
 import { encodeConfigOnly, encodeDeletedPeerResponse, encodeNetworkMap, encodeSyncResponse, forwarderPort, sessionExpiresAt } from './networkmap.js';
 import type { AccountState } from './state.js';
@@ -15,6 +15,16 @@ import { ManagementError } from './types.js';
  * `debounceMs` of each other are merged (only the newest map is sent when the burst goes quiet, or
  * after `maxDelayMs` at the latest), while credential refreshes queue in order.
  */
+
+/** Traffic events for `peer`: the account switch, limited to `network_traffic_logs_groups` when set. */
+export function flowSwitchFor(state: AccountState, peer: Peer): FlowSwitch {
+  const s = state.account.settings;
+  let enabled = s.networkTrafficLogsEnabled;
+  if (enabled && s.networkTrafficLogsGroups.length > 0) {
+    enabled = s.networkTrafficLogsGroups.some((gid) => state.groups.get(gid)?.peers.includes(peer.id) ?? false);
+  }
+  return { enabled, counters: s.networkTrafficPacketCounterEnabled };
+}
 
 /** Where a session's SyncResponse messages go; the gRPC layer seals and writes them. */
 export interface SyncSink {
@@ -36,8 +46,14 @@ export interface UpdateHubStats {
   configsSent: number;
 }
 
+function flowKeyOf(sw: FlowSwitch): string {
+  return sw.enabled ? (sw.counters ? 'on+counters' : 'on') : 'off';
+}
+
 export class SyncSession {
   lastDigest = '';
+  /** The traffic-event switch this peer was last told (see refreshFlow). */
+  flowKey = '';
   closed = false;
   /** Open coalescing window: further map updates wait for it to end. */
   windowTimer: NodeJS.Timeout | undefined;
@@ -109,7 +125,8 @@ export class UpdateHub implements ChangeListener {
     const map = encodeNetworkMap(state, peer, this.manager.now(), forwarderPort(state));
     this.stats.mapsComputed++;
     s.lastDigest = map.digest;
-    sink.send(encodeSyncResponse(map, state.account.serial, peer, sessionExpiresAt(state, peer), this.infra.full(true)));
+    s.flowKey = flowKeyOf(flowSwitchFor(state, peer));
+    sink.send(encodeSyncResponse(map, state.account.serial, peer, sessionExpiresAt(state, peer), this.infra.full(true, flowSwitchFor(state, peer))));
     this.stats.mapsSent++;
     this.armRefresh(s);
     return s;
@@ -157,13 +174,37 @@ export class UpdateHub implements ChangeListener {
     const turnTtl = this.infra.turnTtlSeconds;
     const relayTtl = this.infra.relayTtlSeconds;
     const every = (ttl: number, withTurn: boolean): void => {
-      const t = setInterval(() => this.enqueueConfig(s, encodeConfigOnly(this.infra.refresh(withTurn))), Math.max(1, ttl * 750));
+      const t = setInterval(() => this.enqueueConfig(s, encodeConfigOnly(this.infra.refresh(withTurn, this.flowSwitchOf(s)))), Math.max(1, ttl * 750));
       t.unref();
       s.timers.push(t);
     };
     if (turnTtl !== undefined) every(turnTtl, true);
     // A TURN refresh carries a fresh relay token too; a separate relay timer only when periods differ.
     if (relayTtl !== undefined && relayTtl !== turnTtl) every(relayTtl, false);
+  }
+
+  private flowSwitchOf(s: SyncSession): FlowSwitch | undefined {
+    try {
+      const state = this.manager.accountState(s.accountId);
+      const peer = state.peers.get(s.peerId);
+      return peer ? flowSwitchFor(state, peer) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Account settings or groups changed: peers whose traffic-event switch flipped get a config-only
+   * message with the new FlowConfig (and a fresh relay token, since a config without relay disables it).
+   */
+  private refreshFlow(s: SyncSession, state: AccountState): void {
+    const peer = state.peers.get(s.peerId);
+    if (!peer || s.closed) return;
+    const sw = flowSwitchFor(state, peer);
+    const key = flowKeyOf(sw);
+    if (key === s.flowKey) return;
+    s.flowKey = key;
+    this.enqueueConfig(s, encodeConfigOnly(this.infra.refresh(false, sw)));
   }
 
   private enqueueConfig(s: SyncSession, msg: Buffer): void {
@@ -230,7 +271,10 @@ export class UpdateHub implements ChangeListener {
         const s = this.sessions.get(id);
         if (s && s.accountId === accountId) targets.push(s);
       }
-      for (const s of targets) this.notify(s, state, fwd);
+      for (const s of targets) {
+        this.refreshFlow(s, state);
+        this.notify(s, state, fwd);
+      }
     }
   }
 

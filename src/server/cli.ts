@@ -34,6 +34,9 @@ Server options:
   --oidc-jwks-url URL   JWKS URL (default: from the issuer's discovery document)
   --oidc-groups-claim C JWT claim with group names for IdP group sync (default "groups")
   --disable-embedded-idp  do not serve the embedded identity provider at /oauth2
+  --flow-interval SECONDS   how often peers send traffic events when an account enables them
+                        (settings.extra.network_traffic_logs_enabled); default 60
+  --disable-flow        do not run the traffic-event collector
   --config FILE         JSON file with any of these options by name, e.g. {"listen": "0.0.0.0:443",
                         "data-dir": "/var/lib/netbird", "turn": ["turn:..."]}
   -h, --help            show this help
@@ -213,6 +216,8 @@ const SERVER_OPTIONS = {
   'oidc-jwks-url': { type: 'string' },
   'oidc-groups-claim': { type: 'string' },
   'disable-embedded-idp': { type: 'boolean' },
+  'flow-interval': { type: 'string' },
+  'disable-flow': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -248,6 +253,8 @@ async function runServer(argv: string[]): Promise<number> {
     tls: values['tls-cert'] ? { cert: readFileSync(values['tls-cert'], 'utf8'), key: readFileSync(values['tls-key']!, 'utf8') } : undefined,
     oidc,
     embeddedIdp: !values['disable-embedded-idp'],
+    flow: !values['disable-flow'],
+    flowIntervalSeconds: intOption('flow-interval', values['flow-interval']),
     log: (m) => process.stderr.write(m + '\n'),
   });
   const lines = [

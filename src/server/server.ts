@@ -1,10 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { type IncomingMessage, type ServerResponse, createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { type AddressInfo, type Server as NetServer, type Socket, createServer as createNetServer } from 'node:net';
 import { networkInterfaces } from 'node:os';
-import { join } from 'node:path';
 import { type Duplex, Duplex as DuplexStream } from 'node:stream';
 import { type TLSSocket, createServer as createTlsServer } from 'node:tls';
 import { WebSocketServer, createWebSocketStream } from 'ws';
@@ -13,7 +10,9 @@ import { type InfraConfig, Management } from '../management/index.js';
 import { RelayServer } from '../relay/index.js';
 import { createSignalServer, type SignalServer } from '../signal/index.js';
 import { type StunServerHandle, startStunServer } from '../stun/index.js';
+import { FlowCollector } from './flow.js';
 import { Observability } from './observability.js';
+import { loadOrCreateSecret } from './secrets.js';
 
 /**
  * `netbird-server`: Management gRPC, Signal gRPC, the relay WebSocket (/relay) and the REST API
@@ -38,6 +37,10 @@ export interface ServerOptions {
   publicPort?: number;
   /** Peers reach us over TLS although we listen in plaintext (TLS terminated by a proxy); default `tls` set. */
   publicTls?: boolean;
+  /** Traffic-event collector on this port (default true); peers use it when their account enables it. */
+  flow?: boolean;
+  /** FlowConfig interval: how often peers send aggregated events (default 60 s). */
+  flowIntervalSeconds?: number;
   /** Time a new connection has to show what it speaks; default IDENTIFY_TIMEOUT_MS. */
   identifyTimeoutMs?: number;
   /** PostgreSQL DSN instead of the SQLite file in dataDir. */
@@ -76,17 +79,7 @@ const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
 /** The relay auth secret shared by our Management and relay, generated once and kept in the data dir. */
 export function loadOrCreateRelaySecret(dataDir: string): string {
-  const path = join(dataDir, RELAY_SECRET_FILE);
-  if (existsSync(path)) {
-    const s = readFileSync(path, 'utf8').trim();
-    if (s !== '') return s;
-  }
-  mkdirSync(dataDir, { recursive: true });
-  const secret = randomBytes(32).toString('base64');
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, secret + '\n', { mode: 0o600 });
-  renameSync(tmp, path);
-  return secret;
+  return loadOrCreateSecret(dataDir, RELAY_SECRET_FILE);
 }
 
 function defaultPublicHost(host: string): string {
@@ -154,6 +147,8 @@ export class NetbirdServer {
     /** The REST API (undefined when `onHttpRequest` replaced it). */
     readonly api: Api | undefined,
     readonly observability: Observability,
+    /** The traffic-event collector, unless disabled. */
+    readonly flow: FlowCollector | undefined,
     private readonly publicPort: number,
     private readonly publicTls: boolean,
   ) {}
@@ -190,6 +185,7 @@ export class NetbirdServer {
     let stun: StunServerHandle | undefined;
     let management: Management | undefined;
     let api: Api | undefined;
+    let flow: FlowCollector | undefined;
     // The API's JWT validator is created after Management; peer logins reach it through this.
     let resolveJwt: ((token: string) => Promise<string>) | undefined;
     try {
@@ -198,11 +194,22 @@ export class NetbirdServer {
       const relayUrl = `${publicTls ? 'rels' : 'rel'}://${pub}`;
       const relay = new RelayServer({ authSecret: relaySecret, instanceUrl: relayUrl });
       const signal = createSignalServer();
+      if (opts.flow !== false) {
+        flow = await FlowCollector.start({
+          dataDir: opts.dataDir,
+          postgresDsn: opts.postgresDsn,
+          url: `${publicTls ? 'https' : 'http'}://${pub}`,
+          intervalSeconds: opts.flowIntervalSeconds,
+          manager: () => management?.manager,
+          log,
+        });
+      }
       const infra: InfraConfig = {
         signal: { uri: pub, tls: publicTls },
         relay: { urls: [relayUrl], secret: relaySecret },
         stuns: stun ? [`stun:${hostPort(publicHost, stun.port)}`] : [],
         turn: opts.turn,
+        flow: flow?.infra,
       };
       management = await Management.open({
         dataDir: opts.dataDir,
@@ -259,6 +266,7 @@ export class NetbirdServer {
           oidc: opts.oidc,
           embeddedIdp: opts.embeddedIdp,
           setupPatEnabled: opts.setupPatEnabled,
+          flowStore: flow?.store,
           log,
         });
         const a = api;
@@ -274,6 +282,7 @@ export class NetbirdServer {
       const mgmtSvc = management.grpcService();
       grpcServer.addService(mgmtSvc.service, mgmtSvc.implementation);
       grpcServer.addService(signal.service, signal.implementation);
+      if (flow) grpcServer.addService(flow.receiver.service, flow.receiver.implementation);
       // TLS is terminated by our listener, so grpc-js always sees cleartext HTTP/2.
       const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
 
@@ -362,9 +371,10 @@ export class NetbirdServer {
         s.on('data', onData);
         s.on('error', onError);
       };
-      return new NetbirdServer(management, signal, relay, stun, grpcServer, http, listener, host, port, publicHost, tls, sockets, api, observability, publicPort, publicTls);
+      return new NetbirdServer(management, signal, relay, stun, grpcServer, http, listener, host, port, publicHost, tls, sockets, api, observability, flow, publicPort, publicTls);
     } catch (err) {
       await api?.close();
+      await flow?.close();
       await management?.close();
       await stun?.close();
       listener.close();
@@ -402,6 +412,7 @@ export class NetbirdServer {
     await this.stun?.close();
     this.http.close();
     await this.api?.close();
+    await this.flow?.close();
     await this.management.close();
   }
 

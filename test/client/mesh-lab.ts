@@ -25,10 +25,13 @@ export class MeshLab {
   readonly members: Member[] = [];
   private readonly etcDirs: string[] = [];
 
-  private constructor(readonly lab: Lab) {}
+  private constructor(
+    readonly lab: Lab,
+    private readonly serverArgs: string[],
+  ) {}
 
-  static async create(prefix: string): Promise<MeshLab> {
-    const m = new MeshLab(await Lab.create({ prefix }));
+  static async create(prefix: string, serverArgs: string[] = []): Promise<MeshLab> {
+    const m = new MeshLab(await Lab.create({ prefix }), serverArgs);
     m.srv = await m.lab.natHost('srv', 'none');
     m.dataDir = m.lab.tmpdir();
     const keyOut = await run(NODE, [...SERVER, 'setup-keys', 'create', '--reusable', '--data-dir', m.dataDir, '--json']);
@@ -42,7 +45,7 @@ export class MeshLab {
   }
 
   async startServer(): Promise<void> {
-    this.server = this.srv.host.spawn(NODE, [...SERVER, '--data-dir', this.dataDir, '--listen', '0.0.0.0:33073', '--public-host', this.srv.ip]);
+    this.server = this.srv.host.spawn(NODE, [...SERVER, '--data-dir', this.dataDir, '--listen', '0.0.0.0:33073', '--exposed-address', this.srv.ip, ...this.serverArgs]);
     await this.server.waitFor(/listening on/, 30_000);
   }
 
