@@ -13,6 +13,7 @@ import { type StunServerHandle, startStunServer } from '../stun/index.js';
 import { FlowCollector } from './flow.js';
 import { Observability } from './observability.js';
 import { loadOrCreateSecret } from './secrets.js';
+import { createDashboard } from './static.js';
 
 /**
  * `netbird-server`: Management gRPC, Signal gRPC, the relay WebSocket (/relay) and the REST API
@@ -296,8 +297,10 @@ export class NetbirdServer {
         storeHealthy: async () => (await mgmt.store.getInstanceValue('health-probe'), true),
       });
       const restHandler = opts.onHttpRequest ?? api!.handle;
+      // The web dashboard (web/dist) answers every GET outside /api, /oauth2, /relay, /health, /metrics.
+      const dashboard = opts.onHttpRequest ? undefined : createDashboard();
       const http = createHttpServer((req, res) => {
-        if (!observability.handle(req, res)) restHandler(req, res);
+        if (!observability.handle(req, res) && !dashboard?.handle(req, res)) restHandler(req, res);
       });
       // Slow or silent HTTP clients must not hold sockets forever.
       http.headersTimeout = 15_000;

@@ -1,0 +1,143 @@
+import { type ReactNode, useCallback, useEffect, useState } from 'react';
+import { Link, usePath } from './router.js';
+import { type Credential, type User, api, getCredential, setCredential, setUnauthorizedHandler } from './api.js';
+import { AuditPage, TrafficPage } from './pages/Events.js';
+import { DnsPage } from './pages/Dns.js';
+import { GroupsPage } from './pages/Groups.js';
+import { NetworkMapPage } from './pages/NetworkMap.js';
+import { Onboarding } from './pages/Onboarding.js';
+import { PeersPage } from './pages/Peers.js';
+import { PoliciesPage } from './pages/Policies.js';
+import { RoutesPage } from './pages/Routes.js';
+import { SetupKeysPage } from './pages/SetupKeys.js';
+import { SignIn } from './pages/SignIn.js';
+import { UsersPage } from './pages/Users.js';
+
+interface PageDef {
+  path: string;
+  label: string;
+  render: () => ReactNode;
+}
+
+const PAGES: PageDef[] = [
+  { path: '/peers', label: 'Peers', render: () => <PeersPage /> },
+  { path: '/network', label: 'Network map', render: () => <NetworkMapPage /> },
+  { path: '/setup-keys', label: 'Setup keys', render: () => <SetupKeysPage /> },
+  { path: '/groups', label: 'Groups', render: () => <GroupsPage /> },
+  { path: '/policies', label: 'Access control', render: () => <PoliciesPage /> },
+  { path: '/routes', label: 'Routes & networks', render: () => <RoutesPage /> },
+  { path: '/dns', label: 'DNS', render: () => <DnsPage /> },
+  { path: '/users', label: 'Users & tokens', render: () => <UsersPage /> },
+  { path: '/events/audit', label: 'Audit events', render: () => <AuditPage /> },
+  { path: '/events/traffic', label: 'Traffic events', render: () => <TrafficPage /> },
+];
+
+type Phase = { kind: 'loading' } | { kind: 'setup' } | { kind: 'signin'; notice?: string } | { kind: 'app'; user: User } | { kind: 'down'; message: string };
+
+export function App(): ReactNode {
+  const [phase, setPhase] = useState<Phase>({ kind: 'loading' });
+  const path = usePath();
+
+  const enter = useCallback(async (cred: Credential | undefined): Promise<void> => {
+    if (!cred) {
+      setPhase({ kind: 'signin' });
+      return;
+    }
+    setCredential(cred);
+    try {
+      const user = await api.get<User>('/api/users/current');
+      setPhase({ kind: 'app', user });
+    } catch {
+      setCredential(undefined);
+      setPhase({ kind: 'signin', notice: 'Your session has ended. Sign in again.' });
+    }
+  }, []);
+
+  useEffect(() => {
+    setUnauthorizedHandler(() => {
+      setCredential(undefined);
+      setPhase({ kind: 'signin', notice: 'Your session has ended. Sign in again.' });
+    });
+    (async () => {
+      try {
+        const inst = await fetch('/api/instance').then((r) => r.json() as Promise<{ setup_required?: boolean }>);
+        if (inst.setup_required) {
+          setPhase({ kind: 'setup' });
+          return;
+        }
+      } catch {
+        setPhase({ kind: 'down', message: 'The management server cannot be reached. Check that netbird-server is running and reload.' });
+        return;
+      }
+      await enter(getCredential());
+    })();
+  }, [enter]);
+
+  // Move focus to the page title on navigation so screen readers announce the new page.
+  useEffect(() => {
+    document.getElementById('page-title')?.focus({ preventScroll: true });
+  }, [path]);
+
+  if (phase.kind === 'loading') return <div className="center-screen" aria-busy="true">Loading…</div>;
+  if (phase.kind === 'down')
+    return (
+      <main className="center-screen">
+        <p role="alert">{phase.message}</p>
+      </main>
+    );
+  if (phase.kind === 'setup') return <Onboarding onDone={(cred) => void enter(cred)} />;
+  if (phase.kind === 'signin') return <SignIn notice={phase.notice} onSignedIn={(cred) => void enter(cred)} />;
+
+  const page = PAGES.find((p) => p.path === path) ?? (path === '/' || path === '' ? PAGES[0]! : undefined);
+  const signOut = (): void => {
+    setCredential(undefined);
+    setPhase({ kind: 'signin', notice: 'Signed out.' });
+  };
+  return (
+    <div className="shell">
+      <a className="skip-link" href="#main">
+        Skip to content
+      </a>
+      <aside className="sidebar">
+        <div className="brand">
+          <img src="/favicon.svg" alt="" width="28" height="28" />
+          <span>NetBird</span>
+        </div>
+        <nav aria-label="Main">
+          <ul>
+            {PAGES.map((p) => (
+              <li key={p.path}>
+                <Link to={p.path} current={p === page} className="nav-link">
+                  {p.label}
+                </Link>
+              </li>
+            ))}
+          </ul>
+        </nav>
+        <div className="whoami">
+          <span className="who" title={phase.user.email}>
+            {phase.user.name || phase.user.email}
+            <span className="role">{phase.user.role}</span>
+          </span>
+          <button type="button" className="btn ghost small on-dark" onClick={signOut}>
+            Sign out
+          </button>
+        </div>
+      </aside>
+      <main id="main" className="content">
+        {page ? (
+          page.render()
+        ) : (
+          <section>
+            <h1 id="page-title" tabIndex={-1}>
+              Page not found
+            </h1>
+            <p>
+              There is no page at <code>{path}</code>. <Link to="/peers">Go to peers</Link>.
+            </p>
+          </section>
+        )}
+      </main>
+    </div>
+  );
+}

@@ -1,0 +1,300 @@
+/**
+ * The dashboard's REST client: NetBird's /api endpoints on this origin, authenticated with either a
+ * personal access token ("Token ...") or an access token from the embedded identity provider
+ * ("Bearer ..."). Errors keep NetBird's {message, code} shape; messages of the form "field: text"
+ * name the request field, which the forms show next to that field.
+ */
+
+export type Credential = { kind: 'pat' | 'jwt'; token: string; expiresAt?: number };
+
+const STORAGE_KEY = 'netbird.credential';
+
+export function loadCredential(): Credential | undefined {
+  try {
+    const raw = sessionStorage.getItem(STORAGE_KEY);
+    if (!raw) return undefined;
+    const c = JSON.parse(raw) as Credential;
+    if (c.expiresAt !== undefined && c.expiresAt < Date.now()) return undefined;
+    return c;
+  } catch {
+    return undefined;
+  }
+}
+
+export function saveCredential(c: Credential | undefined): void {
+  if (c) sessionStorage.setItem(STORAGE_KEY, JSON.stringify(c));
+  else sessionStorage.removeItem(STORAGE_KEY);
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+
+  /** The request field the server named ("name: must not be empty" -> "name"), if any. */
+  get field(): string | undefined {
+    const m = /^([A-Za-z_][\w.]*?):\s/.exec(this.message);
+    return m ? m[1] : undefined;
+  }
+
+  /** The message without its field prefix. */
+  get text(): string {
+    const f = this.field;
+    return f ? this.message.slice(f.length + 1).trim() : this.message;
+  }
+}
+
+let credential: Credential | undefined = loadCredential();
+let onUnauthorized: () => void = () => {};
+
+export function setCredential(c: Credential | undefined): void {
+  credential = c;
+  saveCredential(c);
+}
+
+export function getCredential(): Credential | undefined {
+  return credential;
+}
+
+export function setUnauthorizedHandler(fn: () => void): void {
+  onUnauthorized = fn;
+}
+
+function authHeader(c: Credential): string {
+  return c.kind === 'pat' ? `Token ${c.token}` : `Bearer ${c.token}`;
+}
+
+async function errorOf(res: Response): Promise<ApiError> {
+  let message = `${res.status} ${res.statusText}`;
+  try {
+    const body = (await res.json()) as { message?: unknown; error_description?: unknown };
+    if (typeof body.message === 'string') message = body.message;
+    else if (typeof body.error_description === 'string') message = body.error_description;
+  } catch {
+    // not JSON: keep the status line
+  }
+  return new ApiError(res.status, message);
+}
+
+export async function request<T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown, cred: Credential | undefined = credential): Promise<T> {
+  const headers: Record<string, string> = { accept: 'application/json' };
+  if (cred) headers.authorization = authHeader(cred);
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  let res: Response;
+  try {
+    res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch {
+    throw new ApiError(0, 'the server cannot be reached; check that netbird-server is running');
+  }
+  if (!res.ok) {
+    const err = await errorOf(res);
+    if (res.status === 401 && cred && cred === credential) onUnauthorized();
+    throw err;
+  }
+  const text = await res.text();
+  return (text === '' ? {} : JSON.parse(text)) as T;
+}
+
+export const api = {
+  get: <T>(path: string): Promise<T> => request<T>('GET', path),
+  post: <T>(path: string, body: unknown): Promise<T> => request<T>('POST', path, body),
+  put: <T>(path: string, body: unknown): Promise<T> => request<T>('PUT', path, body),
+  del: (path: string): Promise<unknown> => request<unknown>('DELETE', path),
+};
+
+/** Signs in with e-mail and password at the embedded identity provider (password grant). */
+export async function passwordSignIn(email: string, password: string): Promise<Credential> {
+  const form = new URLSearchParams({ grant_type: 'password', client_id: 'netbird', username: email, password, scope: 'openid profile email' });
+  let res: Response;
+  try {
+    res = await fetch('/oauth2/token', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form.toString() });
+  } catch {
+    throw new ApiError(0, 'the server cannot be reached; check that netbird-server is running');
+  }
+  if (!res.ok) {
+    const err = await errorOf(res);
+    throw new ApiError(res.status, err.status === 404 ? 'this server has no embedded identity provider; sign in with an access token' : err.message);
+  }
+  const t = (await res.json()) as { access_token: string; expires_in: number };
+  return { kind: 'jwt', token: t.access_token, expiresAt: Date.now() + (t.expires_in - 30) * 1000 };
+}
+
+// ----- NetBird JSON shapes (management-api.md §8), the fields the dashboard uses -----
+
+export interface GroupMinimum {
+  id: string;
+  name: string;
+  peers_count: number;
+  resources_count?: number;
+}
+
+export interface Group extends GroupMinimum {
+  peers: Array<{ id: string; name: string }>;
+  issued?: string;
+}
+
+export interface Peer {
+  id: string;
+  name: string;
+  ip: string;
+  connection_ip: string;
+  connected: boolean;
+  last_seen: string;
+  os: string;
+  version: string;
+  groups: GroupMinimum[];
+  ssh_enabled: boolean;
+  user_id: string;
+  hostname: string;
+  dns_label: string;
+  login_expiration_enabled: boolean;
+  login_expired: boolean;
+  inactivity_expiration_enabled: boolean;
+  approval_required: boolean;
+  accessible_peers_count?: number;
+  ephemeral?: boolean;
+}
+
+export interface SetupKey {
+  id: string;
+  name: string;
+  expires: string;
+  type: 'reusable' | 'one-off';
+  valid: boolean;
+  revoked: boolean;
+  used_times: number;
+  last_used: string;
+  state: string;
+  auto_groups: string[];
+  usage_limit: number;
+  ephemeral: boolean;
+  key: string;
+}
+
+export type Protocol = 'all' | 'tcp' | 'udp' | 'icmp' | 'netbird-ssh';
+
+export interface PolicyRule {
+  id?: string;
+  name: string;
+  description?: string;
+  enabled: boolean;
+  action: 'accept' | 'drop';
+  bidirectional: boolean;
+  protocol: Protocol;
+  ports?: string[];
+  port_ranges?: Array<{ start: number; end: number }>;
+  sources: GroupMinimum[];
+  destinations: GroupMinimum[];
+}
+
+export interface Policy {
+  id: string;
+  name: string;
+  description: string;
+  enabled: boolean;
+  source_posture_checks: string[];
+  rules: PolicyRule[];
+}
+
+export interface Route {
+  id: string;
+  network_type: string;
+  description: string;
+  network_id: string;
+  enabled: boolean;
+  metric: number;
+  masquerade: boolean;
+  groups: string[];
+  keep_route: boolean;
+  peer?: string;
+  peer_groups?: string[];
+  network?: string;
+  domains?: string[];
+}
+
+export interface Network {
+  id: string;
+  name: string;
+  description: string;
+  routers: string[];
+  routing_peers_count: number;
+  resources: string[];
+  policies: string[];
+}
+
+export interface NameserverGroup {
+  id: string;
+  name: string;
+  description: string;
+  nameservers: Array<{ ip: string; ns_type: string; port: number }>;
+  enabled: boolean;
+  groups: string[];
+  primary: boolean;
+  domains: string[];
+  search_domains_enabled: boolean;
+}
+
+export interface User {
+  id: string;
+  email: string;
+  name: string;
+  role: 'owner' | 'admin' | 'user' | 'billing_admin' | 'auditor' | 'network_admin';
+  status: string;
+  last_login: string;
+  auto_groups: string[];
+  is_current: boolean;
+  is_service_user: boolean;
+  is_blocked: boolean;
+  password?: string;
+}
+
+export interface Token {
+  id: string;
+  name: string;
+  expiration_date: string;
+  created_at: string;
+  last_used?: string;
+}
+
+export interface AuditEvent {
+  id: string | number;
+  timestamp: string;
+  activity: string;
+  activity_code: string;
+  initiator_name: string;
+  initiator_email: string;
+  target_id: string;
+  meta: Record<string, string> | null;
+}
+
+export interface TrafficEndpoint {
+  id?: string;
+  type?: string;
+  name?: string;
+  address?: string;
+}
+
+export interface TrafficEvent {
+  flow_id?: string;
+  window_start?: string;
+  events?: Array<{ type: string; timestamp: string }>;
+  protocol?: number;
+  direction?: string;
+  type?: string;
+  source?: TrafficEndpoint;
+  destination?: TrafficEndpoint;
+  rx_bytes?: number;
+  tx_bytes?: number;
+  policy?: { name?: string };
+}
+
+export interface TrafficPage {
+  data: TrafficEvent[];
+  page: number;
+  page_size: number;
+  total_records: number;
+  total_pages: number;
+}

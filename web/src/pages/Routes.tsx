@@ -1,0 +1,237 @@
+import { type FormEvent, type ReactNode, useState } from 'react';
+import { type Group, type Network, type Peer, type Route, api } from '../api.js';
+import { Chips, ConfirmButton, Empty, Field, FormError, GroupPicker, LoadError, PageHeader, Switch, errorFor, useResource, useSubmit } from '../ui.js';
+
+const ROUTE_FIELDS = ['network_id', 'network', 'domains', 'peer', 'peer_groups', 'groups', 'metric', 'description'];
+
+function routeBody(r: Route, change: Partial<Route> = {}): Record<string, unknown> {
+  const n = { ...r, ...change };
+  const out: Record<string, unknown> = {
+    description: n.description,
+    network_id: n.network_id,
+    enabled: n.enabled,
+    metric: n.metric,
+    masquerade: n.masquerade,
+    groups: n.groups,
+    keep_route: n.keep_route,
+  };
+  if (n.peer) out.peer = n.peer;
+  else out.peer_groups = n.peer_groups ?? [];
+  if (n.network_type === 'Domain') out.domains = n.domains ?? [];
+  else out.network = n.network;
+  return out;
+}
+
+function CreateRoute({ peers, groups, onCreated }: { peers: Peer[]; groups: Group[]; onCreated: () => void }): ReactNode {
+  const [networkId, setNetworkId] = useState('');
+  const [network, setNetwork] = useState('');
+  const [peer, setPeer] = useState('');
+  const [dist, setDist] = useState<string[]>([]);
+  const [description, setDescription] = useState('');
+  const { busy, error, run } = useSubmit();
+  const submit = async (e: FormEvent): Promise<void> => {
+    e.preventDefault();
+    const r = await run(() =>
+      api.post<Route>('/api/routes', {
+        network_id: networkId.trim(),
+        description: description.trim(),
+        network: network.trim(),
+        peer,
+        enabled: true,
+        metric: 9999,
+        masquerade: true,
+        keep_route: true,
+        groups: dist,
+      }),
+    );
+    if (r) {
+      setNetworkId('');
+      setNetwork('');
+      onCreated();
+    }
+  };
+  return (
+    <form noValidate className="card form-grid" onSubmit={(e) => void submit(e)} aria-labelledby="new-route">
+      <h2 id="new-route">Add a route</h2>
+      <Field label="Route name" error={errorFor(error, 'network_id')}>
+        {(p) => <input {...p} value={networkId} onChange={(e) => setNetworkId(e.target.value)} placeholder="e.g. office-lan" />}
+      </Field>
+      <Field label="Network (CIDR)" error={errorFor(error, 'network')}>
+        {(p) => <input {...p} value={network} onChange={(e) => setNetwork(e.target.value)} placeholder="192.168.10.0/24" className="mono" />}
+      </Field>
+      <Field label="Routing peer" error={errorFor(error, 'peer')}>
+        {(p) => (
+          <select {...p} value={peer} onChange={(e) => setPeer(e.target.value)}>
+            <option value="">Choose a peer…</option>
+            {peers.map((x) => (
+              <option key={x.id} value={x.id}>
+                {x.name} ({x.ip})
+              </option>
+            ))}
+          </select>
+        )}
+      </Field>
+      <Field label="Description" error={errorFor(error, 'description')}>
+        {(p) => <input {...p} value={description} onChange={(e) => setDescription(e.target.value)} />}
+      </Field>
+      <GroupPicker name="groups" label="Distribution groups" groups={groups} value={dist} onChange={setDist} error={errorFor(error, 'groups')} />
+      <FormError error={error} fields={ROUTE_FIELDS} />
+      <div className="form-actions">
+        <button type="submit" className="btn primary" disabled={busy}>
+          Add route
+        </button>
+      </div>
+    </form>
+  );
+}
+
+function CreateNetwork({ onCreated }: { onCreated: () => void }): ReactNode {
+  const [name, setName] = useState('');
+  const [description, setDescription] = useState('');
+  const { busy, error, run } = useSubmit();
+  const submit = async (e: FormEvent): Promise<void> => {
+    e.preventDefault();
+    if (await run(() => api.post<Network>('/api/networks', { name: name.trim(), description: description.trim() }))) {
+      setName('');
+      setDescription('');
+      onCreated();
+    }
+  };
+  return (
+    <form noValidate className="card form-row" onSubmit={(e) => void submit(e)} aria-labelledby="new-network">
+      <h2 id="new-network">Add a network</h2>
+      <Field label="Network name" error={errorFor(error, 'name')}>
+        {(p) => <input {...p} value={name} onChange={(e) => setName(e.target.value)} />}
+      </Field>
+      <Field label="Description" error={errorFor(error, 'description')}>
+        {(p) => <input {...p} value={description} onChange={(e) => setDescription(e.target.value)} />}
+      </Field>
+      <FormError error={error} fields={['name', 'description']} />
+      <button type="submit" className="btn primary" disabled={busy}>
+        Add network
+      </button>
+    </form>
+  );
+}
+
+export function RoutesPage(): ReactNode {
+  const routes = useResource<Route[]>('/api/routes');
+  const networks = useResource<Network[]>('/api/networks');
+  const peers = useResource<Peer[]>('/api/peers');
+  const groups = useResource<Group[]>('/api/groups');
+  const action = useSubmit();
+  const peerName = (id: string): string => peers.data?.find((p) => p.id === id)?.name ?? id;
+  const groupName = (id: string): string => groups.data?.find((g) => g.id === id)?.name ?? id;
+  return (
+    <section aria-labelledby="page-title">
+      <PageHeader title="Routes & networks">
+        <p>Routes let peers reach networks behind a routing peer. Networks group resources with their routers.</p>
+      </PageHeader>
+      {action.error && (
+        <p className="form-error" role="alert">
+          {action.error.message}
+        </p>
+      )}
+      <h2 className="section-title">Network routes</h2>
+      <CreateRoute peers={peers.data ?? []} groups={groups.data ?? []} onCreated={() => void routes.reload()} />
+      <LoadError error={routes.error} />
+      {routes.data && routes.data.length === 0 && <Empty title="No routes" />}
+      {routes.data && routes.data.length > 0 && (
+        <div className="table-wrap">
+          <table className="table responsive">
+            <thead>
+              <tr>
+                <th scope="col">Name</th>
+                <th scope="col">Destination</th>
+                <th scope="col">Routing peer</th>
+                <th scope="col">Distribution</th>
+                <th scope="col">Enabled</th>
+                <th scope="col">
+                  <span className="sr-only">Actions</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {routes.data.map((r) => (
+                <tr key={r.id}>
+                  <td data-label="Name">
+                    <strong>{r.network_id}</strong>
+                    {r.description && <span className="muted block">{r.description}</span>}
+                  </td>
+                  <td data-label="Destination" className="mono">
+                    {r.network ?? r.domains?.join(', ')}
+                  </td>
+                  <td data-label="Routing peer">{r.peer ? peerName(r.peer) : <Chips items={(r.peer_groups ?? []).map(groupName)} />}</td>
+                  <td data-label="Distribution">
+                    <Chips items={r.groups.map(groupName)} />
+                  </td>
+                  <td data-label="Enabled">
+                    <Switch
+                      label={`Route ${r.network_id} enabled`}
+                      checked={r.enabled}
+                      onChange={async (v) => {
+                        if (await action.run(() => api.put(`/api/routes/${r.id}`, routeBody(r, { enabled: v })))) await routes.reload();
+                      }}
+                    />
+                  </td>
+                  <td className="actions">
+                    <ConfirmButton
+                      className="small"
+                      label="Delete"
+                      onConfirm={async () => {
+                        if (await action.run(() => api.del(`/api/routes/${r.id}`))) await routes.reload();
+                      }}
+                    />
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      <h2 className="section-title">Networks</h2>
+      <CreateNetwork onCreated={() => void networks.reload()} />
+      <LoadError error={networks.error} />
+      {networks.data && networks.data.length === 0 && <Empty title="No networks" />}
+      {networks.data && networks.data.length > 0 && (
+        <div className="table-wrap">
+          <table className="table responsive">
+            <thead>
+              <tr>
+                <th scope="col">Name</th>
+                <th scope="col">Resources</th>
+                <th scope="col">Routing peers</th>
+                <th scope="col">Policies</th>
+                <th scope="col">
+                  <span className="sr-only">Actions</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {networks.data.map((n) => (
+                <tr key={n.id}>
+                  <td data-label="Name">
+                    <strong>{n.name}</strong>
+                    {n.description && <span className="muted block">{n.description}</span>}
+                  </td>
+                  <td data-label="Resources">{n.resources.length}</td>
+                  <td data-label="Routing peers">{n.routing_peers_count}</td>
+                  <td data-label="Policies">{n.policies.length}</td>
+                  <td className="actions">
+                    <ConfirmButton
+                      className="small"
+                      label="Delete"
+                      onConfirm={async () => {
+                        if (await action.run(() => api.del(`/api/networks/${n.id}`))) await networks.reload();
+                      }}
+                    />
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+    </section>
+  );
+}
