@@ -194,6 +194,10 @@ test('web dashboard against a real netbird-server in Chromium', { skip: existsSy
     const p2 = new TestPeer(`127.0.0.1:${port}`, 'web-peer-2', { goOS: 'darwin', OS: 'Darwin', OSVersion: '14.5' });
     peers.push(p2);
     await p2.login(pageKey); // registered, never synced: offline
+    const p3 = new TestPeer(`127.0.0.1:${port}`, 'build-runner', { OS: 'Ubuntu', OSVersion: '24.04' });
+    peers.push(p3);
+    await p3.login(pageKey);
+    await p3.sync();
     await go(page, 'Peers', 'Peers');
     const row = page.locator('tr[data-peer="web-peer-2"]');
     await row.waitFor();
@@ -218,6 +222,7 @@ test('web dashboard against a real netbird-server in Chromium', { skip: existsSy
     await go(page, 'Groups', 'Groups');
     await page.getByLabel('Group name').fill('web-servers');
     await page.getByRole('group', { name: 'Peers' }).getByLabel('mac-mini').check();
+    await page.getByRole('group', { name: 'Peers' }).getByLabel('build-runner').check();
     await page.getByRole('button', { name: 'Create group' }).click();
     await page.getByRole('cell', { name: 'web-servers', exact: true }).waitFor();
     await shot(page, '05-groups');
@@ -252,7 +257,10 @@ test('web dashboard against a real netbird-server in Chromium', { skip: existsSy
     await go(page, 'Network map', 'Network map');
     await page.locator('g.node[data-peer="web-peer-1"].node-online').waitFor();
     await page.locator('g.node[data-peer="mac-mini"].node-offline').waitFor();
-    assert.ok((await page.locator('path.edge').count()) >= 1, 'a policy edge is drawn');
+    // Both online (web-peer-1, build-runner): a live edge; mac-mini is offline: idle edges.
+    await page.locator('path.edge.live').first().waitFor();
+    await page.locator('path.edge.idle').first().waitFor();
+    assert.equal(await page.locator('path.edge').count(), 3, 'All <-> All joins each pair of the 3 peers once');
     await page.locator('g.node[data-peer="web-peer-1"]').focus();
     await page.keyboard.press('Enter');
     await page.getByRole('heading', { name: 'Can talk to' }).waitFor();
@@ -298,7 +306,7 @@ test('web dashboard against a real netbird-server in Chromium', { skip: existsSy
     const pols = await apiGet<Array<{ name: string; enabled: boolean }>>(url, pat, '/api/policies');
     assert.ok(pols.some((p) => p.name === 'Admins to web servers' && p.enabled));
     const list = await apiGet<Array<{ name: string; login_expiration_enabled: boolean }>>(url, pat, '/api/peers');
-    assert.deepEqual(list.map((p) => p.name).sort(), ['mac-mini', 'web-peer-1']);
+    assert.deepEqual(list.map((p) => p.name).sort(), ['build-runner', 'mac-mini', 'web-peer-1']);
   });
 
   await step('audit events show what was done; the traffic page has an empty state', async () => {

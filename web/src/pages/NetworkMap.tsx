@@ -1,4 +1,4 @@
-import { type ReactNode, useMemo, useState } from 'react';
+import { type ReactNode, useEffect, useMemo, useState } from 'react';
 import type { Peer, Policy } from '../api.js';
 import { Empty, LoadError, PageHeader, StatusDot, ago, dnsName, useDnsDomain, useResource } from '../ui.js';
 import { peerState } from './Peers.js';
@@ -48,10 +48,20 @@ export function policyEdges(peers: Peer[], policies: Policy[]): Edge[] {
   return [...edges.values()];
 }
 
-const W = 900;
-const H = 620;
+/** Drawing sizes: a wide canvas, or a narrow one on phones so labels stay readable. */
+function useCanvas(): { W: number; H: number } {
+  const query = '(max-width: 760px)';
+  const [narrow, setNarrow] = useState(() => window.matchMedia(query).matches);
+  useEffect(() => {
+    const m = window.matchMedia(query);
+    const on = (): void => setNarrow(m.matches);
+    m.addEventListener('change', on);
+    return () => m.removeEventListener('change', on);
+  }, []);
+  return narrow ? { W: 440, H: 520 } : { W: 900, H: 620 };
+}
 
-function layout(peers: Peer[]): Map<string, { x: number; y: number }> {
+function layout(peers: Peer[], W: number, H: number): Map<string, { x: number; y: number }> {
   // Members of a group sit next to each other on the ring, so rule bundles stay short.
   const sorted = [...peers].sort((p, q) => {
     const gp = p.groups.filter((g) => g.name !== 'All').map((g) => g.name).sort()[0] ?? '~';
@@ -60,25 +70,29 @@ function layout(peers: Peer[]): Map<string, { x: number; y: number }> {
   });
   const pos = new Map<string, { x: number; y: number }>();
   const n = sorted.length;
-  const r = Math.min(W, H) / 2 - 90;
+  const r = Math.min(W, H) / 2 - 80;
+  const stretch = W > H ? 1.25 : 1;
   sorted.forEach((p, i) => {
     if (n === 1) pos.set(p.id, { x: W / 2, y: H / 2 });
     else {
       const t = (2 * Math.PI * i) / n - Math.PI / 2;
-      pos.set(p.id, { x: W / 2 + r * Math.cos(t) * 1.25, y: H / 2 + r * Math.sin(t) });
+      pos.set(p.id, { x: W / 2 + r * Math.cos(t) * stretch, y: H / 2 + r * Math.sin(t) });
     }
   });
   return pos;
 }
 
+const LINUX = /linux|debian|ubuntu|fedora|centos|rhel|red hat|arch|alpine|suse|mint|rocky|alma|nixos|raspbian/;
+
 function osInitial(os: string): string {
   const o = os.toLowerCase();
-  if (o.includes('linux')) return 'L';
   if (o.includes('darwin') || o.includes('mac')) return 'M';
   if (o.includes('windows')) return 'W';
   if (o.includes('android')) return 'A';
   if (o.includes('ios')) return 'i';
-  return '•';
+  if (o.includes('freebsd')) return 'B';
+  if (LINUX.test(o)) return 'L';
+  return '?';
 }
 
 export function NetworkMapPage(): ReactNode {
@@ -88,7 +102,8 @@ export function NetworkMapPage(): ReactNode {
   const domain = useDnsDomain();
   const list = peers.data ?? [];
   const edges = useMemo(() => policyEdges(list, policies.data ?? []), [list, policies.data]);
-  const pos = useMemo(() => layout(list), [list]);
+  const { W, H } = useCanvas();
+  const pos = useMemo(() => layout(list, W, H), [list, W, H]);
   const byId = new Map(list.map((p) => [p.id, p] as const));
   const sel = selected ? byId.get(selected) : undefined;
   const selEdges = sel ? edges.filter((e) => e.a === sel.id || e.b === sel.id) : [];
