@@ -335,7 +335,7 @@ test('web dashboard against a real netbird-server in Chromium', { skip: existsSy
     await page.getByRole('heading', { level: 1, name: 'Traffic events' }).waitFor();
 
     await page.getByRole('button', { name: 'Sign out' }).click();
-    await page.getByRole('tab', { name: 'Access token' }).click();
+    await page.getByRole('button', { name: 'Access token' }).click();
     await page.getByLabel('Personal access token').fill('nbp_not_a_real_token');
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.locator('.field-error').waitFor();

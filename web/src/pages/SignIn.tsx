@@ -37,13 +37,12 @@ export function SignIn({ onSignedIn, notice }: { onSignedIn: (c: Credential) => 
         </div>
         <h1>Sign in</h1>
         {notice && <p className="notice" role="status">{notice}</p>}
-        <div className="tabs" role="tablist" aria-label="Sign-in method">
+        <div className="tabs" role="group" aria-label="Sign-in method">
           {(['password', 'token'] as const).map((m) => (
             <button
               key={m}
               type="button"
-              role="tab"
-              aria-selected={mode === m}
+              aria-pressed={mode === m}
               className={`tab ${mode === m ? 'active' : ''}`}
               onClick={() => {
                 setMode(m);
