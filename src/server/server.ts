@@ -298,7 +298,7 @@ export class NetbirdServer {
       });
       const restHandler = opts.onHttpRequest ?? api!.handle;
       // The web dashboard (web/dist) answers every GET outside /api, /oauth2, /relay, /health, /metrics.
-      const dashboard = opts.onHttpRequest ? undefined : createDashboard();
+      const dashboard = opts.onHttpRequest ? undefined : createDashboard(undefined, { oidc: opts.oidc });
       const http = createHttpServer((req, res) => {
         if (!observability.handle(req, res) && !dashboard?.handle(req, res)) restHandler(req, res);
       });

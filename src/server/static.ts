@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { dirname, extname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
+import type { OidcIssuerConfig } from '../api/index.js';
 
 /**
  * Serves the built web dashboard (web/dist, made by `npm run build:web`) on netbird-server's port.
@@ -37,8 +38,18 @@ const TYPES: Record<string, string> = {
 };
 const COMPRESSIBLE = new Set(['.html', '.js', '.mjs', '.css', '.json', '.svg', '.txt', '.map', '.webmanifest']);
 
-// The dashboard talks only to its own origin; inline style attributes are React's `style` props.
-const CSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'";
+// The dashboard talks only to its own origin (and an external identity provider's discovery and
+// token endpoints when one is configured); inline style attributes are React's `style` props.
+const csp = (connect: string[]): string =>
+  `default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src ${["'self'", ...connect].join(' ')}; frame-ancestors 'none'; base-uri 'self'; form-action 'self'`;
+
+/** Served at /dashboard-config.json: what the app needs to know before anyone signs in. */
+export const CONFIG_PATH = '/dashboard-config.json';
+
+export interface DashboardOptions {
+  /** External OIDC issuers of the server: the first one becomes the dashboard's "Sign in with ..." (client id = its first audience). */
+  oidc?: readonly OidcIssuerConfig[];
+}
 
 interface CachedFile {
   body: Buffer;
@@ -76,9 +87,21 @@ const NOT_BUILT = `<!doctype html><html lang="en"><head><meta charset="utf-8"><t
 <p>Build them from the source tree with <code>npm run build:web</code> (or <code>npm run build</code>) and reload this page,
 or point <code>${DASHBOARD_DIR_ENV}</code> at a directory holding a build.</p></body></html>`;
 
-export function createDashboard(dir: string = defaultDashboardDir()): Dashboard {
+export function createDashboard(dir: string = defaultDashboardDir(), opts: DashboardOptions = {}): Dashboard {
   const root = resolve(dir);
   const cache = new Map<string, CachedFile>();
+  const ext = opts.oidc?.[0];
+  const oidc = ext ? { issuer: ext.issuer.replace(/\/$/, ''), clientId: [ext.audience].flat()[0] ?? '', scope: 'openid profile email' } : null;
+  const connect: string[] = [];
+  if (oidc) {
+    try {
+      connect.push(new URL(oidc.issuer).origin);
+    } catch {
+      // an unparsable issuer fails at sign-in with a clear error; the CSP just stays strict
+    }
+  }
+  const CSP = csp(connect);
+  const configBody = Buffer.from(JSON.stringify({ oidc }));
 
   /** A file of the build by URL path, or undefined (never outside `root`). */
   const load = (urlPath: string): CachedFile | undefined => {
@@ -134,6 +157,14 @@ export function createDashboard(dir: string = defaultDashboardDir()): Dashboard 
         return false;
       }
       if (!path.startsWith('/') || isReserved(path) || path.includes('\0')) return false;
+      if (path === CONFIG_PATH) {
+        res.statusCode = 200;
+        res.setHeader('content-type', 'application/json; charset=utf-8');
+        res.setHeader('cache-control', 'no-cache');
+        res.setHeader('content-length', configBody.length);
+        res.end(req.method === 'HEAD' ? undefined : configBody);
+        return true;
+      }
       const isIndex = path === '/' || path === '/index.html';
       // Only a browser navigating (Accept: text/html) gets the app shell for an unknown path; API
       // clients and scripts asking for something that is not there get the server's JSON 404.

@@ -1,12 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { type BrowserContext, type Locator, type Page, chromium } from 'playwright-core';
-import { build } from 'vite';
+import { join } from 'node:path';
+import type { BrowserContext, Locator, Page } from 'playwright-core';
 import { TestPeer } from '../management/helpers.js';
+import { CHROMIUM, SHOTS, buildDashboard, launchChromium, shot, startServer, stopServer } from './helpers.js';
 
 /**
  * The dashboard end to end: a real netbird-server (the CLI, as a child process on loopback) serving
@@ -16,39 +16,9 @@ import { TestPeer } from '../management/helpers.js';
  * again with password and with a PAT. Every page is saved as a screenshot under artifacts/web/.
  */
 
-const CHROMIUM = '/usr/bin/chromium';
-const ROOT = resolve(import.meta.dirname, '../..');
-const SHOTS = join(ROOT, 'artifacts/web');
 const EMAIL = 'owner@example.com';
 const PASSWORD = 'correct horse battery';
 
-async function startServer(dataDir: string, webDir: string): Promise<{ proc: ChildProcess; url: string; port: number }> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test/server/run-cli.ts'), '--data-dir', dataDir, '--listen', '127.0.0.1:0'], {
-    cwd: ROOT,
-    env: { ...process.env, NB_DASHBOARD_DIR: webDir },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  proc.stderr!.on('data', (c: Buffer) => (out += c.toString()));
-  const port = await new Promise<number>((res, rej) => {
-    const timer = setTimeout(() => rej(new Error(`netbird-server did not start:\n${out}`)), 30_000);
-    proc.stdout!.on('data', (c: Buffer) => {
-      out += c.toString();
-      const m = /listening on 127\.0\.0\.1:(\d+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        res(Number(m[1]));
-      }
-    });
-    proc.once('exit', (code) => {
-      clearTimeout(timer);
-      rej(new Error(`netbird-server exited with ${code}:\n${out}`));
-    });
-  });
-  return { proc, url: `http://127.0.0.1:${port}`, port };
-}
-
-/** The error text the page ties to a form control through aria-describedby. */
 async function describedError(control: Locator): Promise<string> {
   const ids = ((await control.getAttribute('aria-describedby')) ?? '').split(/\s+/).filter(Boolean);
   const texts: string[] = [];
@@ -62,10 +32,6 @@ async function describedError(control: Locator): Promise<string> {
 /** Waits until the switch with accessible name `name` reports `checked`. */
 async function switchState(page: Page, name: string, checked: boolean): Promise<void> {
   await page.locator(`[role="switch"][aria-label="${name}"][aria-checked="${checked}"]`).waitFor();
-}
-
-async function shot(page: Page, name: string): Promise<void> {
-  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
 }
 
 async function go(page: Page, label: string, heading: string): Promise<void> {
@@ -88,28 +54,16 @@ test('web dashboard against a real netbird-server in Chromium', { skip: existsSy
   t.after(async () => {
     for (const p of peers) p.close();
     await context?.close().catch(() => {});
-    if (proc && proc.exitCode === null) {
-      const exited = new Promise((r) => proc!.once('exit', r));
-      proc.kill('SIGTERM');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
-      if (proc.exitCode === null) proc.kill('SIGKILL');
-    }
+    if (proc) await stopServer(proc);
     rmSync(tmp, { recursive: true, force: true });
   });
 
   // A fresh build of the current source, so the test never checks a stale web/dist.
-  const webDir = join(tmp, 'web');
-  await build({ configFile: join(ROOT, 'web/vite.config.ts'), logLevel: 'warn', build: { outDir: webDir, emptyOutDir: true } });
+  const webDir = await buildDashboard(join(tmp, 'web'));
   const server = await startServer(join(tmp, 'data'), webDir);
   proc = server.proc;
   const { url, port } = server;
-
-  context = await chromium.launchPersistentContext(join(tmp, 'profile'), {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    viewport: { width: 1360, height: 860 },
-  });
+  context = await launchChromium(join(tmp, 'profile'));
   const page = context.pages()[0] ?? (await context.newPage());
   const consoleErrors: string[] = [];
   page.on('console', (m) => {
@@ -149,6 +103,7 @@ test('web dashboard against a real netbird-server in Chromium', { skip: existsSy
     await page.getByLabel('Repeat password').fill(PASSWORD);
     await page.getByRole('button', { name: 'Create account' }).click();
     await page.getByRole('heading', { name: 'Add your first peer' }).waitFor();
+    await page.getByText(/^netbird up --management-url/).waitFor();
     const cmd = (await page.getByTestId('up-command').textContent()) ?? '';
     const m = /^netbird up --management-url (\S+) --setup-key (\S+)$/.exec(cmd);
     assert.ok(m, `unexpected command: ${cmd}`);

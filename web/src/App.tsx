@@ -1,11 +1,12 @@
 import { type ReactNode, useCallback, useEffect, useState } from 'react';
-import { Link, usePath } from './router.js';
+import { Link, replacePath, usePath } from './router.js';
 import { type Credential, type User, api, getCredential, setCredential, setUnauthorizedHandler } from './api.js';
 import { AuditPage, TrafficPage } from './pages/Events.js';
 import { DnsPage } from './pages/Dns.js';
 import { GroupsPage } from './pages/Groups.js';
 import { NetworkMapPage } from './pages/NetworkMap.js';
-import { Onboarding } from './pages/Onboarding.js';
+import { FirstPeer, Onboarding } from './pages/Onboarding.js';
+import { CALLBACK_PATH, type OidcConfig, finishOidcSignIn, loadDashboardConfig } from './oidc.js';
 import { PeersPage } from './pages/Peers.js';
 import { PoliciesPage } from './pages/Policies.js';
 import { RoutesPage } from './pages/Routes.js';
@@ -32,10 +33,17 @@ const PAGES: PageDef[] = [
   { path: '/events/traffic', label: 'Traffic events', render: () => <TrafficPage /> },
 ];
 
-type Phase = { kind: 'loading' } | { kind: 'setup' } | { kind: 'signin'; notice?: string } | { kind: 'app'; user: User } | { kind: 'down'; message: string };
+type Phase =
+  | { kind: 'loading' }
+  | { kind: 'setup' }
+  | { kind: 'signin'; notice?: string }
+  | { kind: 'firstPeer'; cred: Credential }
+  | { kind: 'app'; user: User }
+  | { kind: 'down'; message: string };
 
 export function App(): ReactNode {
   const [phase, setPhase] = useState<Phase>({ kind: 'loading' });
+  const [oidc, setOidc] = useState<OidcConfig | null>(null);
   const path = usePath();
 
   const enter = useCallback(async (cred: Credential | undefined): Promise<void> => {
@@ -59,6 +67,30 @@ export function App(): ReactNode {
       setPhase({ kind: 'signin', notice: 'Your session has ended. Sign in again.' });
     });
     (async () => {
+      const cfg = await loadDashboardConfig();
+      setOidc(cfg.oidc);
+      if (location.pathname === CALLBACK_PATH) {
+        // Back from the external identity provider with an authorization code.
+        if (!cfg.oidc) {
+          replacePath('/');
+          setPhase({ kind: 'signin', notice: 'This server has no external identity provider configured.' });
+          return;
+        }
+        try {
+          const r = await finishOidcSignIn(cfg.oidc);
+          replacePath(r.returnTo.startsWith('/') && r.returnTo !== CALLBACK_PATH ? r.returnTo : '/');
+          if (r.firstRun) {
+            setCredential(r.cred);
+            setPhase({ kind: 'firstPeer', cred: r.cred });
+            return;
+          }
+          await enter(r.cred);
+        } catch (e) {
+          replacePath('/');
+          setPhase({ kind: 'signin', notice: e instanceof Error ? e.message : String(e) });
+        }
+        return;
+      }
       try {
         const inst = await fetch('/api/instance').then((r) => r.json() as Promise<{ setup_required?: boolean }>);
         if (inst.setup_required) {
@@ -85,8 +117,9 @@ export function App(): ReactNode {
         <p role="alert">{phase.message}</p>
       </main>
     );
-  if (phase.kind === 'setup') return <Onboarding onDone={(cred) => void enter(cred)} />;
-  if (phase.kind === 'signin') return <SignIn notice={phase.notice} onSignedIn={(cred) => void enter(cred)} />;
+  if (phase.kind === 'setup') return <Onboarding oidc={oidc} onDone={(cred) => void enter(cred)} />;
+  if (phase.kind === 'firstPeer') return <FirstPeer cred={phase.cred} onDone={(cred) => void enter(cred)} />;
+  if (phase.kind === 'signin') return <SignIn oidc={oidc} notice={phase.notice} onSignedIn={(cred) => void enter(cred)} />;
 
   const page = PAGES.find((p) => p.path === path) ?? (path === '/' || path === '' ? PAGES[0]! : undefined);
   const signOut = (): void => {

@@ -29,3 +29,9 @@ export function Link({ to, children, className, current }: { to: string; childre
     </a>
   );
 }
+
+/** Replaces the current entry (no new history step), e.g. to drop an OAuth callback's code. */
+export function replacePath(path: string): void {
+  history.replaceState(null, '', path);
+  window.dispatchEvent(new PopStateEvent('popstate'));
+}

@@ -1,12 +1,14 @@
 import { type FormEvent, type ReactNode, useState } from 'react';
 import { ApiError, type Credential, type User, passwordSignIn, request } from '../api.js';
-import { Field, useSubmit } from '../ui.js';
+import { type OidcConfig, providerName, startOidcSignIn } from '../oidc.js';
+import { Field, FormError, useSubmit } from '../ui.js';
 
 /**
  * Sign-in: e-mail and password at the embedded identity provider (its token endpoint), or a
  * personal access token for headless setups (e.g. the one POST /api/setup returned).
  */
-export function SignIn({ onSignedIn, notice }: { onSignedIn: (c: Credential) => void; notice?: string }): ReactNode {
+export function SignIn({ onSignedIn, notice, oidc }: { onSignedIn: (c: Credential) => void; notice?: string; oidc?: OidcConfig | null }): ReactNode {
+  const external = useSubmit();
   const [mode, setMode] = useState<'password' | 'token'>('password');
   const [email, setEmail] = useState('');
   const [password, setPassword] = useState('');
@@ -37,6 +39,17 @@ export function SignIn({ onSignedIn, notice }: { onSignedIn: (c: Credential) => 
         </div>
         <h1>Sign in</h1>
         {notice && <p className="notice" role="status">{notice}</p>}
+        {oidc && (
+          <>
+            <button type="button" className="btn primary wide" disabled={external.busy} onClick={() => void external.run(() => startOidcSignIn(oidc, location.pathname, false))}>
+              Sign in with {providerName(oidc)}
+            </button>
+            <FormError error={external.error} fields={[]} />
+            <p className="or" aria-hidden="true">
+              or
+            </p>
+          </>
+        )}
         <div className="tabs" role="group" aria-label="Sign-in method">
           {(['password', 'token'] as const).map((m) => (
             <button
