@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BrowserContext, Locator, Page } from 'playwright-core';
 import { TestPeer } from '../management/helpers.js';
-import { CHROMIUM, SHOTS, buildDashboard, launchChromium, shot, startServer, stopServer } from './helpers.js';
+import { CHROMIUM, SHOTS, a11yIssues, buildDashboard, launchChromium, shot, startServer, stopServer } from './helpers.js';
 
 /**
  * The dashboard end to end: a real netbird-server (the CLI, as a child process on loopback) serving
@@ -37,6 +37,9 @@ async function switchState(page: Page, name: string, checked: boolean): Promise<
 async function go(page: Page, label: string, heading: string): Promise<void> {
   await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: label, exact: true }).click();
   await page.getByRole('heading', { level: 1, name: heading }).waitFor();
+  await page.waitForLoadState('networkidle').catch(() => {});
+  // Every page: named controls and AA text contrast.
+  assert.deepEqual(await a11yIssues(page), [], `accessibility of ${label}`);
 }
 
 async function apiGet<T>(url: string, token: string, path: string): Promise<T> {
@@ -87,6 +90,7 @@ test('web dashboard against a real netbird-server in Chromium', { skip: existsSy
   await step('first run: onboarding creates the owner and shows the netbird up command', async () => {
     await page.goto(url + '/');
     await page.getByRole('heading', { name: 'Welcome! Create the owner account' }).waitFor();
+    assert.deepEqual(await a11yIssues(page), [], 'accessibility of onboarding');
     await page.getByLabel('E-mail').fill(EMAIL);
     await page.getByLabel('Name').fill('Olivia Owner');
     const pw = page.getByLabel('Password', { exact: true });
@@ -284,6 +288,7 @@ test('web dashboard against a real netbird-server in Chromium', { skip: existsSy
     await page.locator('.field-error').waitFor();
     assert.match(await describedError(pw), /wrong e-mail or password/);
     await shot(page, '13-sign-in-error');
+    assert.deepEqual(await a11yIssues(page), [], 'accessibility of sign-in');
     await pw.fill(PASSWORD);
     await page.getByRole('button', { name: 'Sign in' }).click();
     // Signing in again returns to the page the user was on.
@@ -301,6 +306,20 @@ test('web dashboard against a real netbird-server in Chromium', { skip: existsSy
     // A deep link is served the app (SPA fallback) and opens that page.
     await page.goto(url + '/policies');
     await page.getByRole('heading', { level: 1, name: 'Access control' }).waitFor();
+  });
+
+  await step('keyboard: skip link first, then the navigation; a new page focuses its title', async () => {
+    await page.goto(url + '/peers');
+    await page.getByRole('heading', { level: 1, name: 'Peers' }).waitFor();
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate('document.activeElement.textContent'), 'Skip to content');
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate('document.activeElement.textContent'), 'Peers');
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate('document.activeElement.textContent'), 'Network map');
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { level: 1, name: 'Network map' }).waitFor();
+    await page.waitForFunction('document.activeElement && document.activeElement.id === "page-title"');
   });
 
   await step('small screens: navigation on top, tables as cards', async () => {

@@ -69,3 +69,59 @@ export function launchChromium(profileDir: string): Promise<BrowserContext> {
 export async function shot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
 }
+
+/**
+ * Runs in the page (as a string, so the test needs no DOM typings): form controls and links
+ * without an accessible name, and text whose contrast with its background is below WCAG AA
+ * (4.5:1, or 3:1 for large text). Backgrounds are read up the tree to the first opaque colour;
+ * text over images or gradients, inside SVG or hidden is skipped.
+ */
+const AUDIT = `(() => {
+  const issues = [];
+  const nameOf = (el) => {
+    const lb = el.getAttribute('aria-labelledby');
+    const byId = lb ? lb.split(/\\s+/).map((i) => document.getElementById(i)?.textContent || '').join(' ') : '';
+    const labels = el.labels ? [...el.labels].map((l) => l.textContent).join(' ') : '';
+    return (el.getAttribute('aria-label') || byId || labels || (el.tagName === 'INPUT' ? '' : el.textContent) || el.getAttribute('title') || '').trim();
+  };
+  for (const el of document.querySelectorAll('input:not([type=hidden]), select, textarea, button, a[href], [role=switch], [role=button]')) {
+    if (!nameOf(el)) issues.push('no accessible name: ' + el.outerHTML.slice(0, 100));
+  }
+  const rgb = (s) => { const m = s.match(/[\\d.]+/g) || []; return m.map(Number); };
+  const lum = ([r, g, b]) => { const f = (c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4); }; return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
+  const bgOf = (el) => {
+    for (let e = el; e; e = e.parentElement) {
+      const cs = getComputedStyle(e);
+      if (cs.backgroundImage && cs.backgroundImage !== 'none') return null;
+      const c = rgb(cs.backgroundColor);
+      if (c.length >= 3 && (c.length === 3 || c[3] === 1)) return c;
+    }
+    return [255, 255, 255];
+  };
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  const seen = new Set();
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    const el = n.parentElement;
+    if (!el || seen.has(el) || !n.textContent.trim() || el.closest('svg')) continue;
+    seen.add(el);
+    const cs = getComputedStyle(el);
+    if (cs.visibility === 'hidden' || cs.display === 'none' || el.getClientRects().length === 0) continue;
+    if (el.closest('[disabled]') || el.closest('.sr-only')) continue;
+    const bg = bgOf(el);
+    if (!bg) continue;
+    const fg = rgb(cs.color);
+    let opacity = 1;
+    for (let e = el; e; e = e.parentElement) opacity *= Number(getComputedStyle(e).opacity);
+    const mix = fg.slice(0, 3).map((c, i) => c * (fg[3] ?? 1) * opacity + bg[i] * (1 - (fg[3] ?? 1) * opacity));
+    const [a, b] = [lum(mix), lum(bg)];
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    const size = parseFloat(cs.fontSize);
+    const large = size >= 24 || (size >= 18.66 && Number(cs.fontWeight) >= 700);
+    if (ratio < (large ? 3 : 4.5)) issues.push('contrast ' + ratio.toFixed(2) + ': "' + n.textContent.trim().slice(0, 40) + '" (' + cs.color + ' on rgb(' + bg.join(',') + '))');
+  }
+  return issues;
+})()`;
+
+export async function a11yIssues(page: Page): Promise<string[]> {
+  return (await page.evaluate(AUDIT)) as string[];
+}
