@@ -70,8 +70,8 @@ function layout(peers: Peer[], W: number, H: number): Map<string, { x: number; y
   });
   const pos = new Map<string, { x: number; y: number }>();
   const n = sorted.length;
-  const r = Math.min(W, H) / 2 - 80;
-  const stretch = W > H ? 1.25 : 1;
+  const r = Math.min(W, H) / 2 - 75;
+  const stretch = W > H ? 1.45 : 1;
   sorted.forEach((p, i) => {
     if (n === 1) pos.set(p.id, { x: W / 2, y: H / 2 });
     else {
@@ -103,6 +103,8 @@ export function NetworkMapPage(): ReactNode {
   const list = peers.data ?? [];
   const edges = useMemo(() => policyEdges(list, policies.data ?? []), [list, policies.data]);
   const { W, H } = useCanvas();
+  // Crowded rings get smaller nodes so neighbours do not overlap.
+  const nodeScale = list.length > 24 ? 0.6 : list.length > 12 ? 0.8 : 1;
   const pos = useMemo(() => layout(list, W, H), [list, W, H]);
   const byId = new Map(list.map((p) => [p.id, p] as const));
   const sel = selected ? byId.get(selected) : undefined;
@@ -139,7 +141,7 @@ export function NetworkMapPage(): ReactNode {
                 </filter>
               </defs>
               <rect width={W} height={H} rx="16" fill="url(#bg)" />
-              <g className="edges">
+              <g className={`edges ${edges.length > 30 ? 'dense' : ''}`}>
                 {edges.map((e) => {
                   const a = pos.get(e.a)!;
                   const b = pos.get(e.b)!;
@@ -154,7 +156,7 @@ export function NetworkMapPage(): ReactNode {
                     <path
                       key={`${e.a}|${e.b}`}
                       d={`M${a.x},${a.y} Q${mx},${my} ${b.x},${b.y}`}
-                      className={`edge ${live ? 'live' : 'idle'} ${e.drop ? 'drop' : ''} ${dim ? 'dim' : ''}`}
+                      className={`edge ${live ? 'live' : 'idle'} ${e.drop ? 'drop' : ''} ${dim ? 'dim' : ''} ${sel && !dim ? 'hot' : ''}`}
                       markerEnd={e.oneWay ? 'url(#arrow)' : undefined}
                     >
                       <title>{`${pa.name} ${e.oneWay ? '→' : '↔'} ${pb.name}\n${e.labels.join('\n')}`}</title>
@@ -171,7 +173,7 @@ export function NetworkMapPage(): ReactNode {
                     <g
                       key={p.id}
                       className={`node node-${st.state} ${isSel ? 'selected' : ''}`}
-                      transform={`translate(${x},${y})`}
+                      transform={`translate(${x},${y}) scale(${nodeScale})`}
                       tabIndex={0}
                       role="button"
                       aria-pressed={isSel}
@@ -193,9 +195,11 @@ export function NetworkMapPage(): ReactNode {
                       <text className="label" y="46" textAnchor="middle">
                         {p.name}
                       </text>
-                      <text className="sublabel" y="63" textAnchor="middle">
-                        {p.ip}
-                      </text>
+                      {list.length <= 16 && (
+                        <text className="sublabel" y="63" textAnchor="middle">
+                          {p.ip}
+                        </text>
+                      )}
                     </g>
                   );
                 })}
@@ -262,12 +266,12 @@ export function NetworkMapPage(): ReactNode {
                 <h2>Connections</h2>
                 <p className="muted">Select a peer to see what it can reach.</p>
                 <ul className="conn-list">
-                  {edges.slice(0, 30).map((e) => (
+                  {edges.slice(0, 12).map((e) => (
                     <li key={`${e.a}|${e.b}`}>
                       {byId.get(e.a)!.name} {e.oneWay ? '→' : '↔'} {byId.get(e.b)!.name}
                     </li>
                   ))}
-                  {edges.length > 30 && <li className="muted">and {edges.length - 30} more</li>}
+                  {edges.length > 12 && <li className="muted">and {edges.length - 12} more; select a peer for its own</li>}
                 </ul>
               </>
             )}
