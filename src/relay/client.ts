@@ -6,6 +6,7 @@
 import { EventEmitter } from 'node:events';
 import type { LookupFunction } from 'node:net';
 import WebSocket from 'ws';
+import { corkForTick } from './cork.js';
 import { relayPeerId } from '../crypto/index.js';
 import {
   CLOSE_MSG,
@@ -163,6 +164,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     if (!this.isConnected || ws === null || length > MAX_TRANSPORT_PAYLOAD) return false;
     if (ws.bufferedAmount > (this.opts.sendBufferLimit ?? 4 * 1024 * 1024)) return false;
     const n = writeTransport(this.scratch, peerId, payload, offset, length);
+    corkForTick(ws);
     ws.send(this.scratch.subarray(0, n));
     return true;
   }

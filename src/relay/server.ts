@@ -7,6 +7,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { verifyRelayToken } from '../crypto/index.js';
+import { corkForTick } from './cork.js';
 import {
   CLOSE_MSG,
   HEALTH_CHECK_MSG,
@@ -291,6 +292,7 @@ export class RelayServer {
         }
         // Rewrite the destination ID to the source in place; ws gave us a buffer of our own.
         src.id!.copy(data, 2);
+        corkForTick(dst.ws);
         dst.ws.send(data);
         this.counters.forwardedMessages++;
         this.counters.forwardedBytes += data.length - TRANSPORT_HEADER_LENGTH;
