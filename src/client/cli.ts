@@ -2,6 +2,7 @@ import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { fileURLToPath } from 'node:url';
+import { restoreHostDns } from '../dns/index.js';
 import { VERSION, packageRoot } from '../shared/index.js';
 import { DEFAULT_CONFIG_PATH } from './config.js';
 import { Daemon, callDaemon, serveControl, socketPathOf, type UpRequest } from './daemon.js';
@@ -118,6 +119,10 @@ function waitForSignal(): Promise<string> {
 }
 
 async function runDaemon(configPath: string, socketPath: string): Promise<number> {
+  // A daemon that died while connected left the host resolver pointing at us: put it back first.
+  await restoreHostDns(process.env.NB_RESOLV_CONF ? { resolvConfPath: process.env.NB_RESOLV_CONF } : {}).catch((e: Error) =>
+    process.stderr.write(`netbird: could not restore the host DNS configuration: ${e.message}\n`),
+  );
   const daemon = new Daemon(configPath, startEngine);
   const server = await serveControl(daemon, socketPath);
   process.stderr.write(`netbird daemon ${VERSION} listening on unix://${socketPath} (config ${configPath})\n`);
