@@ -260,6 +260,21 @@ test('web dashboard against a real netbird-server in Chromium', { skip: existsSy
     pat = ((await page.getByTestId('new-token').textContent()) ?? '').trim();
     assert.match(pat, /^nbp_/);
     await page.getByRole('cell', { name: /Olivia Owner/ }).waitFor();
+    // A new user: the generated password is shown once; their role and blocking are editable.
+    await page.getByLabel('E-mail').fill('not-an-email');
+    await page.getByRole('button', { name: 'Add user' }).click();
+    await page.locator('.field-error').first().waitFor();
+    assert.match(await describedError(page.getByLabel('E-mail')), /valid e-mail/);
+    await page.getByLabel('E-mail').fill('dev@example.com');
+    await page.getByLabel('Name', { exact: true }).fill('Dana Dev');
+    await page.getByRole('button', { name: 'Add user' }).click();
+    await page.getByText('can sign in with this password').waitFor();
+    await page.getByLabel('Role of Dana Dev').selectOption('admin');
+    await page.locator('select[aria-label="Role of Dana Dev"] option[value="admin"]:checked').waitFor({ state: 'attached' });
+    await page.getByRole('switch', { name: 'Dana Dev may sign in' }).click();
+    await switchState(page, 'Dana Dev may sign in', false);
+    const users = await apiGet<Array<{ email: string; role: string; is_blocked: boolean }>>(url, pat, '/api/users');
+    assert.deepEqual(users.find((u) => u.email === 'dev@example.com'), { ...users.find((u) => u.email === 'dev@example.com')!, role: 'admin', is_blocked: true });
     await shot(page, '10-users');
     // What the UI did is real: the API (with the new PAT) agrees.
     const pols = await apiGet<Array<{ name: string; enabled: boolean }>>(url, pat, '/api/policies');

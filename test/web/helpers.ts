@@ -67,6 +67,8 @@ export function launchChromium(profileDir: string): Promise<BrowserContext> {
 }
 
 export async function shot(page: Page, name: string): Promise<void> {
+  // From the top: the sticky sidebar would otherwise be drawn where the last scroll left it.
+  await page.evaluate('window.scrollTo(0, 0)');
   await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
 }
 

@@ -1,6 +1,6 @@
 import { type FormEvent, type ReactNode, useState } from 'react';
 import { type Token, type User, api } from '../api.js';
-import { ConfirmButton, CopyButton, Empty, Field, FormError, LoadError, PageHeader, StatusDot, ago, errorFor, fullTime, useResource, useSubmit } from '../ui.js';
+import { ConfirmButton, CopyButton, Empty, Field, FormError, LoadError, PageHeader, StatusDot, Switch, ago, errorFor, fullTime, useResource, useSubmit } from '../ui.js';
 
 const ROLES: User['role'][] = ['user', 'admin', 'network_admin', 'auditor', 'billing_admin', 'owner'];
 
@@ -168,9 +168,39 @@ export function UsersPage(): ReactNode {
                     {u.is_current && <span className="badge">you</span>}
                     <span className="muted block">{u.is_service_user ? 'service user' : u.email}</span>
                   </td>
-                  <td data-label="Role">{u.role.replace('_', ' ')}</td>
+                  <td data-label="Role">
+                    {u.is_current || u.role === 'owner' ? (
+                      u.role.replace('_', ' ')
+                    ) : (
+                      <select
+                        aria-label={`Role of ${u.name}`}
+                        value={u.role}
+                        onChange={async (e) => {
+                          const role = e.target.value as User['role'];
+                          if (await action.run(() => api.put(`/api/users/${u.id}`, { role, auto_groups: u.auto_groups, is_blocked: u.is_blocked }))) await users.reload();
+                        }}
+                      >
+                        {ROLES.filter((r) => r !== 'owner').map((r) => (
+                          <option key={r} value={r}>
+                            {r.replace('_', ' ')}
+                          </option>
+                        ))}
+                      </select>
+                    )}
+                  </td>
                   <td data-label="Status">
-                    <StatusDot state={u.is_blocked ? 'warn' : 'online'} label={u.status} />
+                    <span className="status-cell">
+                      <StatusDot state={u.is_blocked ? 'warn' : 'online'} label={u.status} />
+                      {!u.is_current && u.role !== 'owner' && (
+                        <Switch
+                          label={`${u.name} may sign in`}
+                          checked={!u.is_blocked}
+                          onChange={async (v) => {
+                            if (await action.run(() => api.put(`/api/users/${u.id}`, { role: u.role, auto_groups: u.auto_groups, is_blocked: !v }))) await users.reload();
+                          }}
+                        />
+                      )}
+                    </span>
                   </td>
                   <td data-label="Last login" title={fullTime(u.last_login)}>
                     {ago(u.last_login)}
