@@ -1,4 +1,4 @@
-import { type ReactNode, useCallback, useEffect, useId, useRef, useState } from 'react';
+import { Fragment, type ReactNode, useCallback, useEffect, useId, useRef, useState } from 'react';
 import { ApiError, api } from './api.js';
 
 /** Loads `path` (GET), reloads on demand and, with `refreshMs`, on a timer while the page is visible. */
@@ -264,4 +264,19 @@ export function useDnsDomain(): string | undefined {
 export function dnsName(label: string, domain: string | undefined): string {
   if (label === '' || label.includes('.') || !domain) return label;
   return `${label}.${domain}`;
+}
+
+/** A shell command that wraps only between arguments (never inside "--setup-key"). */
+export function CommandText({ text, testId }: { text: string; testId?: string }): ReactNode {
+  const words = text.split(' ');
+  return (
+    <code data-testid={testId}>
+      {words.map((w, i) => (
+        <Fragment key={i}>
+          <span className="nowrap">{w}</span>
+          {i < words.length - 1 ? ' ' : ''}
+        </Fragment>
+      ))}
+    </code>
+  );
 }

@@ -1,7 +1,7 @@
 import { type FormEvent, type ReactNode, useEffect, useRef, useState } from 'react';
 import { ApiError, type Credential, type SetupKey, passwordSignIn, request, setCredential } from '../api.js';
 import { type OidcConfig, providerName, startOidcSignIn } from '../oidc.js';
-import { CopyButton, Field, FormError, errorFor, useSubmit } from '../ui.js';
+import { CommandText, CopyButton, Field, FormError, errorFor, useSubmit } from '../ui.js';
 
 const FIELDS = ['email', 'name', 'password', 'confirm'];
 
@@ -41,7 +41,7 @@ export function FirstPeer({ cred, onDone }: { cred: Credential; onDone: (c: Cred
               revoke it under <strong>Setup keys</strong>.
             </p>
             <div className="command" aria-label="netbird up command" aria-busy={!key}>
-              <code data-testid="up-command">{key ? cmd : 'Creating a setup key…'}</code>
+              {key ? <CommandText testId="up-command" text={cmd} /> : <code data-testid="up-command">Creating a setup key…</code>}
               {key && <CopyButton text={cmd} label="Copy command" />}
             </div>
             <p className="muted">The peer appears on the Peers page as soon as it connects.</p>

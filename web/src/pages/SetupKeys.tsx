@@ -1,6 +1,6 @@
 import { type FormEvent, type ReactNode, useState } from 'react';
 import { type Group, type SetupKey, api } from '../api.js';
-import { Chips, ConfirmButton, CopyButton, Empty, Field, FormError, GroupPicker, LoadError, PageHeader, StatusDot, ago, errorFor, fullTime, useResource, useSubmit } from '../ui.js';
+import { Chips, CommandText, ConfirmButton, CopyButton, Empty, Field, FormError, GroupPicker, LoadError, PageHeader, StatusDot, ago, errorFor, fullTime, useResource, useSubmit } from '../ui.js';
 import { upCommand } from './Onboarding.js';
 
 const FIELDS = ['name', 'type', 'expires_in', 'usage_limit', 'auto_groups'];
@@ -95,7 +95,7 @@ export function SetupKeysPage(): ReactNode {
           </div>
           <p>To add a peer with it:</p>
           <div className="command">
-            <code>{upCommand(created.key)}</code>
+            <CommandText text={upCommand(created.key)} />
             <CopyButton text={upCommand(created.key)} label="Copy command" />
           </div>
           <button type="button" className="btn ghost small" onClick={() => setCreated(undefined)}>
