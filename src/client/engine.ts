@@ -6,7 +6,8 @@ import { management, signalexchange } from '../proto/index.js';
 import { RelayBind, RelayClient } from '../relay/index.js';
 import { SignalClient, type SignalBody } from '../signal/index.js';
 import { createUdpBind, openTun, type LinuxTunDevice, type LinuxUdpBind } from '../tun/index.js';
-import { Device } from '../wireguard/index.js';
+import { Device, type Endpoint } from '../wireguard/index.js';
+import { IceMux, IceSession, parseIceUrl, watchHostAddresses, type IceServer, type SelectedPath } from '../ice/index.js';
 import type { ClientConfig } from './config.js';
 import type { EngineHandle, EngineStartArgs, EngineStatus } from './daemon.js';
 import type { ManagementClient, ManagementError } from './management.js';
@@ -34,6 +35,14 @@ const stderrLogger: EngineLogger = {
 class PeerConnection {
   relayUrl = '';
   remoteRelayAddress = '';
+  /** The NetBird relay endpoint once the relay path is up (fallback while ICE is not). */
+  private relayEndpoint: Endpoint | undefined;
+  /** ICE half (protocol.md §6.2-§6.4): credentials, candidates, direct path. */
+  readonly ice: IceSession;
+  /** Signal messages to this peer go out one after another (OFFER/ANSWER before its CANDIDATEs). */
+  private sendQueue: Promise<void> = Promise.resolve();
+  /** When the first OFFER of the current attempt went out (time-to-P2P in the log). */
+  private offerSentAt = 0;
   private offerTimer: NodeJS.Timeout | undefined;
   private offerDelay = 1000;
   private remoteSeen = false;
@@ -45,7 +54,49 @@ class PeerConnection {
     private readonly engine: Engine,
     readonly publicKey: string,
     public config: management.RemotePeerConfig,
-  ) {}
+  ) {
+    this.ice = new IceSession({
+      mux: engine.mux,
+      controlling: engine.publicKey > publicKey,
+      servers: () => engine.iceServers,
+      agent: { excludeInterfaces: [engine.interfaceName] },
+      sendCandidate: (text) => this.send(signalexchange.Body_Type.CANDIDATE, text),
+      requestOffer: () => this.renegotiate(),
+      onDirect: (path) => this.useDirect(path),
+      onLost: (reason) => this.useRelay(reason),
+    });
+  }
+
+  private get name(): string {
+    return this.config.fqdn || this.publicKey;
+  }
+
+  /** Queues one Signal message to this peer (CANDIDATE: payload only, §6.3). */
+  private send(type: signalexchange.Body_Type, candidate?: string): void {
+    if (this.closed) return;
+    // OFFER/ANSWER carry the ICE credentials current when they are sent.
+    const creds = candidate === undefined ? this.ice.credentials : undefined;
+    this.sendQueue = this.sendQueue.then(() => this.engine.sendSignal(this.publicKey, type, candidate ?? creds));
+  }
+
+  private useDirect(path: SelectedPath): void {
+    if (this.closed) return;
+    this.engine.device.setPeerEndpoint(this.publicKey, path.endpoint);
+    this.statusSince = Date.now();
+    const since = this.offerSentAt ? ` ${Date.now() - this.offerSentAt} ms after the offer` : '';
+    this.engine.log.info(`peer ${this.name}: ICE connected ${path.relayed ? 'via TURN' : 'P2P'} (${path.local.type} -> ${path.remote.type} ${path.endpoint})${since}`);
+    if (this.weControl) this.engine.device.initiateHandshake(this.publicKey);
+  }
+
+  private useRelay(reason: string): void {
+    if (this.closed) return;
+    this.statusSince = Date.now();
+    if (this.relayEndpoint) {
+      this.engine.device.setPeerEndpoint(this.publicKey, this.relayEndpoint);
+      if (this.weControl) this.engine.device.initiateHandshake(this.publicKey);
+    }
+    this.engine.log.info(`peer ${this.name}: ${reason}; ${this.relayEndpoint ? 'back on the relay' : 'no relay path yet'}`);
+  }
 
   /** The controller (greater key, byte-wise) dials and its home relay is used (protocol.md §6.1). */
   get weControl(): boolean {
@@ -59,7 +110,8 @@ class PeerConnection {
   /** Offers are resent with backoff until the remote answers (the reference "guard"). */
   private sendOffer(type: signalexchange.Body_Type): void {
     if (this.closed) return;
-    void this.engine.sendSignal(this.publicKey, type);
+    if (type === signalexchange.Body_Type.OFFER && this.offerSentAt === 0) this.offerSentAt = Date.now();
+    this.send(type);
     if (type === signalexchange.Body_Type.OFFER && !this.remoteSeen) {
       clearTimeout(this.offerTimer);
       this.offerTimer = setTimeout(() => this.sendOffer(signalexchange.Body_Type.OFFER), this.offerDelay);
@@ -70,17 +122,25 @@ class PeerConnection {
   /** Restart negotiation (the remote went offline on the relay, or reconnected). */
   renegotiate(): void {
     this.remoteSeen = false;
+    this.offerSentAt = 0;
     this.offerDelay = 1000;
     this.statusSince = Date.now();
     this.sendOffer(signalexchange.Body_Type.OFFER);
   }
 
   onSignal(body: SignalBody): void {
+    if (body.type === signalexchange.Body_Type.CANDIDATE) {
+      this.ice.onRemoteCandidate(body.payload);
+      return;
+    }
     if (body.type !== signalexchange.Body_Type.OFFER && body.type !== signalexchange.Body_Type.ANSWER) return;
     this.remoteSeen = true;
     clearTimeout(this.offerTimer);
-    if (body.type === signalexchange.Body_Type.OFFER) this.sendOffer(signalexchange.Body_Type.ANSWER);
     this.remoteRelayAddress = body.relayServerAddress ?? '';
+    // ICE first: a restarted session changes the credentials and sessionId our ANSWER carries;
+    // TURN candidates only when one side has no NetBird relay (§6.3).
+    this.ice.onRemoteCredentials(body.payload, body.sessionId, !!this.engine.homeRelayUrl && !!this.remoteRelayAddress);
+    if (body.type === signalexchange.Body_Type.OFFER) this.sendOffer(signalexchange.Body_Type.ANSWER);
     const url = this.weControl ? this.engine.homeRelayUrl : this.remoteRelayAddress;
     if (!url) {
       this.engine.log.warn(`peer ${this.config.fqdn || this.publicKey}: no relay to meet on (ours: ${this.engine.homeRelayUrl || 'none'}, theirs: ${this.remoteRelayAddress || 'none'})`);
@@ -99,7 +159,10 @@ class PeerConnection {
       const peerId = relayPeerId(this.publicKey);
       await client.waitForPeer(peerId);
       if (this.closed || this.relayUrl !== url) return;
-      this.engine.device.setPeerEndpoint(this.publicKey, this.engine.relayBind.endpoint(client, peerId));
+      this.relayEndpoint = this.engine.relayBind.endpoint(client, peerId);
+      // The relay is used at once; ICE moves the peer to the direct path when it succeeds (§6.4).
+      if (this.ice.isDirect) return;
+      this.engine.device.setPeerEndpoint(this.publicKey, this.relayEndpoint);
       this.statusSince = Date.now();
       if (this.weControl) this.engine.device.initiateHandshake(this.publicKey);
     } catch (e) {
@@ -113,6 +176,7 @@ class PeerConnection {
   close(): void {
     this.closed = true;
     clearTimeout(this.offerTimer);
+    void this.ice.close();
   }
 }
 
@@ -121,6 +185,11 @@ export class Engine implements EngineHandle {
   readonly publicKey: string;
   readonly relayBind = new RelayBind([], { ownsClients: false });
   device!: Device;
+  /** The WireGuard UDP socket shared with ICE (STUN demultiplexed, protocol.md §6.3). */
+  mux!: IceMux;
+  /** STUN/TURN servers from management (§9.1). */
+  iceServers: IceServer[] = [];
+  private stopNetWatch: (() => void) | undefined;
   log: EngineLogger;
   private tun!: LinuxTunDevice;
   private udp!: LinuxUdpBind;
@@ -162,6 +231,10 @@ export class Engine implements EngineHandle {
     this.applyNetbirdConfig(login.netbirdConfig);
   }
 
+  get interfaceName(): string {
+    return this.config.interfaceName;
+  }
+
   get homeRelayUrl(): string {
     return this.home?.instanceUrl ?? '';
   }
@@ -176,7 +249,13 @@ export class Engine implements EngineHandle {
       await this.tun.close();
       throw new Error(`cannot open WireGuard UDP port ${this.config.wireguardPort}: ${(e as Error).message} (choose another with --wireguard-port)`);
     }
-    this.device = new Device({ privateKey: this.keys.privateKey, tun: this.tun, binds: [this.udp, this.relayBind] });
+    this.mux = new IceMux(this.udp);
+    this.device = new Device({ privateKey: this.keys.privateKey, tun: this.tun, binds: [this.mux, this.relayBind] });
+    // New host addresses (roaming, DHCP): every ICE session regathers with a fresh offer.
+    this.stopNetWatch = watchHostAddresses(() => {
+      this.log.info('network addresses changed: restarting ICE');
+      for (const p of this.peers.values()) p.ice.networkChanged();
+    }, { excludeInterfaces: [this.config.interfaceName] });
     // Until the first network map arrives nothing may come in: deny new inbound connections.
     this.filter.setRules([], { rulesIsEmpty: true });
     this.device.setFilter(this.filter);
@@ -199,6 +278,7 @@ export class Engine implements EngineHandle {
 
   private applyNetbirdConfig(cfg: management.NetbirdConfig | undefined): void {
     if (!cfg) return;
+    this.applyIceServers(cfg);
     this.applyFlow(cfg.flow);
     if (cfg.relay) {
       this.relayUrls = cfg.relay.urls;
@@ -239,6 +319,26 @@ export class Engine implements EngineHandle {
     this.flowUnsubscribe = undefined;
     this.flow?.close();
     this.flow = undefined;
+  }
+
+  /** STUN and TURN URIs (+ TURN credentials) for ICE; empty lists mean "unchanged" (§9.1). */
+  private applyIceServers(cfg: management.NetbirdConfig): void {
+    if (cfg.stuns.length === 0 && cfg.turns.length === 0) return;
+    const servers: IceServer[] = [];
+    const keep = (s: IceServer): void => {
+      try {
+        parseIceUrl(s.url);
+        servers.push(s);
+      } catch (e) {
+        this.log.warn(`ignoring ICE server from management: ${(e as Error).message}`);
+      }
+    };
+    const old = this.iceServers;
+    for (const s of cfg.stuns.length ? cfg.stuns : []) keep({ url: s.uri });
+    if (!cfg.stuns.length) for (const s of old) if (s.url.startsWith('stun')) servers.push(s);
+    for (const t of cfg.turns) if (t.hostConfig?.uri) keep({ url: t.hostConfig.uri, username: t.user, password: t.password });
+    if (!cfg.turns.length) for (const s of old) if (s.url.startsWith('turn')) servers.push(s);
+    this.iceServers = servers;
   }
 
   private tokenBinary(): Uint8Array {
@@ -313,15 +413,29 @@ export class Engine implements EngineHandle {
     this.signal.connect().catch((e: Error) => this.log.warn(`signal ${this.signalUrl}: ${e.message}; retrying`));
   }
 
-  async sendSignal(remoteKey: string, type: signalexchange.Body_Type): Promise<void> {
+  /**
+   * OFFER/ANSWER with the peer's ICE credentials (`ice`: payload "<ufrag>:<pwd>" or ":", sessionId),
+   * or a CANDIDATE (`ice` is the candidate string; only type and payload are set, §6.3).
+   */
+  async sendSignal(remoteKey: string, type: signalexchange.Body_Type, ice?: string | { payload: string; sessionId: Buffer | undefined }): Promise<void> {
     if (!this.signal) return;
+    if (type === signalexchange.Body_Type.CANDIDATE) {
+      try {
+        await this.signal.send(remoteKey, { type, payload: typeof ice === 'string' ? ice : '' });
+      } catch {
+        // Lost candidates only cost a pair; ICE retries with a new session if it fails.
+      }
+      return;
+    }
+    const creds = typeof ice === 'object' ? ice : { payload: ':', sessionId: undefined };
     const body: Partial<SignalBody> & { type: signalexchange.Body_Type } = {
       type,
-      payload: ':', // no ICE yet: the relay is the only path (protocol.md §6.2)
+      payload: creds.payload,
       wgListenPort: this.udp.port,
       netBirdVersion: NETBIRD_COMPAT_VERSION,
       rosenpassConfig: { rosenpassPubKey: Buffer.alloc(0), rosenpassServerAddr: '' },
     };
+    if (creds.sessionId) body.sessionId = creds.sessionId;
     if (this.home?.connected) body.relayServerAddress = this.home.instanceUrl;
     try {
       await this.signal.send(remoteKey, body);
@@ -413,6 +527,9 @@ export class Engine implements EngineHandle {
       const st = this.device.peerStats(p.publicKey);
       const fresh = st !== undefined && st.lastHandshake > 0 && now - st.lastHandshake < HANDSHAKE_FRESH_MS && st.endpoint !== '';
       if (fresh) connected++;
+      const ice = p.ice.status();
+      // ICE is in use when WireGuard sits on the endpoint it selected (not on the NetBird relay).
+      const onIce = fresh && ice.connected && st!.endpoint === ice.wgEndpoint;
       details.push({
         fqdn: p.config.fqdn,
         netbirdIp: (p.config.allowedIps[0] ?? '').split('/')[0] ?? '',
@@ -420,13 +537,13 @@ export class Engine implements EngineHandle {
         status: fresh ? 'Connected' : 'Connecting',
         statusSince: new Date(p.statusSince).toISOString(),
         connectionType: fresh ? (st!.endpointKind === 'relay' ? 'Relayed' : 'P2P') : '',
-        iceCandidateType: { local: '', remote: '' },
-        iceCandidateEndpoint: { local: '', remote: '' },
+        iceCandidateType: onIce ? { local: ice.localType, remote: ice.remoteType } : { local: '', remote: '' },
+        iceCandidateEndpoint: onIce ? { local: ice.localEndpoint, remote: ice.remoteEndpoint } : { local: '', remote: '' },
         relayAddress: fresh && st!.endpointKind === 'relay' ? st!.endpoint : '',
         lastWireguardHandshake: timeOrZero(st?.lastHandshake ?? 0),
         transferReceived: st?.rxBytes ?? 0,
         transferSent: st?.txBytes ?? 0,
-        latency: 0,
+        latency: onIce ? ice.latencyNs : 0,
         quantumResistance: false,
         networks: [],
       });
@@ -465,6 +582,7 @@ export class Engine implements EngineHandle {
     if (this.stopped) return;
     this.stopped = true;
     this.syncStop?.();
+    this.stopNetWatch?.();
     for (const p of this.peers.values()) p.close();
     this.peers.clear();
     await this.stopDns();
