@@ -11,6 +11,14 @@
  *   agent.on('state', (s) => s === 'disconnected' && fallBackToRelay());
  *   await agent.gather();  agent.setRemoteCredentials(ufrag, pwd);  agent.addRemoteCandidate(text);
  *   `${agent.localUfrag}:${agent.localPwd}` is the OFFER/ANSWER payload, agent.sessionId its sessionId.
+ *
+ * IceSession wraps an agent per remote peer the way the engine needs it (protocol.md §6.2-§6.4):
+ *   const ice = new IceSession({ mux, controlling, servers: () => servers, sendCandidate, requestOffer,
+ *                                onDirect: (p) => device.setPeerEndpoint(peer, p.endpoint), onLost: () => backToRelay() });
+ *   ice.credentials                      // { payload: "ufrag:pwd" | ":", sessionId } for OFFER/ANSWER
+ *   ice.onRemoteCredentials(payload, sessionId, relayOnBoth); ice.onRemoteCandidate(text);
+ *   ice.networkChanged(); ice.status();  // P2P/relayed, candidate types and endpoints, latency (ns)
+ * watchHostAddresses(cb) polls interface addresses for network changes.
  */
 export { IceAgent } from './agent.js';
 export type { IceAgentOptions, IceAgentEvents, IceServer, IceState, IceLogger, SelectedPath } from './agent.js';
