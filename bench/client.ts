@@ -5,29 +5,9 @@
  *   WireGuard (a wireguard-go pair over one veth, built in the same lab) measured in the same run.
  * Environment: BENCH_SECONDS (iperf3 duration, default 3). Needs root, iperf3, wireguard-go.
  */
-import { sleep, type Netns } from '../test/lab/index.js';
 import { B_TUN, wireguardGoPair } from '../test/lab/wgpair.js';
+import { iperf3Mbps, pingRttMs } from './measure.js';
 import { MeshLab } from '../test/client/mesh-lab.js';
-
-async function iperf(client: Netns, server: Netns, addr: string, seconds: number): Promise<number> {
-  const srv = server.spawn('iperf3', ['-s', '-1', '-B', addr]);
-  try {
-    for (let i = 0; i < 60 && !/listening/i.test(srv.output()); i++) await sleep(50);
-    const r = await client.exec('iperf3', ['-c', addr, '-t', String(seconds), '-J'], { timeoutMs: (seconds + 20) * 1000, check: false });
-    const j = JSON.parse(r.stdout) as { end?: { sum_received?: { bits_per_second?: number } }; error?: string };
-    if (!j.end?.sum_received?.bits_per_second) throw new Error(`iperf3 failed: ${j.error ?? r.stderr}`);
-    return j.end.sum_received.bits_per_second / 1e6;
-  } finally {
-    await srv.kill();
-  }
-}
-
-async function rttMs(from: Netns, addr: string): Promise<number> {
-  const r = await from.exec('ping', ['-c', '30', '-i', '0.05', '-W', '1', '-n', addr], { check: false });
-  const times = [...r.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1])).sort((x, y) => x - y);
-  if (times.length < 20) throw new Error(`ping failed: ${r.stdout}`);
-  return times[Math.floor(times.length / 2)]!;
-}
 
 export async function benchClient(): Promise<void> {
   const seconds = Number(process.env.BENCH_SECONDS ?? 3);
@@ -43,8 +23,8 @@ export async function benchClient(): Promise<void> {
     const upToPing = Date.now() - t0;
     const ref = await wireguardGoPair(mesh.lab, { tag: 'ref' });
     if (!(await ref.a.waitPing(B_TUN, 10_000))) throw new Error('wireguard-go pair does not come up');
-    const relayed = { mbps: await iperf(a.nat.host, b.nat.host, ipB, seconds), rtt: await rttMs(a.nat.host, ipB) };
-    const plain = { mbps: await iperf(ref.a, ref.b, B_TUN, seconds), rtt: await rttMs(ref.a, B_TUN) };
+    const relayed = { mbps: await iperf3Mbps(a.nat.host, b.nat.host, ipB, seconds), rtt: await pingRttMs(a.nat.host, ipB) };
+    const plain = { mbps: await iperf3Mbps(ref.a, ref.b, B_TUN, seconds), rtt: await pingRttMs(ref.a, B_TUN) };
     console.log(`client: netbird up (2 peers behind NAT) -> first ping: ${upToPing} ms`);
     console.log(`  ${''.padEnd(26)} ${'netbird (relayed)'.padStart(18)} ${'plain WireGuard'.padStart(16)}  ratio`);
     console.log(`  ${'TCP 1 stream, Mbit/s'.padEnd(26)} ${relayed.mbps.toFixed(0).padStart(18)} ${plain.mbps.toFixed(0).padStart(16)}  ${(relayed.mbps / plain.mbps).toFixed(2)}x`);

@@ -6,28 +6,9 @@
  * - how long the fallback to the relay and the return to P2P take.
  * Environment: BENCH_SECONDS (iperf3 duration, default 3). Needs root, iperf3, nftables.
  */
-import { sleep, waitUntil, type Netns } from '../test/lab/index.js';
-import { MeshLab, NODE, SERVER, type Member } from '../test/client/mesh-lab.js';
-
-async function iperf(client: Netns, server: Netns, addr: string, seconds: number): Promise<number> {
-  const srv = server.spawn('iperf3', ['-s', '-1', '-B', addr]);
-  try {
-    for (let i = 0; i < 60 && !/listening/i.test(srv.output()); i++) await sleep(50);
-    const r = await client.exec('iperf3', ['-c', addr, '-t', String(seconds), '-J'], { timeoutMs: (seconds + 20) * 1000, check: false });
-    const j = JSON.parse(r.stdout) as { end?: { sum_received?: { bits_per_second?: number } }; error?: string };
-    if (!j.end?.sum_received?.bits_per_second) throw new Error(`iperf3 failed: ${j.error ?? r.stderr}`);
-    return j.end.sum_received.bits_per_second / 1e6;
-  } finally {
-    await srv.kill();
-  }
-}
-
-async function rttMs(from: Netns, addr: string): Promise<number> {
-  const r = await from.exec('ping', ['-c', '30', '-i', '0.05', '-W', '1', '-n', addr], { check: false });
-  const times = [...r.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1])).sort((x, y) => x - y);
-  if (times.length < 20) throw new Error(`ping failed: ${r.stdout}`);
-  return times[Math.floor(times.length / 2)]!;
-}
+import { waitUntil } from '../test/lab/index.js';
+import { iperf3Mbps, pingRttMs } from './measure.js';
+import { MeshLab, type Member } from '../test/client/mesh-lab.js';
 
 async function connType(mesh: MeshLab, m: Member): Promise<string> {
   try {
@@ -39,11 +20,8 @@ async function connType(mesh: MeshLab, m: Member): Promise<string> {
 
 export async function benchIce(): Promise<void> {
   const seconds = Number(process.env.BENCH_SECONDS ?? 3);
-  const mesh = await MeshLab.create('nbicb');
+  const mesh = await MeshLab.create('nbicb', ['--stun-port', '3478']);
   try {
-    await mesh.server.kill();
-    mesh.server = mesh.srv.host.spawn(NODE, [...SERVER, '--data-dir', mesh.dataDir, '--listen', '0.0.0.0:33073', '--public-host', mesh.srv.ip, '--stun-port', '3478']);
-    await mesh.server.waitFor(/listening on/, 30_000);
     const a = await mesh.addPeer('xa', 'cone');
     const b = await mesh.addPeer('xb', 'cone');
     const both = async (type: string): Promise<boolean> => (await connType(mesh, a)) === type && (await connType(mesh, b)) === type;
@@ -57,7 +35,7 @@ export async function benchIce(): Promise<void> {
     const offerToP2P = [a, b].map((m) => /ICE connected P2P .* (\d+) ms after the offer/.exec(m.daemon.output())?.[1]).filter((x): x is string => x !== undefined).map(Number);
     const ipB = await mesh.ip(b);
     if (!(await a.nat.host.waitPing(ipB, 10_000))) throw new Error('no ping over P2P');
-    const direct = { mbps: await iperf(a.nat.host, b.nat.host, ipB, seconds), rtt: await rttMs(a.nat.host, ipB) };
+    const direct = { mbps: await iperf3Mbps(a.nat.host, b.nat.host, ipB, seconds), rtt: await pingRttMs(a.nat.host, ipB) };
 
     const cut = Date.now();
     await a.nat.router!.nft(`table ip nbicbcut {
@@ -71,7 +49,7 @@ export async function benchIce(): Promise<void> {
     if (!(await waitUntil(() => both('Relayed'), 30_000, 100))) throw new Error('no relay fallback');
     const toRelay = Date.now() - cut;
     if (!(await a.nat.host.waitPing(ipB, 10_000))) throw new Error('no ping over the relay');
-    const relayed = { mbps: await iperf(a.nat.host, b.nat.host, ipB, seconds), rtt: await rttMs(a.nat.host, ipB) };
+    const relayed = { mbps: await iperf3Mbps(a.nat.host, b.nat.host, ipB, seconds), rtt: await pingRttMs(a.nat.host, ipB) };
     const restore = Date.now();
     await a.nat.router!.exec('nft', ['delete', 'table', 'ip', 'nbicbcut']);
     const back = (await waitUntil(() => both('P2P'), 90_000, 100)) ? `${Date.now() - restore} ms` : 'not within 90 s';

@@ -1,6 +1,7 @@
 // `npm run bench [suite ...]`: runs the benchmark suites. Each compares against a reference measured
 // in the same run and prints both figures and the ratio.
 import { benchClient } from './client.js';
+import { benchIce } from './ice.js';
 import { benchManagement } from './management.js';
 import { benchSignalRelay } from './signal-relay.js';
 import { benchWireguard } from './wireguard.js';
@@ -10,6 +11,7 @@ const suites: Record<string, () => Promise<void>> = {
   management: benchManagement,
   'signal-relay': benchSignalRelay,
   client: benchClient,
+  ice: benchIce,
 };
 
 async function main(): Promise<void> {
