@@ -153,6 +153,34 @@ export function CopyButton({ text, label = 'Copy' }: { text: string; label?: str
   );
 }
 
+/**
+ * A table with a header row of `columns` (plus a screen-reader-only "Actions" header when the rows end
+ * with buttons); rows go in as children. On small screens CSS turns rows into cards (data-label cells).
+ */
+export function DataTable({ columns, actions, children }: { columns: string[]; actions?: boolean; children: ReactNode }): ReactNode {
+  return (
+    <div className="table-wrap">
+      <table className="table responsive">
+        <thead>
+          <tr>
+            {columns.map((c) => (
+              <th scope="col" key={c}>
+                {c}
+              </th>
+            ))}
+            {actions && (
+              <th scope="col">
+                <span className="sr-only">Actions</span>
+              </th>
+            )}
+          </tr>
+        </thead>
+        <tbody>{children}</tbody>
+      </table>
+    </div>
+  );
+}
+
 export function Empty({ title, children }: { title: string; children?: ReactNode }): ReactNode {
   return (
     <div className="empty">

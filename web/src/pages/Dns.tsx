@@ -1,6 +1,6 @@
 import { type FormEvent, type ReactNode, useEffect, useState } from 'react';
 import { type Group, type NameserverGroup, api } from '../api.js';
-import { Chips, ConfirmButton, Empty, Field, FormError, GroupPicker, LoadError, PageHeader, errorFor, useResource, useSubmit } from '../ui.js';
+import { DataTable, Chips, ConfirmButton, Empty, Field, FormError, GroupPicker, LoadError, PageHeader, errorFor, useResource, useSubmit } from '../ui.js';
 
 const NS_FIELDS = ['name', 'description', 'nameservers', 'ip', 'groups', 'domains', 'primary'];
 
@@ -123,20 +123,7 @@ export function DnsPage(): ReactNode {
       <LoadError error={ns.error} />
       {ns.data && ns.data.length === 0 && <Empty title="No nameserver groups: peers keep their own resolvers" />}
       {ns.data && ns.data.length > 0 && (
-        <div className="table-wrap">
-          <table className="table responsive">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Nameservers</th>
-                <th scope="col">Domains</th>
-                <th scope="col">Distribution</th>
-                <th scope="col">
-                  <span className="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
+        <DataTable columns={['Name', 'Nameservers', 'Domains', 'Distribution']} actions>
               {ns.data.map((g) => (
                 <tr key={g.id}>
                   <td data-label="Name">
@@ -161,9 +148,7 @@ export function DnsPage(): ReactNode {
                   </td>
                 </tr>
               ))}
-            </tbody>
-          </table>
-        </div>
+        </DataTable>
       )}
       <DnsSettings groups={groups.data ?? []} />
     </section>

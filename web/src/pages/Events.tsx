@@ -1,6 +1,6 @@
 import { type ReactNode, useState } from 'react';
 import type { AuditEvent, TrafficPage as TrafficPageData } from '../api.js';
-import { Empty, Field, LoadError, PageHeader, ago, fullTime, useResource } from '../ui.js';
+import { DataTable, Empty, Field, LoadError, PageHeader, ago, fullTime, useResource } from '../ui.js';
 
 export function AuditPage(): ReactNode {
   const events = useResource<AuditEvent[]>('/api/events/audit', 10_000);
@@ -65,20 +65,7 @@ export function TrafficPage(): ReactNode {
         </Empty>
       )}
       {page.data && page.data.data.length > 0 && (
-        <div className="table-wrap">
-          <table className="table responsive">
-            <thead>
-              <tr>
-                <th scope="col">When</th>
-                <th scope="col">Source</th>
-                <th scope="col">Destination</th>
-                <th scope="col">Protocol</th>
-                <th scope="col">Events</th>
-                <th scope="col">Bytes rx / tx</th>
-                <th scope="col">Policy</th>
-              </tr>
-            </thead>
-            <tbody>
+        <DataTable columns={['When', 'Source', 'Destination', 'Protocol', 'Events', 'Bytes rx / tx', 'Policy']}>
               {page.data.data.map((e, i) => (
                 <tr key={e.flow_id ?? i}>
                   <td data-label="When" title={fullTime(e.window_start)}>
@@ -98,9 +85,7 @@ export function TrafficPage(): ReactNode {
                   <td data-label="Policy">{e.policy?.name || '—'}</td>
                 </tr>
               ))}
-            </tbody>
-          </table>
-        </div>
+        </DataTable>
       )}
     </section>
   );

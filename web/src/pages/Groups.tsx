@@ -1,6 +1,6 @@
 import { type FormEvent, type ReactNode, useState } from 'react';
 import { type Group, type Peer, api } from '../api.js';
-import { Chips, ConfirmButton, Empty, Field, FormError, GroupPicker, LoadError, PageHeader, errorFor, useResource, useSubmit } from '../ui.js';
+import { DataTable, Chips, ConfirmButton, Empty, Field, FormError, GroupPicker, LoadError, PageHeader, errorFor, useResource, useSubmit } from '../ui.js';
 
 function GroupForm({ peers, group, onDone }: { peers: Peer[]; group?: Group; onDone: () => void }): ReactNode {
   const [name, setName] = useState(group?.name ?? '');
@@ -73,19 +73,7 @@ export function GroupsPage(): ReactNode {
       )}
       {groups.data && groups.data.length === 0 && <Empty title="No groups" />}
       {groups.data && groups.data.length > 0 && (
-        <div className="table-wrap">
-          <table className="table responsive">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Peers</th>
-                <th scope="col">Members</th>
-                <th scope="col">
-                  <span className="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
+        <DataTable columns={['Name', 'Peers', 'Members']} actions>
               {groups.data.map((g) => (
                 <tr key={g.id}>
                   <td data-label="Name">
@@ -114,9 +102,7 @@ export function GroupsPage(): ReactNode {
                   </td>
                 </tr>
               ))}
-            </tbody>
-          </table>
-        </div>
+        </DataTable>
       )}
     </section>
   );

@@ -1,6 +1,6 @@
 import { type FormEvent, type ReactNode, useState } from 'react';
 import { type Peer, api } from '../api.js';
-import { ConfirmButton, Chips, Empty, Field, FormError, LoadError, PageHeader, StatusDot, Switch, ago, dnsName, errorFor, fullTime, useDnsDomain, useResource, useSubmit } from '../ui.js';
+import { DataTable, ConfirmButton, Chips, Empty, Field, FormError, LoadError, PageHeader, StatusDot, Switch, ago, dnsName, errorFor, fullTime, useDnsDomain, useResource, useSubmit } from '../ui.js';
 import { Link } from '../router.js';
 
 export function peerState(p: Peer): { state: 'online' | 'offline' | 'warn'; label: string } {
@@ -92,23 +92,7 @@ export function PeersPage(): ReactNode {
               {(p) => <input {...p} type="search" placeholder="name, IP or DNS name" value={filter} onChange={(e) => setFilter(e.target.value)} />}
             </Field>
           </div>
-          <div className="table-wrap">
-            <table className="table responsive">
-              <thead>
-                <tr>
-                  <th scope="col">Name</th>
-                  <th scope="col">Status</th>
-                  <th scope="col">Address</th>
-                  <th scope="col">OS / version</th>
-                  <th scope="col">Groups</th>
-                  <th scope="col">Last seen</th>
-                  <th scope="col">Login expiration</th>
-                  <th scope="col">
-                    <span className="sr-only">Actions</span>
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
+          <DataTable columns={['Name', 'Status', 'Address', 'OS / version', 'Groups', 'Last seen', 'Login expiration']} actions>
                 {peers.map((p) => {
                   const st = peerState(p);
                   return (
@@ -171,9 +155,7 @@ export function PeersPage(): ReactNode {
                     </tr>
                   );
                 })}
-              </tbody>
-            </table>
-          </div>
+          </DataTable>
         </>
       )}
     </section>

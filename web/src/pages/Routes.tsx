@@ -1,6 +1,6 @@
 import { type FormEvent, type ReactNode, useState } from 'react';
 import { type Group, type Network, type Peer, type Route, api } from '../api.js';
-import { Chips, ConfirmButton, Empty, Field, FormError, GroupPicker, LoadError, PageHeader, Switch, errorFor, useResource, useSubmit } from '../ui.js';
+import { DataTable, Chips, ConfirmButton, Empty, Field, FormError, GroupPicker, LoadError, PageHeader, Switch, errorFor, useResource, useSubmit } from '../ui.js';
 
 const ROUTE_FIELDS = ['network_id', 'network', 'domains', 'peer', 'peer_groups', 'groups', 'metric', 'description'];
 
@@ -137,21 +137,7 @@ export function RoutesPage(): ReactNode {
       <LoadError error={routes.error} />
       {routes.data && routes.data.length === 0 && <Empty title="No routes" />}
       {routes.data && routes.data.length > 0 && (
-        <div className="table-wrap">
-          <table className="table responsive">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Destination</th>
-                <th scope="col">Routing peer</th>
-                <th scope="col">Distribution</th>
-                <th scope="col">Enabled</th>
-                <th scope="col">
-                  <span className="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
+        <DataTable columns={['Name', 'Destination', 'Routing peer', 'Distribution', 'Enabled']} actions>
               {routes.data.map((r) => (
                 <tr key={r.id}>
                   <td data-label="Name">
@@ -185,29 +171,14 @@ export function RoutesPage(): ReactNode {
                   </td>
                 </tr>
               ))}
-            </tbody>
-          </table>
-        </div>
+        </DataTable>
       )}
       <h2 className="section-title">Networks</h2>
       <CreateNetwork onCreated={() => void networks.reload()} />
       <LoadError error={networks.error} />
       {networks.data && networks.data.length === 0 && <Empty title="No networks" />}
       {networks.data && networks.data.length > 0 && (
-        <div className="table-wrap">
-          <table className="table responsive">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Resources</th>
-                <th scope="col">Routing peers</th>
-                <th scope="col">Policies</th>
-                <th scope="col">
-                  <span className="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
+        <DataTable columns={['Name', 'Resources', 'Routing peers', 'Policies']} actions>
               {networks.data.map((n) => (
                 <tr key={n.id}>
                   <td data-label="Name">
@@ -228,9 +199,7 @@ export function RoutesPage(): ReactNode {
                   </td>
                 </tr>
               ))}
-            </tbody>
-          </table>
-        </div>
+        </DataTable>
       )}
     </section>
   );

@@ -1,6 +1,6 @@
 import { type FormEvent, type ReactNode, useState } from 'react';
 import { type Group, type SetupKey, api } from '../api.js';
-import { Chips, CommandText, ConfirmButton, CopyButton, Empty, Field, FormError, GroupPicker, LoadError, PageHeader, StatusDot, ago, errorFor, fullTime, useResource, useSubmit } from '../ui.js';
+import { DataTable, Chips, CommandText, ConfirmButton, CopyButton, Empty, Field, FormError, GroupPicker, LoadError, PageHeader, StatusDot, ago, errorFor, fullTime, useResource, useSubmit } from '../ui.js';
 import { upCommand } from './Onboarding.js';
 
 const FIELDS = ['name', 'type', 'expires_in', 'usage_limit', 'auto_groups'];
@@ -111,23 +111,7 @@ export function SetupKeysPage(): ReactNode {
       )}
       {keys.data && keys.data.length === 0 && <Empty title="No setup keys yet" />}
       {keys.data && keys.data.length > 0 && (
-        <div className="table-wrap">
-          <table className="table responsive">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Key</th>
-                <th scope="col">State</th>
-                <th scope="col">Type</th>
-                <th scope="col">Used</th>
-                <th scope="col">Expires</th>
-                <th scope="col">Groups</th>
-                <th scope="col">
-                  <span className="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
+        <DataTable columns={['Name', 'Key', 'State', 'Type', 'Used', 'Expires', 'Groups']} actions>
               {keys.data.map((k) => (
                 <tr key={k.id}>
                   <td data-label="Name">
@@ -173,9 +157,7 @@ export function SetupKeysPage(): ReactNode {
                   </td>
                 </tr>
               ))}
-            </tbody>
-          </table>
-        </div>
+        </DataTable>
       )}
     </section>
   );

@@ -1,6 +1,6 @@
 import { type FormEvent, type ReactNode, useState } from 'react';
 import { type Token, type User, api } from '../api.js';
-import { ConfirmButton, CopyButton, Empty, Field, FormError, LoadError, PageHeader, StatusDot, Switch, ago, errorFor, fullTime, useResource, useSubmit } from '../ui.js';
+import { DataTable, ConfirmButton, CopyButton, Empty, Field, FormError, LoadError, PageHeader, StatusDot, Switch, ago, errorFor, fullTime, useResource, useSubmit } from '../ui.js';
 
 const ROLES: User['role'][] = ['user', 'admin', 'network_admin', 'auditor', 'billing_admin', 'owner'];
 
@@ -147,20 +147,7 @@ export function UsersPage(): ReactNode {
       )}
       {users.data && users.data.length === 0 && <Empty title="No users" />}
       {users.data && users.data.length > 0 && (
-        <div className="table-wrap">
-          <table className="table responsive">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Role</th>
-                <th scope="col">Status</th>
-                <th scope="col">Last login</th>
-                <th scope="col">
-                  <span className="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
+        <DataTable columns={['Name', 'Role', 'Status', 'Last login']} actions>
               {users.data.map((u) => (
                 <tr key={u.id}>
                   <td data-label="Name">
@@ -219,9 +206,7 @@ export function UsersPage(): ReactNode {
                   </td>
                 </tr>
               ))}
-            </tbody>
-          </table>
-        </div>
+        </DataTable>
       )}
     </section>
   );
