@@ -259,6 +259,7 @@ async function runServer(argv: string[]): Promise<number> {
   });
   const lines = [
     `netbird-server listening on ${listen.host}:${server.port} (${server.tls ? 'TLS' : 'plaintext h2c'}): management + signal gRPC, relay at /relay, REST API at /api`,
+    `  dashboard: ${server.managementUrl}/   health: ${server.managementUrl}/health   metrics: ${server.managementUrl}/metrics`,
     `  store: ${dsn ? 'PostgreSQL' : `SQLite ${resolve(dataDir, SQLITE_FILE)}`}`,
     ...(server.stun ? [`  STUN on UDP ${server.stun.address}:${server.stun.port}`] : []),
     `  create a setup key: netbird-server setup-keys create --reusable --data-dir ${dataDir}`,
