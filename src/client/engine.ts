@@ -4,6 +4,7 @@ import { PacketFilter } from '../filter/index.js';
 import { FlowReporter } from '../flow/index.js';
 import { management, signalexchange } from '../proto/index.js';
 import { RelayBind, RelayClient } from '../relay/index.js';
+import { RouteManager } from './routes.js';
 import { SignalClient, type SignalBody } from '../signal/index.js';
 import { createUdpBind, openTun, type LinuxTunDevice, type LinuxUdpBind } from '../tun/index.js';
 import { Device, type Endpoint } from '../wireguard/index.js';
@@ -209,6 +210,7 @@ export class Engine implements EngineHandle {
   private home: RelayClient | undefined;
   private stopped = false;
   readonly filter = new PacketFilter();
+  private readonly routes: RouteManager;
   private dns: DnsServer | undefined;
   private hostDns: HostDns | undefined;
   private dnsKey = '';
@@ -228,6 +230,7 @@ export class Engine implements EngineHandle {
     this.publicKey = formatKey(keys.publicKey);
     this.peerConfig = login.peerConfig ?? management.PeerConfig.fromPartial({});
     this.log = logger ?? stderrLogger;
+    this.routes = new RouteManager(config.interfaceName, this.log);
     this.applyNetbirdConfig(login.netbirdConfig);
   }
 
@@ -454,7 +457,9 @@ export class Engine implements EngineHandle {
     if (map.peerConfig) this.peerConfig = map.peerConfig;
     if (map.Serial < this.serial) return;
     this.serial = map.Serial;
-    this.applyPeers(map);
+    const routed = this.routes.select(map.Routes, this.publicKey, (key) => this.isConnected(key));
+    this.applyPeers(map, routed);
+    void this.routes.apply(routed, map.Routes, this.publicKey, networkOf(this.peerConfig.address));
     const res = this.filter.setRules(map.FirewallRules, { rulesIsEmpty: map.firewallRulesIsEmpty });
     if (res.rejected > 0) this.log.warn(`ignored ${res.rejected} firewall rule(s): ${res.rejections.join('; ')}`);
     void this.applyDns(map.DNSConfig).catch((e: Error) => this.log.warn(`DNS: ${e.message}`));
@@ -494,7 +499,13 @@ export class Engine implements EngineHandle {
     await dns?.stop();
   }
 
-  private applyPeers(map: management.NetworkMap): void {
+  /** Whether WireGuard has a fresh session with a peer (route selection prefers those). */
+  private isConnected(key: string): boolean {
+    const st = this.device.peerStats(key);
+    return st !== undefined && st.lastHandshake > 0 && Date.now() - st.lastHandshake < HANDSHAKE_FRESH_MS;
+  }
+
+  private applyPeers(map: management.NetworkMap, routed: Map<string, string[]>): void {
     const wanted = new Map<string, management.RemotePeerConfig>();
     for (const rp of map.remotePeers) if (rp.wgPubKey !== this.publicKey) wanted.set(rp.wgPubKey, rp);
     for (const [key, conn] of this.peers) {
@@ -505,7 +516,8 @@ export class Engine implements EngineHandle {
       this.log.info(`peer ${conn.config.fqdn || key} removed`);
     }
     for (const [key, rp] of wanted) {
-      this.device.setPeer({ publicKey: key, allowedIps: rp.allowedIps, persistentKeepalive: KEEPALIVE_SECONDS });
+      // A routing peer also carries the networks we route through it (protocol.md §4.6.1: not in allowedIps).
+      this.device.setPeer({ publicKey: key, allowedIps: [...rp.allowedIps, ...(routed.get(key) ?? [])], persistentKeepalive: KEEPALIVE_SECONDS });
       const existing = this.peers.get(key);
       if (existing) {
         existing.config = rp;
@@ -585,6 +597,7 @@ export class Engine implements EngineHandle {
     this.stopNetWatch?.();
     for (const p of this.peers.values()) p.close();
     this.peers.clear();
+    await this.routes.close();
     await this.stopDns();
     this.stopFlow();
     this.filter.close();
