@@ -564,13 +564,39 @@ export function endpoints(deps: RouteDeps): Endpoint[] {
     if (x === undefined) throw new HttpError(404, `${what} ${id} not found`);
     return x;
   };
-  add('GET', '/api/routes', 'Routes', 'List routes', read('routes', true), async (ctx) => [...objs(ctx).routes.values()].map(J.routeJson));
-  add('GET', '/api/routes/{routeId}', 'Routes', 'A route', read('routes'), async (ctx) => J.routeJson(need(objs(ctx).routes.get(ctx.params.routeId!), 'route', ctx.params.routeId!)));
-  add('POST', '/api/routes', 'Routes', 'Create a route', write('routes'), async (ctx) => J.routeJson(await manager.createRoute(ctx.accountId, routeInput(ctx.body))), S.RouteRequest);
-  add('PUT', '/api/routes/{routeId}', 'Routes', 'Replace a route', write('routes'), async (ctx) => J.routeJson(await manager.updateRoute(ctx.accountId, ctx.params.routeId!, routeInput(ctx.body))), S.RouteRequest);
-  add('DELETE', '/api/routes/{routeId}', 'Routes', 'Delete a route', write('routes'), async (ctx) => {
-    await manager.deleteRoute(ctx.accountId, ctx.params.routeId!);
-    return OK;
+  /**
+   * The five endpoints of a collection kept in the account's objects (list, get, create, replace, delete),
+   * with NetBird's paths and summaries ("List routes", "A route", "Create a route", ...).
+   */
+  const crud = <O, I>(c: {
+    path: string;
+    idParam: string;
+    tag: string;
+    noun: string;
+    plural: string;
+    resource: Parameters<typeof read>[0];
+    items: (ctx: AuthedCtx) => Map<string, O>;
+    json: (o: O) => unknown;
+    input: (b: B) => I;
+    schema: S.Schema;
+    create: (accountId: string, input: I) => Promise<O>;
+    update: (accountId: string, id: string, input: I) => Promise<O>;
+    remove: (accountId: string, id: string) => Promise<void>;
+  }): void => {
+    const one = `${c.path}/{${c.idParam}}`;
+    add('GET', c.path, c.tag, `List ${c.plural}`, read(c.resource, true), async (ctx) => [...c.items(ctx).values()].map(c.json));
+    add('GET', one, c.tag, `A ${c.noun}`, read(c.resource), async (ctx) => c.json(need(c.items(ctx).get(ctx.params[c.idParam]!), c.noun, ctx.params[c.idParam]!)));
+    add('POST', c.path, c.tag, `Create a ${c.noun}`, write(c.resource), async (ctx) => c.json(await c.create(ctx.accountId, c.input(ctx.body))), c.schema);
+    add('PUT', one, c.tag, `Replace a ${c.noun}`, write(c.resource), async (ctx) => c.json(await c.update(ctx.accountId, ctx.params[c.idParam]!, c.input(ctx.body))), c.schema);
+    add('DELETE', one, c.tag, `Delete a ${c.noun}`, write(c.resource), async (ctx) => {
+      await c.remove(ctx.accountId, ctx.params[c.idParam]!);
+      return OK;
+    });
+  };
+  crud({
+    path: '/api/routes', idParam: 'routeId', tag: 'Routes', noun: 'route', plural: 'routes', resource: 'routes',
+    items: (ctx) => objs(ctx).routes, json: J.routeJson, input: routeInput, schema: S.RouteRequest,
+    create: (acc, i) => manager.createRoute(acc, i), update: (acc, id, i) => manager.updateRoute(acc, id, i), remove: (acc, id) => manager.deleteRoute(acc, id),
   });
 
   // ----- networks -----
@@ -675,23 +701,11 @@ export function endpoints(deps: RouteDeps): Endpoint[] {
     domains: strArr(b.domains)!,
     searchDomainsEnabled: bool(b.search_domains_enabled)!,
   });
-  add('GET', '/api/dns/nameservers', 'DNS', 'List name-server groups', read('dns', true), async (ctx) => [...objs(ctx).nameserverGroups.values()].map(J.nameserverGroupJson));
-  add('GET', '/api/dns/nameservers/{nsgroupId}', 'DNS', 'A name-server group', read('dns'), async (ctx) =>
-    J.nameserverGroupJson(need(objs(ctx).nameserverGroups.get(ctx.params.nsgroupId!), 'name-server group', ctx.params.nsgroupId!)),
-  );
-  add('POST', '/api/dns/nameservers', 'DNS', 'Create a name-server group', write('dns'), async (ctx) => J.nameserverGroupJson(await manager.createNameserverGroup(ctx.accountId, nsInput(ctx.body))), S.NameserverGroupRequest);
-  add(
-    'PUT',
-    '/api/dns/nameservers/{nsgroupId}',
-    'DNS',
-    'Replace a name-server group',
-    write('dns'),
-    async (ctx) => J.nameserverGroupJson(await manager.updateNameserverGroup(ctx.accountId, ctx.params.nsgroupId!, nsInput(ctx.body))),
-    S.NameserverGroupRequest,
-  );
-  add('DELETE', '/api/dns/nameservers/{nsgroupId}', 'DNS', 'Delete a name-server group', write('dns'), async (ctx) => {
-    await manager.deleteNameserverGroup(ctx.accountId, ctx.params.nsgroupId!);
-    return OK;
+  crud({
+    path: '/api/dns/nameservers', idParam: 'nsgroupId', tag: 'DNS', noun: 'name-server group', plural: 'name-server groups', resource: 'dns',
+    items: (ctx) => objs(ctx).nameserverGroups, json: J.nameserverGroupJson, input: nsInput, schema: S.NameserverGroupRequest,
+    create: (acc, i) => manager.createNameserverGroup(acc, i), update: (acc, id, i) => manager.updateNameserverGroup(acc, id, i),
+    remove: (acc, id) => manager.deleteNameserverGroup(acc, id),
   });
   add('GET', '/api/dns/settings', 'DNS', 'DNS settings', read('dns'), async (ctx) => ({ disabled_management_groups: [...ctx.state.account.settings.dnsDisabledManagementGroups] }));
   add(
@@ -753,23 +767,11 @@ export function endpoints(deps: RouteDeps): Endpoint[] {
 
   // ----- posture checks -----
   const pcInput = (b: B): Parameters<AccountManager['createPostureCheck']>[1] => ({ name: str(b.name)!, description: str(b.description), checks: b.checks as Record<string, unknown> });
-  add('GET', '/api/posture-checks', 'Posture checks', 'List posture checks', read('posture_checks', true), async (ctx) => [...objs(ctx).postureChecks.values()].map(J.postureCheckJson));
-  add('GET', '/api/posture-checks/{postureCheckId}', 'Posture checks', 'A posture check', read('posture_checks'), async (ctx) =>
-    J.postureCheckJson(need(objs(ctx).postureChecks.get(ctx.params.postureCheckId!), 'posture check', ctx.params.postureCheckId!)),
-  );
-  add('POST', '/api/posture-checks', 'Posture checks', 'Create a posture check', write('posture_checks'), async (ctx) => J.postureCheckJson(await manager.createPostureCheck(ctx.accountId, pcInput(ctx.body))), S.PostureCheckUpdate);
-  add(
-    'PUT',
-    '/api/posture-checks/{postureCheckId}',
-    'Posture checks',
-    'Replace a posture check',
-    write('posture_checks'),
-    async (ctx) => J.postureCheckJson(await manager.updatePostureCheck(ctx.accountId, ctx.params.postureCheckId!, pcInput(ctx.body))),
-    S.PostureCheckUpdate,
-  );
-  add('DELETE', '/api/posture-checks/{postureCheckId}', 'Posture checks', 'Delete a posture check', write('posture_checks'), async (ctx) => {
-    await manager.deletePostureCheck(ctx.accountId, ctx.params.postureCheckId!);
-    return OK;
+  crud({
+    path: '/api/posture-checks', idParam: 'postureCheckId', tag: 'Posture checks', noun: 'posture check', plural: 'posture checks', resource: 'posture_checks',
+    items: (ctx) => objs(ctx).postureChecks, json: J.postureCheckJson, input: pcInput, schema: S.PostureCheckUpdate,
+    create: (acc, i) => manager.createPostureCheck(acc, i), update: (acc, id, i) => manager.updatePostureCheck(acc, id, i),
+    remove: (acc, id) => manager.deletePostureCheck(acc, id),
   });
 
   // ----- events -----
