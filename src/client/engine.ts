@@ -499,10 +499,10 @@ export class Engine implements EngineHandle {
     await dns?.stop();
   }
 
-  /** Whether WireGuard has a fresh session with a peer (route selection prefers those). */
-  private isConnected(key: string): boolean {
+  /** Whether WireGuard has a fresh session with a peer over some path (status and route selection). */
+  private isConnected(key: string, now = Date.now()): boolean {
     const st = this.device.peerStats(key);
-    return st !== undefined && st.lastHandshake > 0 && Date.now() - st.lastHandshake < HANDSHAKE_FRESH_MS;
+    return st !== undefined && st.lastHandshake > 0 && now - st.lastHandshake < HANDSHAKE_FRESH_MS && st.endpoint !== '';
   }
 
   private applyPeers(map: management.NetworkMap, routed: Map<string, string[]>): void {
@@ -537,7 +537,7 @@ export class Engine implements EngineHandle {
     let connected = 0;
     for (const p of this.peers.values()) {
       const st = this.device.peerStats(p.publicKey);
-      const fresh = st !== undefined && st.lastHandshake > 0 && now - st.lastHandshake < HANDSHAKE_FRESH_MS && st.endpoint !== '';
+      const fresh = this.isConnected(p.publicKey, now);
       if (fresh) connected++;
       const ice = p.ice.status();
       // ICE is in use when WireGuard sits on the endpoint it selected (not on the NetBird relay).
