@@ -8,7 +8,7 @@
  * Environment: BENCH_SECONDS (iperf3 duration, default 3), BENCH_REPEAT (runs per figure, the median
  * is printed; default 3). Needs root, wireguard-go, wireguard-tools, iperf3, iputils-ping.
  */
-import { Lab, sleep, type Netns } from '../test/lab/index.js';
+import { Lab, type Netns } from '../test/lab/index.js';
 import { oursVsWireguardGo, oursPair, wireguardGoPair, B_TUN } from '../test/lab/wgpair.js';
 
 interface Figures {

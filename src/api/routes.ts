@@ -155,10 +155,6 @@ export function endpoints(deps: RouteDeps): Endpoint[] {
   });
 
   // ----- users -----
-  const userInAccount = (ctx: AuthedCtx, id: string): User => {
-    if (ctx.decision === 'own' && id !== ctx.user.id) throw new HttpError(404, `user ${id} not found`);
-    return manager.getUser(ctx.accountId, id);
-  };
   add('GET', '/api/users', 'Users', 'List users (query service_user=true|false)', read('users', true), async (ctx) => {
     let users = ctx.decision === 'own' ? [ctx.user] : manager.listUsers(ctx.accountId);
     if (ctx.query.service_user !== undefined) users = users.filter((u) => u.isServiceUser === (ctx.query.service_user === 'true'));

@@ -46,7 +46,6 @@ export class TurnClient {
   private readonly pending = new Map<string, (msg: StunMessage) => void>();
   private channelHandler: ChannelDataHandler | null = null;
   private refreshTimer: NodeJS.Timeout | null = null;
-  private readonly header = Buffer.allocUnsafe(4);
   relayed: TransportAddress | null = null;
   mapped: TransportAddress | null = null;
 

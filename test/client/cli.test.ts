@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
-import { loadOrCreateConfig, ConfigError } from '../../src/client/config.js';
+import { loadOrCreateConfig } from '../../src/client/config.js';
 import { formatStatus } from '../../src/client/status.js';
 import type { StatusJson } from '../../src/client/status.js';
 import { parseGrpcUrl } from '../../src/client/management.js';

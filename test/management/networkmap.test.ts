@@ -8,7 +8,7 @@ import { tempDir } from './helpers.js';
 
 /** Network-map rules (management-api.md §5, protocol.md §4.6/§4.8), checked on decoded maps. */
 
-const { IN, OUT } = management.RuleDirection;
+const { IN } = management.RuleDirection;
 const meta = (hostname: string, version = '0.60.2', caps: number[] = [1]): PeerMeta => ({ ...emptyPeerMeta(), hostname, netbirdVersion: version, capabilities: caps });
 
 async function setup(t: { after(fn: () => unknown): void }) {
