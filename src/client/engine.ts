@@ -555,7 +555,8 @@ export class Engine implements EngineHandle {
         lastWireguardHandshake: timeOrZero(st?.lastHandshake ?? 0),
         transferReceived: st?.rxBytes ?? 0,
         transferSent: st?.txBytes ?? 0,
-        latency: onIce ? ice.latencyNs : 0,
+        // ICE measures its pair's RTT; on the relay the WireGuard handshake round trip is our estimate.
+        latency: onIce ? ice.latencyNs : fresh ? Math.round(st!.handshakeRttMs * 1e6) : 0,
         quantumResistance: false,
         networks: [],
       });

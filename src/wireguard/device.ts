@@ -77,6 +77,8 @@ export interface PeerStats {
   allowedIps: string[];
   /** Wall-clock ms of the last completed handshake, 0 if never. */
   lastHandshake: number;
+  /** Round trip of our last handshake initiation over the current path (ms); 0 until we initiated one. */
+  handshakeRttMs: number;
   rxBytes: number;
   txBytes: number;
   rxPackets: number;
@@ -356,6 +358,7 @@ export class Device {
       endpointKind: p.endpoint ? p.endpoint.bind.kind : '',
       allowedIps: this.allowed.entriesFor(p),
       lastHandshake: p.lastHandshake,
+      handshakeRttMs: p.handshakeRttMs,
       rxBytes: p.rxBytes,
       txBytes: p.txBytes,
       rxPackets: p.rxPackets,
@@ -887,6 +890,7 @@ export class Device {
       return;
     }
     peer.endpoint = src;
+    if (Number.isFinite(peer.lastSentHandshake)) peer.handshakeRttMs = now - peer.lastSentHandshake;
     peer.anyAuthenticatedPacketTraversal(now);
     peer.anyAuthenticatedPacketReceived();
     this.beginSession(peer, true, now);

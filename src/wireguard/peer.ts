@@ -61,6 +61,8 @@ export class Peer {
   needAnotherKeepalive = false;
   handshakeAttempts = 0;
   lastSentHandshake = -Infinity;
+  /** Time from our last initiation to its response (ms), 0 until one completed: a path latency estimate. */
+  handshakeRttMs = 0;
   sentLastMinuteHandshake = false;
 
   /** Wall-clock ms of the last completed handshake, 0 if none. */
