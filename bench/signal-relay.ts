@@ -125,6 +125,46 @@ async function benchSignal(signalPort: number, pairs: number, seconds: number): 
   }
 }
 
+/** Received-side counter that only counts while a measurement window is open. */
+interface Meter {
+  measuring: boolean;
+  bytes: number;
+  packets: number;
+}
+
+function newMeter(): Meter {
+  return { measuring: false, bytes: 0, packets: 0 };
+}
+
+function count(m: Meter, len: number): void {
+  if (!m.measuring) return;
+  m.bytes += len;
+  m.packets++;
+}
+
+/**
+ * Runs `burst` in a loop (yielding between bursts so the receiver in this process runs), warms up for
+ * 300 ms, then measures what `meter` counts for `seconds`.
+ */
+async function pumpAndMeasure(meter: Meter, seconds: number, burst: () => void): Promise<{ mbps: number; pps: number }> {
+  let running = true;
+  const pump = (async (): Promise<void> => {
+    while (running) {
+      burst();
+      await new Promise((r) => setImmediate(r));
+    }
+  })();
+  await sleep(300);
+  meter.measuring = true;
+  const start = performance.now();
+  await sleep(seconds * 1000);
+  meter.measuring = false;
+  const elapsed = (performance.now() - start) / 1000;
+  running = false;
+  await pump;
+  return { mbps: (meter.bytes * 8) / elapsed / 1e6, pps: meter.packets / elapsed };
+}
+
 async function benchOurRelay(relayPort: number, seconds: number): Promise<{ mbps: number; pps: number }> {
   const token = relayTokenBinary(issueRelayToken(SECRET, 3600));
   const ka = formatKey(generateKeyPair().publicKey);
@@ -134,33 +174,14 @@ async function benchOurRelay(relayPort: number, seconds: number): Promise<{ mbps
   try {
     await Promise.all([a.connect(), b.connect()]);
     await a.waitForPeer(relayPeerId(kb), 5000);
-    let bytes = 0;
-    let packets = 0;
-    let measuring = false;
-    b.onTransport((_src, payload) => {
-      if (!measuring) return;
-      bytes += payload.length;
-      packets++;
-    });
+    const meter = newMeter();
+    b.onTransport((_src, payload) => count(meter, payload.length));
     const dst = relayPeerId(kb);
     const payload = Buffer.alloc(PACKET, 0xab);
-    let running = true;
-    const pump = (async (): Promise<void> => {
-      while (running) {
-        // Fill the socket until the client's backlog limit, then let the loop breathe.
-        for (let i = 0; i < 256 && running; i++) if (!a.send(dst, payload)) break;
-        await new Promise((r) => setImmediate(r));
-      }
-    })();
-    await sleep(300);
-    measuring = true;
-    const start = performance.now();
-    await sleep(seconds * 1000);
-    measuring = false;
-    const elapsed = (performance.now() - start) / 1000;
-    running = false;
-    await pump;
-    return { mbps: (bytes * 8) / elapsed / 1e6, pps: packets / elapsed };
+    // Fill the socket until the client's backlog limit, then let the loop breathe.
+    return await pumpAndMeasure(meter, seconds, () => {
+      for (let i = 0; i < 256; i++) if (!a.send(dst, payload)) break;
+    });
   } finally {
     await Promise.all([a.close(), b.close()]);
   }
@@ -175,32 +196,13 @@ async function benchCoturn(seconds: number): Promise<{ mbps: number; pps: number
     await client.allocate();
     client.socket.setSendBufferSize(4 * 1024 * 1024);
     await client.channelBind(0x4000, { address: '127.0.0.1', port: peer.address().port });
-    let bytes = 0;
-    let packets = 0;
-    let measuring = false;
-    peer.on('message', (m: Buffer) => {
-      if (!measuring) return;
-      bytes += m.length;
-      packets++;
-    });
+    const meter = newMeter();
+    peer.on('message', (m: Buffer) => count(meter, m.length));
     const payload = Buffer.alloc(PACKET, 0xab);
-    let running = true;
-    const pump = (async (): Promise<void> => {
-      while (running) {
-        // UDP has no backpressure: send bursts and yield so the receiver (same process) can run.
-        for (let i = 0; i < 64; i++) client.sendChannelData(0x4000, payload);
-        await new Promise((r) => setImmediate(r));
-      }
-    })();
-    await sleep(300);
-    measuring = true;
-    const start = performance.now();
-    await sleep(seconds * 1000);
-    measuring = false;
-    const elapsed = (performance.now() - start) / 1000;
-    running = false;
-    await pump;
-    return { mbps: (bytes * 8) / elapsed / 1e6, pps: packets / elapsed };
+    // UDP has no backpressure: send bursts and yield so the receiver (same process) can run.
+    return await pumpAndMeasure(meter, seconds, () => {
+      for (let i = 0; i < 64; i++) client.sendChannelData(0x4000, payload);
+    });
   } finally {
     await client.close();
     peer.close();
