@@ -181,6 +181,18 @@ export function DataTable({ columns, actions, children }: { columns: string[]; a
   );
 }
 
+/** The row under a form: its primary submit button (disabled while busy) and any further controls. */
+export function SubmitRow({ label, busy, children }: { label: string; busy: boolean; children?: ReactNode }): ReactNode {
+  return (
+    <div className="form-actions">
+      <button type="submit" className="btn primary" disabled={busy}>
+        {label}
+      </button>
+      {children}
+    </div>
+  );
+}
+
 export function Empty({ title, children }: { title: string; children?: ReactNode }): ReactNode {
   return (
     <div className="empty">

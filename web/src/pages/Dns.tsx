@@ -1,6 +1,6 @@
 import { type FormEvent, type ReactNode, useEffect, useState } from 'react';
 import { type Group, type NameserverGroup, api } from '../api.js';
-import { DataTable, Chips, ConfirmButton, Empty, Field, FormError, GroupPicker, LoadError, PageHeader, errorFor, useResource, useSubmit } from '../ui.js';
+import { SubmitRow, DataTable, Chips, ConfirmButton, Empty, Field, FormError, GroupPicker, LoadError, PageHeader, errorFor, useResource, useSubmit } from '../ui.js';
 
 const NS_FIELDS = ['name', 'description', 'nameservers', 'ip', 'groups', 'domains', 'primary'];
 
@@ -51,11 +51,7 @@ function CreateNameservers({ groups, onCreated }: { groups: Group[]; onCreated: 
       </Field>
       <GroupPicker name="groups" label="Distribution groups" groups={groups} value={dist} onChange={setDist} error={errorFor(error, 'groups')} />
       <FormError error={error} fields={NS_FIELDS} />
-      <div className="form-actions">
-        <button type="submit" className="btn primary" disabled={busy}>
-          Add nameservers
-        </button>
-      </div>
+      <SubmitRow label="Add nameservers" busy={busy} />
     </form>
   );
 }
@@ -89,16 +85,13 @@ function DnsSettings({ groups }: { groups: Group[] }): ReactNode {
         error={errorFor(error, 'disabled_management_groups')}
       />
       <FormError error={error} fields={['disabled_management_groups']} />
-      <div className="form-actions">
-        <button type="submit" className="btn primary" disabled={busy}>
-          Save settings
-        </button>
+      <SubmitRow label="Save settings" busy={busy}>
         {saved && (
           <span role="status" className="muted">
             Saved.
           </span>
         )}
-      </div>
+      </SubmitRow>
     </form>
   );
 }

@@ -1,6 +1,6 @@
 import { type FormEvent, type ReactNode, useState } from 'react';
 import { type Group, type Peer, api } from '../api.js';
-import { DataTable, Chips, ConfirmButton, Empty, Field, FormError, GroupPicker, LoadError, PageHeader, errorFor, useResource, useSubmit } from '../ui.js';
+import { SubmitRow, DataTable, Chips, ConfirmButton, Empty, Field, FormError, GroupPicker, LoadError, PageHeader, errorFor, useResource, useSubmit } from '../ui.js';
 
 function GroupForm({ peers, group, onDone }: { peers: Peer[]; group?: Group; onDone: () => void }): ReactNode {
   const [name, setName] = useState(group?.name ?? '');
@@ -27,16 +27,13 @@ function GroupForm({ peers, group, onDone }: { peers: Peer[]; group?: Group; onD
       </Field>
       <GroupPicker name="peers" label="Peers" groups={peers} value={members} onChange={setMembers} error={errorFor(error, 'peers')} />
       <FormError error={error} fields={['name', 'peers']} />
-      <div className="form-actions">
-        <button type="submit" className="btn primary" disabled={busy}>
-          {group ? 'Save group' : 'Create group'}
-        </button>
+      <SubmitRow label={group ? 'Save group' : 'Create group'} busy={busy}>
         {group && (
           <button type="button" className="btn ghost" onClick={onDone}>
             Cancel
           </button>
         )}
-      </div>
+      </SubmitRow>
     </form>
   );
 }

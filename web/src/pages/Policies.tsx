@@ -1,6 +1,6 @@
 import { type FormEvent, type ReactNode, useState } from 'react';
 import { type Group, type Policy, type PolicyRule, type Protocol, api } from '../api.js';
-import { Chips, ConfirmButton, Empty, Field, FormError, GroupPicker, LoadError, PageHeader, Switch, errorFor, useResource, useSubmit } from '../ui.js';
+import { SubmitRow, Chips, ConfirmButton, Empty, Field, FormError, GroupPicker, LoadError, PageHeader, Switch, errorFor, useResource, useSubmit } from '../ui.js';
 
 const FIELDS = ['name', 'description', 'sources', 'destinations', 'protocol', 'ports', 'port_ranges', 'action', 'rules'];
 
@@ -129,11 +129,7 @@ function CreatePolicy({ groups, onCreated }: { groups: Group[]; onCreated: () =>
         )}
       </Field>
       <FormError error={error} fields={FIELDS} />
-      <div className="form-actions">
-        <button type="submit" className="btn primary" disabled={busy}>
-          Create policy
-        </button>
-      </div>
+      <SubmitRow label="Create policy" busy={busy} />
     </form>
   );
 }

@@ -1,6 +1,6 @@
 import { type FormEvent, type ReactNode, useState } from 'react';
 import { type Group, type Network, type Peer, type Route, api } from '../api.js';
-import { DataTable, Chips, ConfirmButton, Empty, Field, FormError, GroupPicker, LoadError, PageHeader, Switch, errorFor, useResource, useSubmit } from '../ui.js';
+import { SubmitRow, DataTable, Chips, ConfirmButton, Empty, Field, FormError, GroupPicker, LoadError, PageHeader, Switch, errorFor, useResource, useSubmit } from '../ui.js';
 
 const ROUTE_FIELDS = ['network_id', 'network', 'domains', 'peer', 'peer_groups', 'groups', 'metric', 'description'];
 
@@ -76,11 +76,7 @@ function CreateRoute({ peers, groups, onCreated }: { peers: Peer[]; groups: Grou
       </Field>
       <GroupPicker name="groups" label="Distribution groups" groups={groups} value={dist} onChange={setDist} error={errorFor(error, 'groups')} />
       <FormError error={error} fields={ROUTE_FIELDS} />
-      <div className="form-actions">
-        <button type="submit" className="btn primary" disabled={busy}>
-          Add route
-        </button>
-      </div>
+      <SubmitRow label="Add route" busy={busy} />
     </form>
   );
 }

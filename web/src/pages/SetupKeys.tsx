@@ -1,6 +1,6 @@
 import { type FormEvent, type ReactNode, useState } from 'react';
 import { type Group, type SetupKey, api } from '../api.js';
-import { DataTable, Chips, CommandText, ConfirmButton, CopyButton, Empty, Field, FormError, GroupPicker, LoadError, PageHeader, StatusDot, ago, errorFor, fullTime, useResource, useSubmit } from '../ui.js';
+import { SubmitRow, DataTable, Chips, CommandText, ConfirmButton, CopyButton, Empty, Field, FormError, GroupPicker, LoadError, PageHeader, StatusDot, ago, errorFor, fullTime, useResource, useSubmit } from '../ui.js';
 import { upCommand } from './Onboarding.js';
 
 const FIELDS = ['name', 'type', 'expires_in', 'usage_limit', 'auto_groups'];
@@ -57,11 +57,7 @@ function CreateKey({ groups, onCreated }: { groups: Group[]; onCreated: (k: Setu
         <input type="checkbox" checked={ephemeral} onChange={(e) => setEphemeral(e.target.checked)} /> Ephemeral peers (removed after 10 minutes offline)
       </label>
       <FormError error={error} fields={FIELDS} />
-      <div className="form-actions">
-        <button type="submit" className="btn primary" disabled={busy}>
-          Create key
-        </button>
-      </div>
+      <SubmitRow label="Create key" busy={busy} />
     </form>
   );
 }
