@@ -25,11 +25,16 @@ const HANDSHAKE_FRESH_MS = 180_000;
 export interface EngineLogger {
   info(msg: string): void;
   warn(msg: string): void;
+  /** Negotiation detail (ICE checks, signal messages); printed with NB_LOG_LEVEL=debug, as NetBird's client does. */
+  debug(msg: string): void;
 }
+
+const debugEnabled = /^(debug|trace)$/i.test(process.env['NB_LOG_LEVEL'] ?? '');
 
 const stderrLogger: EngineLogger = {
   info: (m) => process.stderr.write(`netbird: ${m}\n`),
   warn: (m) => process.stderr.write(`netbird: warning: ${m}\n`),
+  debug: debugEnabled ? (m) => process.stderr.write(`netbird: debug: ${m}\n`) : () => undefined,
 };
 
 /** Connection to one remote peer: negotiation over Signal, WireGuard packets over a relay. */
@@ -65,6 +70,7 @@ class PeerConnection {
       requestOffer: () => this.renegotiate(),
       onDirect: (path) => this.useDirect(path),
       onLost: (reason) => this.useRelay(reason),
+      logger: { debug: (m) => engine.log.debug(`peer ${this.name}: ${m}`) },
     });
   }
 

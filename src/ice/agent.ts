@@ -543,7 +543,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> implements StunSink {
       }
     }
     base.sendStun(buildCheckSuccess(req.transactionId, { address, port }, this.localPwd), address, port);
-    this.log.debug(`ice: check from ${address}:${port} via ${base.kind}${req.useCandidate ? ' (USE-CANDIDATE)' : ''}`);
+    this.log.debug(`ice: check from ${address}:${port} via ${base.kind}${req.useCandidate ? " (USE-CANDIDATE)" : ""}`);
     if (!this.remotePwd) return; // answered; pairs come once the remote credentials are known
     let remote = this.remoteCandidates.find((c) => c.address === address && c.port === port);
     if (!remote) {

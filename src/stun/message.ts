@@ -185,12 +185,25 @@ function findAttrOffset(buf: Buffer, type: number): number {
   return -1;
 }
 
-/** True if the message has no FINGERPRINT, or a correct one as its last attribute. */
+/**
+ * True if the message has no FINGERPRINT, or a correct one. RFC 5389 puts FINGERPRINT last, but
+ * NetBird's ICE (a pion fork) appends a comprehension-optional attribute after it (0x8100, the
+ * candidate pair ID) and raises the header length: attributes past FINGERPRINT are accepted when all
+ * are comprehension-optional, and the CRC is checked with the length the sender hashed.
+ */
 export function checkFingerprint(buf: Buffer): boolean {
   const off = findAttrOffset(buf, StunAttr.Fingerprint);
   if (off < 0) return true;
-  if (off + 8 !== buf.length || buf.readUInt16BE(off + 2) !== 4) return false;
-  return ((crc32(buf.subarray(0, off)) ^ FINGERPRINT_XOR) >>> 0) === buf.readUInt32BE(off + 4);
+  if (off + 8 > buf.length || buf.readUInt16BE(off + 2) !== 4) return false;
+  let prefix = buf.subarray(0, off);
+  if (off + 8 !== buf.length) {
+    for (let a = off + 8; a < buf.length; a += 4 + ((buf.readUInt16BE(a + 2) + 3) & ~3)) {
+      if (a + 4 > buf.length || buf.readUInt16BE(a) < 0x8000) return false;
+    }
+    prefix = Buffer.from(prefix);
+    prefix.writeUInt16BE(off + 8 - HEADER_LENGTH, 2);
+  }
+  return ((crc32(prefix) ^ FINGERPRINT_XOR) >>> 0) === buf.readUInt32BE(off + 4);
 }
 
 /** Verifies MESSAGE-INTEGRITY with the given key; false if absent or wrong. */
