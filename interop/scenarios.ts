@@ -1,0 +1,251 @@
+// The interop scenario matrix (issue 14). Each scenario builds its own lab and returns result rows;
+// a thrown error fails the scenario's current case.
+import { formatKey, generateKeyPair, publicKeyFromPrivate, parseKey } from '../src/crypto/index.js';
+import type { LabClient } from './official.js';
+import { InteropLab, overlayIp, peerStatus, pings, tcpConnects, waitConnection, waitUntil, type Binaries, type Kind } from './lab.js';
+
+export interface Row {
+  scenario: string;
+  case: string;
+  ok: boolean;
+  /** Measured time for the case (ms), when it has one. */
+  ms?: number;
+  detail: string;
+}
+
+export interface Scenario {
+  id: string;
+  title: string;
+  run(bins: Binaries, rec: Recorder): Promise<void>;
+}
+
+/** Collects rows; `check` turns a condition into a row and never throws. */
+export class Recorder {
+  readonly rows: Row[] = [];
+  /** Server and client logs of every lab the scenario built. */
+  readonly logs: string[] = [];
+  constructor(private readonly scenario: string, private readonly onRow: (r: Row) => void) {}
+
+  add(c: string, ok: boolean, detail = '', ms?: number): boolean {
+    const r: Row = { scenario: this.scenario, case: c, ok, detail, ...(ms !== undefined ? { ms } : {}) };
+    this.rows.push(r);
+    this.onRow(r);
+    return ok;
+  }
+
+  /** A timed wait: ok when it happened (`ms >= 0`) within `boundMs`, if given. */
+  timed(c: string, ms: number, detail = '', boundMs?: number): boolean {
+    if (ms < 0) return this.add(c, false, `timed out${detail ? `: ${detail}` : ''}`);
+    const late = boundMs !== undefined && ms > boundMs;
+    return this.add(boundMs !== undefined ? `${c} (bound ${boundMs / 1000} s)` : c, !late, late ? `over the bound${detail ? `; ${detail}` : ''}` : detail, ms);
+  }
+}
+
+/** A private key whose public key sorts above (or below) `other` — NetBird's rule for who controls ICE. */
+function keyAgainst(other: string, above: boolean): string {
+  for (;;) {
+    const priv = formatKey(generateKeyPair().privateKey);
+    const pub = formatKey(publicKeyFromPrivate(parseKey(priv)));
+    if ((pub > other) === above) return priv;
+  }
+}
+
+async function withLab(serverKind: Kind, bins: Binaries, rec: Recorder, fn: (lab: InteropLab) => Promise<void>, opts: Parameters<typeof InteropLab.create>[2] = {}): Promise<InteropLab | undefined> {
+  let lab: InteropLab | undefined;
+  try {
+    lab = await InteropLab.create(serverKind, bins, opts);
+    await fn(lab);
+  } catch (e) {
+    rec.add('scenario error', false, (e as Error).message.split('\n').slice(0, 3).join(' '));
+  } finally {
+    if (lab) {
+      rec.logs.push(lab.logs());
+      await lab.cleanup();
+    }
+  }
+  return lab;
+}
+
+/** Drops UDP between two public addresses on the lab's internet (the switch), or lifts it. */
+async function cutDirect(lab: InteropLab, a: LabClient, b: LabClient, cut: boolean): Promise<void> {
+  const pub = (await lab.lab.internet()).ns;
+  if (cut) {
+    // The internet is a bridge: filter in the bridge family (routers' WAN ports are bridged, not routed).
+    await pub.nft([
+      'table bridge cut {',
+      '  chain forward {',
+      '    type filter hook forward priority 0; policy accept;',
+      `    ip saddr ${a.nat.publicIp} ip daddr ${b.nat.publicIp} meta l4proto udp drop`,
+      `    ip saddr ${b.nat.publicIp} ip daddr ${a.nat.publicIp} meta l4proto udp drop`,
+      '  }',
+      '}',
+    ].join('\n'));
+  } else {
+    await pub.exec('nft', ['delete', 'table', 'bridge', 'cut'], { check: false });
+  }
+}
+
+/** NetBird's ICE declares a path dead after 6 s without answers; the relay must carry traffic soon after. */
+const RELAY_FALLBACK_BOUND_MS = 15_000;
+/** Both sides retry ICE with backoff; a restored path must be found again within this. */
+const P2P_RECOVERY_BOUND_MS = 60_000;
+
+/** P2P behind cone NATs, relayed behind symmetric ones, fall back when the direct path is cut, recover. */
+async function pairMatrix(lab: InteropLab, rec: Recorder, label: string, a: LabClient, b: LabClient): Promise<void> {
+  const t = await waitConnection(a, b, 'P2P', 45_000);
+  const ab = await peerStatus(a, b).catch(() => undefined);
+  rec.timed(`${label}: P2P behind cone NATs`, t, ab ? `${ab.iceCandidateType.local}/${ab.iceCandidateType.remote}` : '');
+  if (t < 0) return;
+  const ipb = await overlayIp(b);
+  const ipa = await overlayIp(a);
+  rec.add(`${label}: ping both ways over P2P`, (await pings(a, ipb)) && (await pings(b, ipa)));
+  await cutDirect(lab, a, b, true);
+  const tr = await waitConnection(a, b, 'Relayed', 60_000);
+  rec.timed(`${label}: direct path cut -> Relayed`, tr, '', RELAY_FALLBACK_BOUND_MS);
+  if (tr >= 0) rec.add(`${label}: ping both ways while relayed`, (await pings(a, ipb)) && (await pings(b, ipa)));
+  await cutDirect(lab, a, b, false);
+  const tp = await waitConnection(a, b, 'P2P', 90_000);
+  rec.timed(`${label}: path restored -> P2P`, tp, '', P2P_RECOVERY_BOUND_MS);
+}
+
+const scenario1: Scenario = {
+  id: '1',
+  title: 'official client joins our netbird-server',
+  async run(bins, rec) {
+    await withLab('ours', bins, rec, async (lab) => {
+      const off = await lab.addClient('official', 'off1', 'cone');
+      const t0 = Date.now();
+      await lab.up(off);
+      const connected = await waitUntil(async () => (await off.status().catch(() => undefined))?.management.connected === true, 30_000, 250);
+      rec.add('netbird up --setup-key', connected, '', Date.now() - t0);
+      const st = await off.status();
+      rec.add('status: management, signal, relay connected', st.management.connected && st.signal.connected && st.relays.available > 0,
+        `mgmt=${st.management.connected} signal=${st.signal.connected} relays=${st.relays.available}/${st.relays.total}`);
+      const peers = await lab.api<{ name: string; ip: string; connected: boolean; version: string; dns_label: string; os: string }[]>('GET', '/api/peers');
+      const p = peers.find((x) => x.name === 'off1');
+      rec.add('REST/dashboard: peer online with its IP and version', !!p && p.connected && `${p.ip}/16` === st.netbirdIp.replace(/\/\d+$/, '/16') && p.version === st.daemonVersion,
+        p ? `connected=${p.connected} ip=${p.ip} version=${p.version} os=${p.os}` : 'peer not listed');
+      rec.add('status: FQDN is the account DNS name', !!p && st.fqdn === `${p.dns_label}.netbird.cloud`, `${st.fqdn}`);
+      const ours = await lab.addClient('ours', 'ours1', 'cone');
+      await lab.up(ours);
+      const t = await waitConnection(off, ours, '', 45_000);
+      rec.timed('status -d: our peer listed Connected', t);
+      const detail = await peerStatus(off, ours);
+      rec.add('status -d: truthful peer fields (IP, FQDN, handshake, bytes)', !!detail && detail.netbirdIp === (await overlayIp(ours)) && detail.fqdn === 'ours1.netbird.cloud' && detail.lastWireguardHandshake !== '0001-01-01T00:00:00Z' && detail.transferReceived > 0,
+        detail ? `${detail.netbirdIp} ${detail.fqdn} ${detail.connectionType} hs=${detail.lastWireguardHandshake} rx=${detail.transferReceived}` : 'missing');
+      await off.down();
+      const offline = await waitUntil(async () => (await lab.api<{ name: string; connected: boolean }[]>('GET', '/api/peers')).find((x) => x.name === 'off1')?.connected === false, 30_000, 500);
+      rec.add('netbird down: REST shows the peer offline', offline);
+    });
+  },
+};
+
+const scenario2: Scenario = {
+  id: '2',
+  title: 'official client <-> our client (cone: P2P, symmetric: relayed, cut/restore)',
+  async run(bins, rec) {
+    for (const oursControls of [true, false]) {
+      const label = oursControls ? 'ours controls' : 'official controls';
+      await withLab('ours', bins, rec, async (lab) => {
+        const off = await lab.addClient('official', 'off', 'cone');
+        await lab.up(off);
+        const offKey = (await off.status()).publicKey;
+        const ours = await lab.addClient('ours', 'ours', 'cone', { privateKey: keyAgainst(offKey, oursControls) });
+        await lab.up(ours);
+        await pairMatrix(lab, rec, label, off, ours);
+      });
+    }
+    await withLab('ours', bins, rec, async (lab) => {
+      const off = await lab.addClient('official', 'off', 'symmetric');
+      const ours = await lab.addClient('ours', 'ours', 'symmetric');
+      await lab.up(off);
+      await lab.up(ours);
+      const t = await waitConnection(off, ours, 'Relayed', 45_000);
+      rec.timed('symmetric NATs: Relayed', t);
+      if (t >= 0) rec.add('symmetric NATs: ping both ways', (await pings(off, await overlayIp(ours))) && (await pings(ours, await overlayIp(off))));
+    });
+  },
+};
+
+/** Replaces the account's policies with one rule; returns its id. */
+async function onlyPolicy(lab: InteropLab, rule: Record<string, unknown>): Promise<string> {
+  for (const p of await lab.api<{ id: string }[]>('GET', '/api/policies')) await lab.api('DELETE', `/api/policies/${p.id}`);
+  const created = await lab.api<{ id: string }>('POST', '/api/policies', {
+    name: 'interop', enabled: true, description: '',
+    rules: [{ name: 'interop', enabled: true, action: 'accept', description: '', ...rule }],
+  });
+  return created.id;
+}
+
+async function groupOf(lab: InteropLab, name: string, peerNames: string[]): Promise<string> {
+  const peers = await lab.api<{ id: string; name: string }[]>('GET', '/api/peers');
+  const ids = peerNames.map((n) => peers.find((p) => p.name === n)?.id).filter((x): x is string => !!x);
+  const g = await lab.api<{ id: string }>('POST', '/api/groups', { name, peers: ids });
+  return g.id;
+}
+
+/** Policy "only TCP 22 from a to b", enforced, then changed live to all traffic. */
+async function policyMatrix(lab: InteropLab, rec: Recorder, a: LabClient, b: LabClient, label: string): Promise<void> {
+  const ga = await groupOf(lab, `${label}-src`, [a.name]);
+  const gb = await groupOf(lab, `${label}-dst`, [b.name]);
+  const ipb = await overlayIp(b);
+  const ipa = await overlayIp(a);
+  // Listeners on b: TCP 22 and 80.
+  for (const port of [22, 80]) b.nat.host.spawn('socat', [`TCP-LISTEN:${port},fork,reuseaddr`, 'EXEC:/bin/true']);
+  const id = await onlyPolicy(lab, { sources: [ga], destinations: [gb], bidirectional: false, protocol: 'tcp', ports: ['22'] });
+  const t0 = Date.now();
+  const allowed = await waitUntil(() => tcpConnects(a, ipb, 22), 30_000, 500);
+  rec.add(`${label}: policy TCP 22 a->b: connect to 22 allowed`, allowed, '', Date.now() - t0);
+  rec.add(`${label}: TCP 80 a->b refused`, !(await tcpConnects(a, ipb, 80)));
+  rec.add(`${label}: ping a->b refused`, !(await pings(a, ipb, 3000)));
+  rec.add(`${label}: TCP 22 b->a refused (one-way)`, !(await tcpConnects(b, ipa, 22)));
+  await lab.api('PUT', `/api/policies/${id}`, {
+    name: 'interop', enabled: true, description: '',
+    rules: [{ name: 'interop', enabled: true, action: 'accept', description: '', sources: [ga], destinations: [gb], bidirectional: true, protocol: 'all' }],
+  });
+  const t1 = Date.now();
+  const opened = await waitUntil(async () => (await tcpConnects(a, ipb, 80)) && (await pings(a, ipb, 2000)), 30_000, 500);
+  rec.add(`${label}: policy changed live to all traffic: TCP 80 and ping pass`, opened, '', Date.now() - t1);
+}
+
+/** The official client resolves peer names through its own DNS resolver. */
+async function dnsMatrix(rec: Recorder, from: LabClient, to: LabClient, label: string): Promise<void> {
+  const ip = await overlayIp(to);
+  const name = `${to.name}.netbird.cloud`;
+  let got = '';
+  const ok = await waitUntil(async () => {
+    const r = await from.exec('getent', ['hosts', name], { check: false });
+    got = r.stdout.trim();
+    return got.split(/\s+/)[0] === ip;
+  }, 30_000, 500);
+  rec.add(`${label}: ${from.kind} client resolves ${name}`, ok, got || 'no answer');
+  if (ok) rec.add(`${label}: ping by name`, (await from.exec('ping', ['-c1', '-W2', name], { check: false })).code === 0);
+}
+
+const scenario3: Scenario = {
+  id: '3',
+  title: 'two official clients through our server (P2P, relayed, policies, DNS)',
+  async run(bins, rec) {
+    await withLab('ours', bins, rec, async (lab) => {
+      const a = await lab.addClient('official', 'offa', 'cone');
+      const b = await lab.addClient('official', 'offb', 'cone');
+      await lab.up(a);
+      await lab.up(b);
+      const t = await waitConnection(a, b, 'P2P', 45_000);
+      rec.timed('cone NATs: P2P', t);
+      await dnsMatrix(rec, a, b, 'DNS');
+      await policyMatrix(lab, rec, a, b, 'policy');
+    });
+    await withLab('ours', bins, rec, async (lab) => {
+      const a = await lab.addClient('official', 'offa', 'symmetric');
+      const b = await lab.addClient('official', 'offb', 'symmetric');
+      await lab.up(a);
+      await lab.up(b);
+      const t = await waitConnection(a, b, 'Relayed', 45_000);
+      rec.timed('symmetric NATs: Relayed', t);
+      if (t >= 0) rec.add('symmetric NATs: ping', await pings(a, await overlayIp(b)));
+    });
+  },
+};
+
+export const SCENARIOS: Scenario[] = [scenario1, scenario2, scenario3];
