@@ -116,7 +116,8 @@ export class InteropLab {
     };
     const file = join(this.dataDir, 'config.yaml');
     writeFileSync(file, JSON.stringify(config, null, 2));
-    this.server = this.srv.host.spawn(this.bins.server, ['--config', file]);
+    // Geolocation would download MaxMind databases at start (the lab has no internet); setup PATs are opt-in there.
+    this.server = this.srv.host.spawn(this.bins.server, ['--config', file], { env: { ...process.env, NB_DISABLE_GEOLOCATION: 'true', NB_SETUP_PAT_ENABLED: 'true' } });
     const ok = await waitUntil(async () => (await this.srv.host.exec('curl', ['-sk', '-o', '/dev/null', '-w', '%{http_code}', `${this.url}/api/instance`], { check: false })).stdout === '200', 60_000, 250);
     if (!ok) throw new Error(`official server did not answer /api/instance:\n${this.server.output()}`);
   }

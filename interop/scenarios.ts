@@ -57,6 +57,7 @@ async function withLab(serverKind: Kind, bins: Binaries, rec: Recorder, fn: (lab
     await fn(lab);
   } catch (e) {
     rec.add('scenario error', false, (e as Error).message.split('\n').slice(0, 3).join(' '));
+    rec.logs.push(`--- error\n${(e as Error).stack ?? String(e)}`);
   } finally {
     if (lab) {
       rec.logs.push(lab.logs());
@@ -193,10 +194,11 @@ async function policyMatrix(lab: InteropLab, rec: Recorder, a: LabClient, b: Lab
   // Listeners on b: TCP 22 and 80.
   for (const port of [22, 80]) b.nat.host.spawn('socat', [`TCP-LISTEN:${port},fork,reuseaddr`, 'EXEC:/bin/true']);
   const id = await onlyPolicy(lab, { sources: [ga], destinations: [gb], bidirectional: false, protocol: 'tcp', ports: ['22'] });
+  // Servers push the change asynchronously: wait for its effect (TCP 80 closing), then check the rest.
   const t0 = Date.now();
-  const allowed = await waitUntil(() => tcpConnects(a, ipb, 22), 30_000, 500);
-  rec.add(`${label}: policy TCP 22 a->b: connect to 22 allowed`, allowed, '', Date.now() - t0);
-  rec.add(`${label}: TCP 80 a->b refused`, !(await tcpConnects(a, ipb, 80)));
+  const closed = await waitUntil(async () => !(await tcpConnects(a, ipb, 80, 2000)), 30_000, 250);
+  rec.add(`${label}: policy "only TCP 22 a->b" takes effect: TCP 80 a->b refused`, closed, '', Date.now() - t0);
+  rec.add(`${label}: TCP 22 a->b allowed`, await waitUntil(() => tcpConnects(a, ipb, 22), 10_000, 500));
   rec.add(`${label}: ping a->b refused`, !(await pings(a, ipb, 3000)));
   rec.add(`${label}: TCP 22 b->a refused (one-way)`, !(await tcpConnects(b, ipa, 22)));
   await lab.api('PUT', `/api/policies/${id}`, {
@@ -211,7 +213,7 @@ async function policyMatrix(lab: InteropLab, rec: Recorder, a: LabClient, b: Lab
 /** The official client resolves peer names through its own DNS resolver. */
 async function dnsMatrix(rec: Recorder, from: LabClient, to: LabClient, label: string): Promise<void> {
   const ip = await overlayIp(to);
-  const name = `${to.name}.netbird.cloud`;
+  const name = (await to.status()).fqdn;
   let got = '';
   const ok = await waitUntil(async () => {
     const r = await from.exec('getent', ['hosts', name], { check: false });
@@ -248,4 +250,30 @@ const scenario3: Scenario = {
   },
 };
 
-export const SCENARIOS: Scenario[] = [scenario1, scenario2, scenario3];
+const scenario6: Scenario = {
+  id: '6',
+  title: 'our client joins the official combined server',
+  async run(bins, rec) {
+    await withLab('official', bins, rec, async (lab) => {
+      const ours = await lab.addClient('ours', 'ours', 'cone');
+      const t0 = Date.now();
+      await lab.up(ours);
+      const st = await ours.status();
+      rec.add('netbird up --setup-key: management, signal, relay connected', st.management.connected && st.signal.connected && st.relays.available > 0,
+        `mgmt=${st.management.connected} signal=${st.signal.connected} relays=${st.relays.available}/${st.relays.total} ip=${st.netbirdIp}`, Date.now() - t0);
+      const peers = await lab.api<{ name: string; connected: boolean; ip: string }[]>('GET', '/api/peers');
+      rec.add('official REST: our peer online with our IP', peers.some((p) => p.name === 'ours' && p.connected && p.ip === st.netbirdIp.split('/')[0]));
+      const off = await lab.addClient('official', 'off', 'cone');
+      await lab.up(off);
+      const t = await waitConnection(ours, off, 'P2P', 45_000);
+      rec.timed('P2P with an official client', t);
+      if (t >= 0) rec.add('ping both ways', (await pings(ours, await overlayIp(off))) && (await pings(off, await overlayIp(ours))));
+      await dnsMatrix(rec, ours, off, 'DNS');
+      await dnsMatrix(rec, off, ours, 'DNS');
+      await policyMatrix(lab, rec, ours, off, 'policy ours->official');
+      await policyMatrix(lab, rec, off, ours, 'policy official->ours');
+    });
+  },
+};
+
+export const SCENARIOS: Scenario[] = [scenario1, scenario2, scenario3, scenario6];
