@@ -11,6 +11,7 @@ import { RelayServer } from '../relay/index.js';
 import { createSignalServer, type SignalServer } from '../signal/index.js';
 import { type StunServerHandle, startStunServer } from '../stun/index.js';
 import { FlowCollector } from './flow.js';
+import { serveHttpOverGrpcHttp2 } from './http2-routing.js';
 import { Observability } from './observability.js';
 import { loadOrCreateSecret } from './secrets.js';
 import { createDashboard } from './static.js';
@@ -299,9 +300,11 @@ export class NetbirdServer {
       const restHandler = opts.onHttpRequest ?? api!.handle;
       // The web dashboard (web/dist) answers every GET outside /api, /oauth2, /relay, /health, /metrics.
       const dashboard = opts.onHttpRequest ? undefined : createDashboard(undefined, { oidc: opts.oidc });
-      const http = createHttpServer((req, res) => {
+      const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
         if (!observability.handle(req, res) && !dashboard?.handle(req, res)) restHandler(req, res);
-      });
+      };
+      const http = createHttpServer(onRequest);
+      serveHttpOverGrpcHttp2(grpcServer, onRequest);
       // Slow or silent HTTP clients must not hold sockets forever.
       http.headersTimeout = 15_000;
       http.requestTimeout = 60_000;

@@ -145,3 +145,57 @@ test('gRPC over WebSocket at /ws-proxy/management (protocol.md §2.2)', async (t
   const res = management.ServerKeyResponse.decode(body.subarray(5, 5 + body.readUInt32BE(1)));
   assert.equal(res.key, srv.management.serverKey.publicKey.toString('base64'));
 });
+
+/** One request over an HTTP/2 session; resolves status, headers and body. */
+async function h2Request(session: http2.ClientHttp2Session, headers: http2.OutgoingHttpHeaders, body?: string): Promise<{ status: number; headers: http2.IncomingHttpHeaders; body: string }> {
+  const req = session.request(headers);
+  req.end(body);
+  const chunks: Buffer[] = [];
+  req.on('data', (c: Buffer) => chunks.push(c));
+  const ended = new Promise<void>((resolve) => req.on('close', resolve));
+  const head = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
+    req.on('response', resolve);
+    req.on('error', reject);
+  });
+  await ended;
+  return { status: Number(head[':status']), headers: head, body: Buffer.concat(chunks).toString() };
+}
+
+// Interop regression: browsers and Go's HTTP client negotiate HTTP/2 (ALPN h2) for /api and /oauth2 on a
+// TLS server; grpc-js answered every such request 415, so the dashboard and `netbird up` SSO failed.
+test('HTTP/2 (TLS ALPN h2 and h2c prior knowledge): REST, IdP and health answer beside gRPC', { timeout: 30_000, skip: spawnSync('openssl', ['version']).status === 0 ? undefined : 'openssl not installed' }, async (t) => {
+  const tmp = tempDir();
+  t.after(() => tmp.remove());
+  const key = join(tmp.dir, 'key.pem');
+  const cert = join(tmp.dir, 'cert.pem');
+  const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1']);
+  assert.equal(r.status, 0, r.stderr?.toString());
+  const certPem = readFileSync(cert, 'utf8');
+  const tlsSrv = await NetbirdServer.start({ dataDir: join(tmp.dir, 'tls'), host: '127.0.0.1', port: 0, tls: { cert: certPem, key: readFileSync(key, 'utf8') } });
+  t.after(() => tlsSrv.close());
+  const plainSrv = await NetbirdServer.start({ dataDir: join(tmp.dir, 'plain'), host: '127.0.0.1', port: 0 });
+  t.after(() => plainSrv.close());
+  for (const [name, url, opts] of [['TLS', `https://127.0.0.1:${tlsSrv.port}`, { ca: certPem }], ['h2c', `http://127.0.0.1:${plainSrv.port}`, {}]] as const) {
+    const session = http2.connect(url, opts);
+    t.after(() => session.destroy());
+    const instance = await h2Request(session, { ':method': 'GET', ':path': '/api/instance' });
+    assert.equal(instance.status, 200, `${name} GET /api/instance: ${instance.status} ${instance.body}`);
+    assert.deepEqual(JSON.parse(instance.body), { setup_required: true });
+    const setup = await h2Request(session, { ':method': 'POST', ':path': '/api/setup', 'content-type': 'application/json' },
+      JSON.stringify({ email: 'h2@example.com', password: 'h2-password-123', name: 'H2' }));
+    assert.equal(setup.status, 200, `${name} POST /api/setup: ${setup.body}`);
+    const token = await h2Request(session, { ':method': 'POST', ':path': '/oauth2/token', 'content-type': 'application/x-www-form-urlencoded' },
+      new URLSearchParams({ grant_type: 'password', client_id: 'netbird', username: 'h2@example.com', password: 'h2-password-123' }).toString());
+    assert.equal(token.status, 200, `${name} POST /oauth2/token: ${token.body}`);
+    const jwt = (JSON.parse(token.body) as { access_token: string }).access_token;
+    const me = await h2Request(session, { ':method': 'GET', ':path': '/api/users/current', authorization: `Bearer ${jwt}` });
+    assert.equal(me.status, 200, `${name} GET /api/users/current: ${me.body}`);
+    assert.equal((JSON.parse(me.body) as { email: string }).email, 'h2@example.com');
+    assert.equal((await h2Request(session, { ':method': 'GET', ':path': '/health' })).status, 200);
+    assert.equal((await h2Request(session, { ':method': 'GET', ':path': '/api/nothing-here' })).status, 404);
+    // gRPC on the same session still reaches grpc-js.
+    const grpcRes = await h2Request(session, { ':method': 'POST', ':path': '/management.ManagementService/GetServerKey', 'content-type': 'application/grpc', te: 'trailers' }, '\0\0\0\0\0');
+    assert.equal(grpcRes.status, 200);
+    assert.equal(grpcRes.headers['content-type'], 'application/grpc+proto');
+  }
+});
