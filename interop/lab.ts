@@ -222,3 +222,14 @@ export async function tcpConnects(from: LabClient, host: string, port: number, t
 }
 
 export { sleep, waitUntil };
+
+/** Headless Chromium whose network is the namespace `ns` (a wrapper enters it; playwright talks over pipes). */
+export async function browserIn(lab: InteropLab, ns: string): Promise<import('playwright-core').BrowserContext> {
+  const { launchChromium, CHROMIUM } = await import('../test/web/helpers.js');
+  const { chmodSync } = await import('node:fs');
+  const dir = lab.lab.tmpdir();
+  const wrapper = join(dir, 'chromium-in-ns');
+  writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${ns} ${CHROMIUM} "$@"\n`);
+  chmodSync(wrapper, 0o755);
+  return launchChromium(join(dir, 'profile'), { executablePath: wrapper, ignoreHTTPSErrors: true });
+}

@@ -1,5 +1,6 @@
 // The official NetBird client as a lab member: its daemon runs inside a namespace with a private /etc
 // (an overlay, so the resolv.conf it writes and its backups stay its own) and its own state directory.
+import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { run, waitUntil, type LabProcess, type NatHost, type ExecResult } from '../test/lab/index.js';
@@ -73,6 +74,31 @@ export class OfficialClient implements LabClient {
     const args = ['up', '--management-url', a.managementUrl, '--hostname', this.name, '--no-browser', ...(a.extra ?? [])];
     if (a.setupKey) args.push('--setup-key', a.setupKey);
     return this.cli(args);
+  }
+
+  /**
+   * `netbird up` without a setup key: resolves `url` with the SSO login URL the CLI prints, and `done`
+   * when the CLI exits (after the user logged in, or on error).
+   */
+  upSso(managementUrl: string): { url: Promise<string>; done: Promise<{ code: number | null; output: string }> } {
+    const child = spawn(this.binary, ['up', '--management-url', managementUrl, '--hostname', this.name, '--no-browser', '--daemon-addr', `unix://${this.sock}`], {
+      env: this.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let found: ((u: string) => void) | undefined;
+    const url = new Promise<string>((resolve) => (found = resolve));
+    const take = (d: Buffer): void => {
+      out += d.toString();
+      const m = /(https?:\/\/\S+user_code=\S+)/.exec(out);
+      if (m) found?.(m[1]!);
+    };
+    child.stdout.on('data', take);
+    child.stderr.on('data', take);
+    const done = new Promise<{ code: number | null; output: string }>((resolve) => child.on('exit', (code) => resolve({ code, output: out })));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 180_000);
+    void done.then(() => clearTimeout(timer));
+    return { url, done };
   }
 
   async down(): Promise<void> {

@@ -1,8 +1,8 @@
 // The interop scenario matrix (issue 14). Each scenario builds its own lab and returns result rows;
 // a thrown error fails the scenario's current case.
 import { formatKey, generateKeyPair, publicKeyFromPrivate, parseKey } from '../src/crypto/index.js';
-import type { LabClient } from './official.js';
-import { InteropLab, overlayIp, peerStatus, pings, tcpConnects, waitConnection, waitUntil, type Binaries, type Kind } from './lab.js';
+import { OfficialClient, type LabClient } from './official.js';
+import { ADMIN, InteropLab, browserIn, overlayIp, peerStatus, pings, tcpConnects, waitConnection, waitUntil, type Binaries, type Kind } from './lab.js';
 
 export interface Row {
   scenario: string;
@@ -276,4 +276,60 @@ const scenario6: Scenario = {
   },
 };
 
-export const SCENARIOS: Scenario[] = [scenario1, scenario2, scenario3, scenario6];
+const scenario5: Scenario = {
+  id: '5',
+  title: 'SSO: official netbird up without a setup key, device flow with our embedded IdP (HTTP, TLS)',
+  async run(bins, rec) {
+    for (const tls of [false, true]) {
+      const label = tls ? 'TLS' : 'HTTP';
+      await withLab('ours', bins, rec, async (lab) => {
+        const off = (await lab.addClient('official', 'sso', 'cone')) as OfficialClient;
+        const t0 = Date.now();
+        const flow = off.upSso(lab.url);
+        const url = await Promise.race([
+          flow.url,
+          flow.done.then((r) => Promise.reject(new Error(`netbird up exited (${r.code}) before printing a login URL: ${r.output}`))),
+          new Promise<never>((_r, reject) => setTimeout(() => reject(new Error('no login URL within 60 s')), 60_000)),
+        ]);
+        rec.add(`${label}: netbird up prints the device login URL`, url.startsWith(`${lab.url}/oauth2/`), url);
+        const browser = await browserIn(lab, off.nat.host.name);
+        try {
+          const page = await browser.newPage();
+          await page.goto(url);
+          const proto = await page.evaluate<string>("performance.getEntriesByType('navigation')[0].nextHopProtocol");
+          await page.getByLabel('E-mail').fill(ADMIN.email);
+          await page.getByLabel('Password').fill(ADMIN.password);
+          await page.getByRole('button', { name: 'Approve' }).click();
+          await page.waitForLoadState();
+          rec.add(`${label}: the user approves the code in a browser`, true, `browser spoke ${proto}`);
+          if (tls) {
+            // Browsers negotiate HTTP/2 over TLS: the REST API and the IdP must answer it too.
+            const calls = await page.evaluate(async (token) => {
+              const out: string[] = [];
+              for (const [path, auth] of [['/api/users/current', true], ['/oauth2/.well-known/openid-configuration', false], ['/api/instance', false]] as const) {
+                const r = await fetch(path, auth ? { headers: { Authorization: `Token ${token}` } } : {});
+                out.push(`${path} ${r.status}`);
+              }
+              return out;
+            }, lab.token);
+            const h2 = (await page.evaluate<string[]>("performance.getEntriesByType('resource').map((e) => e.nextHopProtocol)")).every((p) => p === 'h2');
+            rec.add('TLS: browser over HTTP/2: /api and /oauth2 answer', calls.every((c) => c.endsWith(' 200')) && proto === 'h2' && h2, calls.join(', '));
+          }
+        } finally {
+          await browser.close();
+        }
+        const done = await flow.done;
+        rec.add(`${label}: netbird up completes`, done.code === 0, done.code === 0 ? '' : done.output.slice(-300), Date.now() - t0);
+        const st = await off.status();
+        const peers = await lab.api<{ name: string; connected: boolean; user_id: string }[]>('GET', '/api/peers');
+        const me = await lab.api<{ id: string }>('GET', '/api/users/current');
+        const p = peers.find((x) => x.name === 'sso');
+        rec.add(`${label}: peer registered to the user, connected`, st.management.connected && !!p && p.connected && p.user_id === me.id, p ? `user_id=${p.user_id}` : 'not listed');
+        const relayUp = await waitUntil(async () => (await off.status()).relays.details.some((r) => r.uri.startsWith(tls ? 'rels://' : 'rel://') && r.available), 20_000, 500);
+        rec.add(`${label}: signal and relay (${tls ? 'rels' : 'rel'}://) connected`, st.signal.connected && relayUp, (await off.status()).relays.details.map((r) => `${r.uri}=${r.available}`).join(' '));
+      }, { tls });
+    }
+  },
+};
+
+export const SCENARIOS: Scenario[] = [scenario1, scenario2, scenario3, scenario5, scenario6];

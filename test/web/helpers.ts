@@ -56,10 +56,15 @@ export async function stopServer(proc: ChildProcess): Promise<void> {
   if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
 }
 
-/** Headless Chromium with a fresh profile directory (playwright-core owns --user-data-dir). */
-export function launchChromium(profileDir: string): Promise<BrowserContext> {
+/**
+ * Headless Chromium with a fresh profile directory (playwright-core owns --user-data-dir).
+ * `executablePath` may be a wrapper (e.g. one that enters a lab namespace); `ignoreHTTPSErrors` for labs'
+ * self-made CAs.
+ */
+export function launchChromium(profileDir: string, opts: { executablePath?: string; ignoreHTTPSErrors?: boolean } = {}): Promise<BrowserContext> {
   return chromium.launchPersistentContext(profileDir, {
-    executablePath: CHROMIUM,
+    executablePath: opts.executablePath ?? CHROMIUM,
+    ignoreHTTPSErrors: opts.ignoreHTTPSErrors ?? false,
     headless: true,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
     viewport: { width: 1360, height: 860 },
