@@ -53,7 +53,7 @@ export class OfficialClient implements LabClient {
   async start(): Promise<void> {
     const script = [
       `mount -t overlay overlay -o lowerdir=/etc,upperdir=${this.upper},workdir=${this.work} /etc`,
-      `exec ${this.binary} service run --daemon-addr unix://${this.sock} --log-file console --log-level debug`,
+      `exec ${this.binary} service run --daemon-addr unix://${this.sock} --log-file console --log-level ${process.env['NB_INTEROP_LOG_LEVEL'] ?? 'debug'}`,
     ].join(' && ');
     this.daemon = this.nat.host.spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script], { env: this.env });
     const ok = await waitUntil(() => existsSync(this.sock) || !this.daemon.running, 30_000, 100);
