@@ -2,7 +2,7 @@
 // a thrown error fails the scenario's current case.
 import { formatKey, generateKeyPair, publicKeyFromPrivate, parseKey } from '../src/crypto/index.js';
 import { OfficialClient, type LabClient } from './official.js';
-import { ADMIN, InteropLab, browserIn, overlayIp, peerStatus, pings, tcpConnects, waitConnection, waitUntil, type Binaries, type Kind } from './lab.js';
+import { ADMIN, InteropLab, browserIn, overlayIp, peerStatus, pings, sleep, tcpConnects, waitConnection, waitUntil, type Binaries, type Kind } from './lab.js';
 
 export interface Row {
   scenario: string;
@@ -382,4 +382,110 @@ const scenario7: Scenario = {
   },
 };
 
-export const SCENARIOS: Scenario[] = [scenario1, scenario2, scenario3, scenario5, scenario6, scenario7];
+const LAN_HOST = '10.99.0.10';
+
+/** A LAN behind `router` (10.99.0.0/24) with one host answering ping and TCP 80. */
+async function lanBehind(lab: InteropLab, router: LabClient): Promise<void> {
+  const lan = await lab.lab.ns(`lan-${router.name}`);
+  await lab.lab.link(router.nat.host, 'lan0', ['10.99.0.1/24'], lan, 'eth0', [`${LAN_HOST}/24`]);
+  lan.spawn('socat', ['TCP-LISTEN:80,fork,reuseaddr', 'EXEC:/bin/true']);
+}
+
+async function peerId(lab: InteropLab, name: string): Promise<string> {
+  const p = (await lab.api<{ id: string; name: string }[]>('GET', '/api/peers')).find((x) => x.name === name);
+  if (!p) throw new Error(`peer ${name} is not registered`);
+  return p.id;
+}
+
+/** Whether `c` reaches the LAN host: [ping, TCP 80], each within the wait (positive cases wait for propagation). */
+async function reachLan(c: LabClient, expectPing: boolean, expectTcp: boolean): Promise<{ ping: boolean; tcp: boolean }> {
+  const ping = expectPing ? await pings(c, LAN_HOST, 30_000) : await pings(c, LAN_HOST, 3000);
+  const tcp = expectTcp ? await waitUntil(() => tcpConnects(c, LAN_HOST, 80), 30_000, 500) : await tcpConnects(c, LAN_HOST, 80);
+  return { ping, tcp };
+}
+
+function lanCase(rec: Recorder, label: string, got: { ping: boolean; tcp: boolean }, want: { ping: boolean; tcp: boolean }): void {
+  rec.add(`${label}: ping ${want.ping ? 'allowed' : 'denied'}, TCP 80 ${want.tcp ? 'allowed' : 'denied'}`, got.ping === want.ping && got.tcp === want.tcp, `ping=${got.ping} tcp=${got.tcp}`);
+}
+
+const scenario4: Scenario = {
+  id: '4',
+  title: 'network routes: official and our routing peers, route access control (groups, resources, policies)',
+  async run(bins, rec) {
+    // An official routing peer; clients: ours and official.
+    await withLab('ours', bins, rec, async (lab) => {
+      const router = await lab.addClient('official', 'offrouter', 'cone');
+      const ours = await lab.addClient('ours', 'oursclient', 'cone');
+      const off = await lab.addClient('official', 'offclient', 'cone');
+      await lanBehind(lab, router);
+      for (const c of [router, ours, off]) await lab.up(c);
+      await waitConnection(ours, router, '', 45_000);
+      await waitConnection(off, router, '', 45_000);
+      const routerId = await peerId(lab, 'offrouter');
+      const clients = await groupOf(lab, 'clients', ['oursclient', 'offclient']);
+      // 1. A route without access-control groups: everyone it is distributed to gets through.
+      const route = await lab.api<{ id: string }>('POST', '/api/routes', {
+        description: 'lan', network_id: 'lan', enabled: true, peer: routerId, network: '10.99.0.0/24', metric: 9999, masquerade: true,
+        groups: [clients], keep_route: true, access_control_groups: [],
+      });
+      lanCase(rec, 'route, official router, our client', await reachLan(ours, true, true), { ping: true, tcp: true });
+      lanCase(rec, 'route, official router, official client', await reachLan(off, true, true), { ping: true, tcp: true });
+      // 2. Access-control group: only a policy to that group opens it, only for its sources and ports.
+      const acg = await groupOf(lab, 'lan-acl', []);
+      const oursOnly = await groupOf(lab, 'ours-only', ['oursclient']);
+      await lab.api('PUT', `/api/routes/${route.id}`, {
+        description: 'lan', network_id: 'lan', enabled: true, peer: routerId, network: '10.99.0.0/24', metric: 9999, masquerade: true,
+        groups: [clients], keep_route: true, access_control_groups: [acg],
+      });
+      await lab.api('POST', '/api/policies', {
+        name: 'lan-web', enabled: true, description: '',
+        rules: [{ name: 'lan-web', enabled: true, action: 'accept', bidirectional: false, protocol: 'tcp', ports: ['80'], sources: [oursOnly], destinations: [acg], description: '' }],
+      });
+      await sleep(3000);
+      lanCase(rec, 'route ACL "TCP 80 from ours-only", our client', await reachLan(ours, false, true), { ping: false, tcp: true });
+      lanCase(rec, 'route ACL "TCP 80 from ours-only", official client', await reachLan(off, false, false), { ping: false, tcp: false });
+      await lab.api('DELETE', `/api/routes/${route.id}`);
+      // 3. Networks: a resource in a group, a router, a policy to the group; no policy between the peers.
+      for (const p of await lab.api<{ id: string }[]>('GET', '/api/policies')) await lab.api('DELETE', `/api/policies/${p.id}`);
+      const resGroup = await groupOf(lab, 'lan-resource', []);
+      const offOnly = await groupOf(lab, 'official-only', ['offclient']);
+      const net = await lab.api<{ id: string }>('POST', '/api/networks', { name: 'office', description: '' });
+      await lab.api('POST', `/api/networks/${net.id}/resources`, { name: 'lan-host', description: '', address: `${LAN_HOST}/32`, enabled: true, groups: [resGroup] });
+      await lab.api('POST', `/api/networks/${net.id}/routers`, { peer: routerId, peer_groups: [], metric: 9999, masquerade: true, enabled: true });
+      await lab.api('POST', '/api/policies', {
+        name: 'res-web', enabled: true, description: '',
+        rules: [{ name: 'res-web', enabled: true, action: 'accept', bidirectional: false, protocol: 'tcp', ports: ['80'], sources: [offOnly], destinations: [resGroup], description: '' }],
+      });
+      lanCase(rec, 'network resource "TCP 80 from official-only", official client', await reachLan(off, false, true), { ping: false, tcp: true });
+      lanCase(rec, 'network resource "TCP 80 from official-only", our client', await reachLan(ours, false, false), { ping: false, tcp: false });
+    });
+    // Our routing peer, an official client.
+    await withLab('ours', bins, rec, async (lab) => {
+      const router = await lab.addClient('ours', 'oursrouter', 'cone');
+      const off = await lab.addClient('official', 'offclient', 'cone');
+      await lanBehind(lab, router);
+      for (const c of [router, off]) await lab.up(c);
+      await waitConnection(off, router, '', 45_000);
+      const routerId = await peerId(lab, 'oursrouter');
+      const clients = await groupOf(lab, 'clients', ['offclient']);
+      const route = await lab.api<{ id: string }>('POST', '/api/routes', {
+        description: 'lan', network_id: 'lan', enabled: true, peer: routerId, network: '10.99.0.0/24', metric: 9999, masquerade: true,
+        groups: [clients], keep_route: true, access_control_groups: [],
+      });
+      lanCase(rec, 'route, our router, official client', await reachLan(off, true, true), { ping: true, tcp: true });
+      const acg = await groupOf(lab, 'lan-acl', []);
+      await lab.api('PUT', `/api/routes/${route.id}`, {
+        description: 'lan', network_id: 'lan', enabled: true, peer: routerId, network: '10.99.0.0/24', metric: 9999, masquerade: true,
+        groups: [clients], keep_route: true, access_control_groups: [acg],
+      });
+      await lab.api('POST', '/api/policies', {
+        name: 'lan-web', enabled: true, description: '',
+        rules: [{ name: 'lan-web', enabled: true, action: 'accept', bidirectional: false, protocol: 'tcp', ports: ['80'], sources: [clients], destinations: [acg], description: '' }],
+      });
+      await sleep(3000);
+      lanCase(rec, 'route ACL "TCP 80 from clients", our router, official client', await reachLan(off, false, true), { ping: false, tcp: true });
+    });
+  },
+};
+
+export const SCENARIOS: Scenario[] = [scenario1, scenario2, scenario3, scenario4, scenario5, scenario6, scenario7];

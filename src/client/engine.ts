@@ -267,6 +267,8 @@ export class Engine implements EngineHandle {
     }, { excludeInterfaces: [this.config.interfaceName] });
     // Until the first network map arrives nothing may come in: deny new inbound connections.
     this.filter.setRules([], { rulesIsEmpty: true });
+    this.filter.setRouteRules([], { rulesIsEmpty: true });
+    this.filter.setLocalAddresses([address.split('/')[0]!]);
     this.device.setFilter(this.filter);
     this.log.info(`interface ${this.config.interfaceName} up with ${address} (${this.peerConfig.fqdn})`);
     await this.connectRelays();
@@ -468,6 +470,9 @@ export class Engine implements EngineHandle {
     void this.routes.apply(routed, map.Routes, this.publicKey, networkOf(this.peerConfig.address));
     const res = this.filter.setRules(map.FirewallRules, { rulesIsEmpty: map.firewallRulesIsEmpty });
     if (res.rejected > 0) this.log.warn(`ignored ${res.rejected} firewall rule(s): ${res.rejections.join('; ')}`);
+    // What we forward as a routing peer (to networks behind us) is judged by the route rules.
+    const routeRes = this.filter.setRouteRules(map.routesFirewallRules, { rulesIsEmpty: map.routesFirewallRulesIsEmpty });
+    if (routeRes.rejected > 0) this.log.warn(`ignored ${routeRes.rejected} route firewall rule(s): ${routeRes.rejections.join('; ')}`);
     void this.applyDns(map.DNSConfig).catch((e: Error) => this.log.warn(`DNS: ${e.message}`));
   }
 

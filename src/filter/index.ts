@@ -7,6 +7,8 @@
  *   connection judged by the IN rules (DROP before ACCEPT), tracked when accepted.
  * - Empty rule list: with `rulesIsEmpty` every new inbound connection is denied; without it (an
  *   ancient server) everything is allowed.
+ * - Forwarded traffic (inbound to an address that is not ours, once `setLocalAddresses` named
+ *   ours): judged by the route firewall rules instead (§4.6.4), with the same empty-list rule.
  *
  * The per-packet path parses headers by offset into a reused parser, hashes the 5-tuple into a
  * typed-array table and allocates nothing; objects are made only for flow events. Expiry runs in
@@ -21,8 +23,9 @@ import {
   FRAG_FIRST, FRAG_LATER, PROTO_TCP, PROTO_UDP, PacketParser, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, wordsToBytes,
 } from './packet.js';
 import {
-  BUCKET_ICMP, BUCKET_OTHER, BUCKET_TCP, BUCKET_UDP, CompiledRules, VERDICT_ACCEPT, VERDICT_DROP, compileRules,
+  BUCKET_ICMP, BUCKET_OTHER, BUCKET_TCP, BUCKET_UDP, CompiledRouteRules, CompiledRules, VERDICT_ACCEPT, VERDICT_DROP, compileRouteRules, compileRules,
 } from './rules.js';
+import { ipToBytes } from '../shared/index.js';
 
 export interface FilterOptions {
   /** Maximum tracked connections (default 65536). When full, new connections pass untracked. */
@@ -111,6 +114,11 @@ export class PacketFilter {
   private readonly inner = new PacketParser();
   private rules: CompiledRules = compileRules([]);
   private mode = MODE_ALLOW_ALL;
+  private routeRules: CompiledRouteRules = compileRouteRules([]);
+  private routeMode = MODE_ALLOW_ALL;
+  /** Our own IPv4 addresses, and IPv6 ones as 4 words each; both empty = every address is ours. */
+  private local4 = new Uint32Array(0);
+  private local6 = new Uint32Array(0);
   private gen = 1;
   private readonly listeners: Array<(ev: FilterEvent) => void> = [];
   private timer: NodeJS.Timeout | undefined;
@@ -163,6 +171,32 @@ export class PacketFilter {
     this.rules = compiled;
     this.gen = (this.gen + 1) >>> 0 || 1;
     return { accepted: compiled.accepted, rejected: compiled.rejected, rejections: compiled.rejections.slice() };
+  }
+
+  /**
+   * Replaces the route firewall rules (applied to traffic we forward as a routing peer). Empty list
+   * without `rulesIsEmpty` = old server: forward everything.
+   */
+  setRouteRules(rules: readonly management.RouteFirewallRule[], opts: { rulesIsEmpty: boolean }): SetRulesResult {
+    const compiled = compileRouteRules(rules);
+    this.routeMode = rules.length === 0 && !opts.rulesIsEmpty ? MODE_ALLOW_ALL : MODE_RULES;
+    this.routeRules = compiled;
+    this.gen = (this.gen + 1) >>> 0 || 1;
+    return { accepted: compiled.accepted, rejected: compiled.rejected, rejections: compiled.rejections.slice() };
+  }
+
+  /** Our overlay addresses: inbound packets to any other address are forwarded traffic. */
+  setLocalAddresses(addrs: readonly string[]): void {
+    const v4: number[] = [];
+    const v6: number[] = [];
+    for (const a of addrs) {
+      const b = ipToBytes(a);
+      if (b.length === 4) v4.push(b.readUInt32BE(0));
+      else for (let j = 0; j < 4; j++) v6.push(b.readUInt32BE(j * 4));
+    }
+    this.local4 = Uint32Array.from(v4);
+    this.local6 = Uint32Array.from(v6);
+    this.gen = (this.gen + 1) >>> 0 || 1;
   }
 
   /** Subscribes to flow events; returns an unsubscribe function. */
@@ -288,6 +322,7 @@ export class PacketFilter {
       }
     }
 
+    const routed = dirIn && this.isForwarded(p.fam, local);
     if (track) {
       const ct = this.ct;
       let slot = ct.find(p.fam, proto, local, remote, ports);
@@ -295,8 +330,7 @@ export class PacketFilter {
         const now = this.now();
         // Rules changed since an inbound-opened connection was admitted: re-check it.
         if (ct.gen[slot] !== this.gen) {
-          if (ct.origin[slot] === ORIGIN_INGRESS && this.mode === MODE_RULES &&
-              this.rules.evaluate(bucket, ct.ports[slot]! >>> 16, p.fam, remote) !== VERDICT_ACCEPT) {
+          if (ct.origin[slot] === ORIGIN_INGRESS && this.judge(routed, bucket, ct.ports[slot]! >>> 16, p.fam, remote, local) !== VERDICT_ACCEPT) {
             this.endSlot(slot);
             slot = -1;
           } else {
@@ -320,14 +354,15 @@ export class PacketFilter {
 
     // A new connection (or an untracked ICMP message).
     let ruleId: Buffer | undefined;
-    if (dirIn && this.mode === MODE_RULES) {
-      const v = this.rules.evaluate(bucket, localPort, p.fam, remote);
+    if (dirIn) {
+      const v = this.judge(routed, bucket, localPort, p.fam, remote, local);
+      const decided = routed ? this.routeRules.lastRuleId : this.rules.lastRuleId;
       if (v !== VERDICT_ACCEPT) {
         this.dropped[v === VERDICT_DROP ? 'rule' : 'default']++;
-        if (this.listeners.length > 0) this.emitDrop(len, v === VERDICT_DROP ? this.rules.lastRuleId : undefined);
+        if (this.listeners.length > 0) this.emitDrop(len, v === VERDICT_DROP ? decided : undefined);
         return false;
       }
-      ruleId = this.rules.lastRuleId;
+      ruleId = decided;
     }
     if (dirIn && p.frag === FRAG_FIRST) this.rememberFragment();
     if (!track || !startable) return this.accept();
@@ -350,6 +385,30 @@ export class PacketFilter {
     this.started++;
     if (this.listeners.length > 0) this.emitSlot('start', slot);
     return this.accept();
+  }
+
+  /** Verdict for a new inbound connection: route rules for forwarded traffic, peer rules otherwise. */
+  private judge(routed: boolean, bucket: number, port: number, fam: number, remote: Uint32Array, local: Uint32Array): number {
+    if (routed) {
+      if (this.routeMode === MODE_ALLOW_ALL) { this.routeRules.lastRuleId = undefined; return VERDICT_ACCEPT; }
+      return this.routeRules.evaluate(bucket, port, fam, remote, local);
+    }
+    if (this.mode === MODE_ALLOW_ALL) { this.rules.lastRuleId = undefined; return VERDICT_ACCEPT; }
+    return this.rules.evaluate(bucket, port, fam, remote);
+  }
+
+  /** Whether `addr` (the packet's destination) is none of our own addresses; false until they are known. */
+  private isForwarded(fam: number, addr: Uint32Array): boolean {
+    const v4 = this.local4, v6 = this.local6;
+    if (v4.length === 0 && v6.length === 0) return false;
+    if (fam === 4) {
+      for (let i = 0; i < v4.length; i++) if (v4[i] === addr[0]) return false;
+      return true;
+    }
+    for (let i = 0; i < v6.length; i += 4) {
+      if (v6[i] === addr[0] && v6[i + 1] === addr[1] && v6[i + 2] === addr[2] && v6[i + 3] === addr[3]) return false;
+    }
+    return true;
   }
 
   private accept(): boolean {

@@ -248,3 +248,72 @@ export function compileRules(rules: readonly management.FirewallRule[]): Compile
   });
   return c;
 }
+
+/** Route firewall rules compiled per destination prefix (protocol.md §4.6.4). */
+export class CompiledRouteRules {
+  readonly entries: Array<{ destination: RuleGroup; rules: CompiledRules }> = [];
+  lastRuleId: Buffer | undefined = undefined;
+  accepted = 0;
+  rejected = 0;
+  readonly rejections: string[] = [];
+
+  /** A new forwarded connection from `remote` to `local` (the routed destination): DROP wins over ACCEPT. */
+  evaluate(bucket: number, port: number, fam: number, remote: Uint32Array, local: Uint32Array): number {
+    let verdict = VERDICT_NO_MATCH;
+    let ruleId: Buffer | undefined;
+    for (let i = 0; i < this.entries.length; i++) {
+      const e = this.entries[i]!;
+      if (!e.destination.matches(fam, local)) continue;
+      const v = e.rules.evaluate(bucket, port, fam, remote);
+      if (v === VERDICT_DROP) {
+        this.lastRuleId = e.rules.lastRuleId;
+        return VERDICT_DROP;
+      }
+      if (v === VERDICT_ACCEPT && verdict === VERDICT_NO_MATCH) {
+        verdict = VERDICT_ACCEPT;
+        ruleId = e.rules.lastRuleId;
+      }
+    }
+    this.lastRuleId = ruleId;
+    return verdict;
+  }
+}
+
+/**
+ * Builds the route index: rules are grouped by destination (a dynamic rule's destination is any
+ * address: its domains are not resolved here), and each group's sources, protocols and ports are
+ * compiled like inbound FirewallRules.
+ */
+export function compileRouteRules(rules: readonly management.RouteFirewallRule[]): CompiledRouteRules {
+  const c = new CompiledRouteRules();
+  const byDestination = new Map<string, management.FirewallRule[]>();
+  rules.forEach((r, idx) => {
+    const dests = r.isDynamic ? ['0.0.0.0/0', '::/0'] : [r.destination.trim()];
+    for (const d of dests) {
+      const [addr, len] = d.split('/') as [string, string | undefined];
+      let bytes: Buffer;
+      try { bytes = ipToBytes(addr); } catch { c.rejected++; c.rejections.push(`route rule ${idx}: bad destination ${JSON.stringify(r.destination)}`); return; }
+      const bits = len === undefined ? bytes.length * 8 : Number(len);
+      if (!Number.isInteger(bits) || bits < 0 || bits > bytes.length * 8) { c.rejected++; c.rejections.push(`route rule ${idx}: bad destination ${JSON.stringify(r.destination)}`); return; }
+      const key = `${addr}/${bits}`;
+      let list = byDestination.get(key);
+      if (!list) byDestination.set(key, (list = []));
+      for (const src of r.sourceRanges) {
+        list.push(management.FirewallRule.fromPartial({
+          PeerIP: src, Direction: management.RuleDirection.IN, Action: r.action, Protocol: r.protocol, PortInfo: r.portInfo, PolicyID: r.PolicyID,
+        }));
+      }
+    }
+  });
+  for (const [key, list] of byDestination) {
+    const [addr, bits] = key.split('/') as [string, string];
+    const destination = new RuleGroup(false, undefined, 0, 65535);
+    destination.addPrefix(ipToBytes(addr), Number(bits));
+    const compiled = compileRules(list);
+    c.accepted += compiled.accepted;
+    c.rejected += compiled.rejected;
+    c.rejections.push(...compiled.rejections);
+    c.entries.push({ destination, rules: compiled });
+  }
+  return c;
+}

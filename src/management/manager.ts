@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import { AccountState } from './state.js';
 import { Store, type AccountObjects, type LocalCredential, type Queries } from './store/store.js';
-import { AccountObjectsState, accountObjects, affectedByRoute, attachAccountObjects, membersOfGroups, routingPeers } from './objects.js';
+import { AccountObjectsState, accountObjects, affectedByRoute, attachAccountObjects, membersOfGroups, routingPeers, withRoutingDependents } from './objects.js';
 import { forwarderPort, isLoginExpired } from './networkmap.js';
 import type {
   Account,
@@ -442,7 +442,9 @@ export class AccountManager {
 
   private emit(accountId: string, affected: Affected): void {
     if (affected !== 'all' && affected.size === 0) return;
-    for (const l of this.listeners) l.accountChanged(accountId, affected);
+    const state = this.accounts.get(accountId);
+    const all = affected === 'all' || !state ? affected : withRoutingDependents(state, affected);
+    for (const l of this.listeners) l.accountChanged(accountId, all);
   }
 
   /**

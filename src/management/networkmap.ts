@@ -4,7 +4,7 @@ import { Timestamp, management } from '../proto/index.js';
 import type { AccountState, Chunk, IndexedRule, PeerFragments, RuleTemplate } from './state.js';
 import type { Peer, PolicyRule } from './types.js';
 import { cidrBits, compareVersion, ipToInt } from './util.js';
-import { peerCustomZones, peerNameServerGroups, peerRoutes } from './objects.js';
+import { networkResourcePeers, peerCustomZones, peerNameServerGroups, peerRoutes, peerRoutesFirewallRules } from './objects.js';
 import { SYNC_HEADROOM, field, fieldHeader, frameOf, varintLength, writeVarint } from './wire.js';
 
 /**
@@ -143,6 +143,7 @@ const T_NM_DNS = 50; // NetworkMap.DNSConfig
 const T_DNS_NSGROUP = 18; // DNSConfig.NameServerGroups
 const T_NM_OFFLINE = 58; // NetworkMap.offlinePeers
 const T_NM_FW = 66; // NetworkMap.FirewallRules
+const T_NM_ROUTES_FW = 82; // NetworkMap.routesFirewallRules
 const T_ZONE_RECORD = 18; // CustomZone.Records
 const T_DNS_ZONE = 26; // DNSConfig.CustomZones
 const T_SR_MAP = 42; // SyncResponse.NetworkMap
@@ -344,6 +345,14 @@ export function encodeNetworkMap(state: AccountState, peer: Peer, now: number, f
       }
     }
   }
+  // Network resources connect their routers with the peers that may reach them (objects.ts).
+  for (const id of networkResourcePeers(state, peer.id)) {
+    const sl = state.slotOf(id);
+    if (sl !== undefined && visit[sl] !== epoch) {
+      visit[sl] = epoch;
+      visible.push(sl);
+    }
+  }
 
   const onlineList: PeerFragments[] = [];
   const offlineList: PeerFragments[] = [];
@@ -465,7 +474,9 @@ export function encodeNetworkMap(state: AccountState, peer: Peer, now: number, f
   }
   // Always mark empty lists explicitly: without the flag old clients assume an old server and allow all.
   if (fwCount === 0) raw(FW_EMPTY);
-  raw(ROUTES_FW_EMPTY);
+  const routeRules = peerRoutesFirewallRules(state, peer.id);
+  for (const r of routeRules) raw(field(T_NM_ROUTES_FW, management.RouteFirewallRule.encode(r).finish()));
+  if (routeRules.length === 0) raw(ROUTES_FW_EMPTY);
   raw(SSH_AUTH);
 
   let body: Uint8Array | undefined;

@@ -1,5 +1,5 @@
-import type { management } from '../proto/index.js';
-import type { AccountState } from './state.js';
+import { management } from '../proto/index.js';
+import type { AccountState, IndexedRule } from './state.js';
 import type { AccountObjects } from './store/store.js';
 import type { DnsZone, NameserverGroup, NetworkDef, NetworkResource, NetworkRouter, Peer, PersonalAccessToken, PostureCheck, Route, UserInvite } from './types.js';
 import { compareVersion } from './util.js';
@@ -174,6 +174,151 @@ export function peerRoutes(state: AccountState, peerId: string): management.Rout
         }
       }
     }
+  }
+  return out;
+}
+
+const ROUTE_RULE_PROTOCOL: Record<string, management.RuleProtocol> = {
+  all: management.RuleProtocol.ALL,
+  tcp: management.RuleProtocol.TCP,
+  udp: management.RuleProtocol.UDP,
+  icmp: management.RuleProtocol.ICMP,
+};
+
+/** What a route firewall rule guards: the routed prefix (any address for domain routes). */
+interface RouteTarget {
+  routeId: string;
+  destination: string;
+  isDynamic: boolean;
+  domains: string[];
+}
+
+/**
+ * RouteFirewallRules for one policy rule (protocol.md §4.6.4, as NetBird's
+ * GenerateRouteFirewallRules): the rule's source peers as /32 ranges, one entry per port or port
+ * range, none for a rule without sources.
+ */
+function routeRulesOf(state: AccountState, ir: IndexedRule, target: RouteTarget, exclude: string, allowed: ReadonlySet<string> | undefined, out: management.RouteFirewallRule[]): void {
+  const protocol = ROUTE_RULE_PROTOCOL[ir.rule.protocol];
+  if (protocol === undefined) return; // netbird-ssh is about the peers themselves, not routed networks
+  const sourceRanges: string[] = [];
+  for (const pid of ir.sources) {
+    if (pid === exclude || (allowed && !allowed.has(pid))) continue;
+    const peer = state.peers.get(pid);
+    if (!peer || !passesPostureChecks(state, peer, ir.policy.sourcePostureChecks)) continue;
+    sourceRanges.push(`${peer.ip}/32`);
+  }
+  if (sourceRanges.length === 0) return;
+  sourceRanges.sort();
+  const base = {
+    sourceRanges,
+    action: ir.rule.action === 'drop' ? management.RuleAction.DROP : management.RuleAction.ACCEPT,
+    destination: target.destination,
+    protocol,
+    isDynamic: target.isDynamic,
+    domains: target.domains,
+    customProtocol: 0,
+    PolicyID: Buffer.from(ir.policy.id, 'utf8'),
+    RouteID: target.routeId,
+  };
+  if (ir.rule.ports.length > 0) {
+    for (const port of ir.rule.ports) out.push({ ...base, portInfo: { port: Number(port) } });
+  } else if (ir.rule.portRanges.length > 0) {
+    for (const r of ir.rule.portRanges) out.push({ ...base, portInfo: { range: { start: r.start, end: r.end } } });
+  } else {
+    out.push({ ...base, portInfo: undefined });
+  }
+}
+
+/**
+ * Firewall rules for the traffic routing peer P forwards (protocol.md §4.6.4, NetBird's
+ * getPeerRoutesFirewallRules and getPeerNetworkResourceFirewallRules):
+ * - a route P serves without access-control groups lets everyone in (0.0.0.0/0, all protocols);
+ * - with access-control groups, every enabled rule whose destinations include one of them lets in its
+ *   source peers that also receive the route (its distribution groups);
+ * - a network resource P routes for lets in the sources of every enabled rule whose destinations hold
+ *   the resource.
+ * Empty for peers that route nothing.
+ */
+export function peerRoutesFirewallRules(state: AccountState, peerId: string): management.RouteFirewallRule[] {
+  const objs = objectsByState.get(state);
+  if (!objs || (objs.routes.size === 0 && objs.networkRouters.size === 0)) return [];
+  const memo = memoOf(state, objs);
+  const out: management.RouteFirewallRule[] = [];
+  const rules = state.policyIndex().rules;
+  for (const r of objs.routes.values()) {
+    if (!r.enabled || !memoRoutingPeers(state, memo, r.id, r).includes(peerId)) continue;
+    const domain = r.networkType === 'Domain';
+    const target: RouteTarget = { routeId: r.peer ? r.id : `${r.id}:${peerId}`, destination: domain ? '0.0.0.0/0' : r.network, isDynamic: domain, domains: [...r.domains] };
+    if (r.accessControlGroups.length === 0) {
+      out.push({
+        sourceRanges: [r.networkType === 'IPv6' ? '::/0' : '0.0.0.0/0'], action: management.RuleAction.ACCEPT, destination: target.destination,
+        protocol: management.RuleProtocol.ALL, portInfo: undefined, isDynamic: domain, domains: target.domains, customProtocol: 0, PolicyID: Buffer.alloc(0), RouteID: target.routeId,
+      });
+      continue;
+    }
+    const distribution = membersOf(state, r.groups);
+    for (const ir of rules) {
+      if (ir.rule.destinations.some((g) => r.accessControlGroups.includes(g))) routeRulesOf(state, ir, target, peerId, distribution, out);
+    }
+  }
+  if (objs.networkResources.size > 0 && objs.networkRouters.size > 0) {
+    for (const res of objs.networkResources.values()) {
+      if (!res.enabled) continue;
+      const net = routeNetworkType(res.address);
+      for (const router of memo.resourceRouters.get(res.networkId) ?? []) {
+        if (!memoRoutingPeers(state, memo, router.id, router).includes(peerId)) continue;
+        const target: RouteTarget = { routeId: `${res.id}:${router.id}:${peerId}`, destination: net.type === 3 ? '0.0.0.0/0' : net.network, isDynamic: net.type === 3, domains: net.domains };
+        for (const ir of rules) if (ir.rule.destinations.some((g) => res.groups.includes(g))) routeRulesOf(state, ir, target, peerId, undefined, out);
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Peers P must have a WireGuard path to for network resources even without a policy between the
+ * peers themselves (NetBird's addNetworksRoutingPeers): the routers of resources P may reach, and,
+ * when P is a router, the peers that may reach its resources.
+ */
+export function networkResourcePeers(state: AccountState, peerId: string): Set<string> {
+  const out = new Set<string>();
+  const objs = objectsByState.get(state);
+  if (!objs || objs.networkResources.size === 0 || objs.networkRouters.size === 0) return out;
+  const memo = memoOf(state, objs);
+  const rules = state.policyIndex().rules;
+  for (const res of objs.networkResources.values()) {
+    if (!res.enabled) continue;
+    const routers = memo.resourceRouters.get(res.networkId);
+    if (!routers) continue;
+    const routerPeers = new Set<string>();
+    for (const router of routers) for (const rp of memoRoutingPeers(state, memo, router.id, router)) routerPeers.add(rp);
+    const amRouter = routerPeers.has(peerId);
+    for (const ir of rules) {
+      if (!ir.rule.destinations.some((g) => res.groups.includes(g))) continue;
+      if (amRouter) for (const src of ir.sources) out.add(src);
+      else if (ir.sources.has(peerId)) for (const rp of routerPeers) out.add(rp);
+    }
+  }
+  out.delete(peerId);
+  return out;
+}
+
+/**
+ * `affected` plus the peers whose maps follow from it through routing: every routing peer (its route
+ * firewall rules depend on policies, groups and peers' addresses) and, for an affected router, the
+ * peers reaching its network resources. `affected` itself when the account routes nothing.
+ */
+export function withRoutingDependents(state: AccountState, affected: ReadonlySet<string>): ReadonlySet<string> {
+  const objs = objectsByState.get(state);
+  if (!objs || (objs.routes.size === 0 && objs.networkRouters.size === 0)) return affected;
+  const out = new Set(affected);
+  const routers = new Set<string>();
+  for (const r of objs.routes.values()) if (r.enabled) for (const p of routingPeers(state, r)) routers.add(p);
+  for (const r of objs.networkRouters.values()) if (r.enabled) for (const p of routingPeers(state, r)) routers.add(p);
+  for (const p of routers) {
+    out.add(p);
+    if (affected.has(p)) for (const q of networkResourcePeers(state, p)) out.add(q);
   }
   return out;
 }

@@ -327,3 +327,44 @@ test('IPv6 extension headers are walked; ICMPv6 errors about our flows are relat
   assert.equal(f.inbound(withHbh(22).subarray(0, 50)), false);
   assert.ok(f.stats().dropped.malformed >= 1);
 });
+
+test('forwarded traffic (a routing peer) is judged by the route firewall rules, ours by the peer rules', () => {
+  const { f } = mk();
+  const LAN_HOST = '192.168.50.10', OTHER_LAN = '10.9.0.1';
+  f.setLocalAddresses([ME, ME6]);
+  f.setRules(sshRules, { rulesIsEmpty: false });
+  f.setRouteRules([
+    management.RouteFirewallRule.fromPartial({
+      sourceRanges: [`${PEER}/32`], destination: '192.168.50.0/24', protocol: TCP, portInfo: { port: 80 },
+      PolicyID: Buffer.from('lan-web'), RouteID: 'route-1',
+    }),
+    management.RouteFirewallRule.fromPartial({
+      sourceRanges: [`${PEER}/32`], destination: '192.168.50.10/32', protocol: TCP, portInfo: { port: 81 },
+      action: DROP, PolicyID: Buffer.from('deny-81'),
+    }),
+  ], { rulesIsEmpty: true });
+  // Routed: the route rule (port 80 into the LAN prefix, from PEER only).
+  assert.equal(f.inbound(tcp(PEER, LAN_HOST, 40000, 80, SYN)), true);
+  assert.equal(f.inbound(tcp(PEER, LAN_HOST, 40001, 22, SYN)), false, 'peer rules do not open routed ports');
+  assert.equal(f.inbound(tcp(OTHER, LAN_HOST, 40002, 80, SYN)), false, 'source not in the rule');
+  assert.equal(f.inbound(tcp(PEER, OTHER_LAN, 40003, 80, SYN)), false, 'destination outside the routed prefix');
+  // Routed DROP for a narrower destination wins; ACCEPT of the wide prefix still covers port 80 there.
+  const events: FilterEvent[] = [];
+  f.onEvent((e) => events.push(e));
+  assert.equal(f.inbound(tcp(PEER, LAN_HOST, 40004, 81, SYN)), false);
+  assert.equal(events.at(-1)?.type, 'drop');
+  assert.equal(Buffer.from(events.at(-1)?.ruleId ?? []).toString(), 'deny-81');
+  // To our own address: peer rules only (the route rule's port 80 does not open us).
+  assert.equal(f.inbound(tcp(PEER, ME, 40005, 22, SYN)), true);
+  assert.equal(f.inbound(tcp(PEER, ME, 40006, 80, SYN)), false);
+  // The routed connection is tracked: the LAN's reply goes back out, and the next packets come in.
+  assert.equal(f.outbound(tcp(LAN_HOST, PEER, 80, 40000, SYN | ACK)), true);
+  assert.equal(f.inbound(tcp(PEER, LAN_HOST, 40000, 80, ACK)), true);
+  // Route rules removed (empty with the IsEmpty flag): routed connections are revoked, ours stay.
+  f.setRouteRules([], { rulesIsEmpty: true });
+  assert.equal(f.inbound(tcp(PEER, LAN_HOST, 40000, 80, ACK)), false);
+  assert.equal(f.inbound(tcp(PEER, ME, 40005, 22, ACK)), true);
+  // An old server (no flag, no rules): forwarding is allowed.
+  f.setRouteRules([], { rulesIsEmpty: false });
+  assert.equal(f.inbound(tcp(OTHER, OTHER_LAN, 40007, 9, SYN)), true);
+});

@@ -135,3 +135,75 @@ test('DNS: extra labels, disabled management groups, forwarder port by versions;
   assert.equal(frame(a.id).remotePeers.length, 0);
   assert.equal(frame(a.id).NetworkMap!.remotePeers.length, 2);
 });
+
+// Interop regression: every map said "no route firewall rules" (routesFirewallRulesIsEmpty), so an official
+// routing peer dropped all the traffic it should have forwarded to its network. NetBird's rules, checked here.
+const routeRules = (nm: management.NetworkMap) =>
+  nm.routesFirewallRules.map((r) => `${r.sourceRanges.join(',')} -> ${r.destination} ${management.ruleProtocolToJSON(r.protocol)} ${r.portInfo?.port ?? '*'} ${r.action === management.RuleAction.DROP ? 'drop' : 'accept'} ${r.RouteID}`).sort();
+
+test('route firewall rules: default permit without access-control groups, policy sources and ports with them', async (t) => {
+  const { m, acc, add, mapOf } = await setup(t);
+  const router = await add('router');
+  const a = await add('a');
+  const b = await add('b');
+  const outsider = await add('outsider');
+  const clients = await m.createGroup(acc.id, { name: 'clients', peers: [a.id, b.id] });
+  const route = await m.createRoute(acc.id, { description: '', networkId: 'lan', enabled: true, peer: router.id, network: '10.99.0.0/24', metric: 9999, masquerade: true, groups: [clients.id], keepRoute: true });
+  assert.deepEqual(routeRules(mapOf(router.id)), [`0.0.0.0/0 -> 10.99.0.0/24 ALL * accept ${route.id}`]);
+  assert.equal(mapOf(router.id).routesFirewallRulesIsEmpty, false);
+  // Non-routers get none.
+  assert.equal(mapOf(a.id).routesFirewallRules.length, 0);
+  assert.equal(mapOf(a.id).routesFirewallRulesIsEmpty, true);
+
+  const acg = await m.createGroup(acc.id, { name: 'acg', peers: [] });
+  await m.updateRoute(acc.id, route.id, { description: '', networkId: 'lan', enabled: true, peer: router.id, network: '10.99.0.0/24', metric: 9999, masquerade: true, groups: [clients.id], keepRoute: true, accessControlGroups: [acg.id] });
+  // Access control without a policy to the group: nothing may pass.
+  assert.deepEqual(routeRules(mapOf(router.id)), []);
+  assert.equal(mapOf(router.id).routesFirewallRulesIsEmpty, true);
+  const everyone = await m.createGroup(acc.id, { name: 'everyone', peers: [a.id, b.id, outsider.id, router.id] });
+  await m.createPolicy(acc.id, { name: 'web', rules: [{ name: 'web', protocol: 'tcp', ports: ['80', '443'], sources: [everyone.id], destinations: [acg.id] }] });
+  // Sources are the rule's peers that also receive the route (not the outsider, not the router itself).
+  const sources = [`${a.ip}/32`, `${b.ip}/32`].sort().join(',');
+  assert.deepEqual(routeRules(mapOf(router.id)), [
+    `${sources} -> 10.99.0.0/24 TCP 443 accept ${route.id}`,
+    `${sources} -> 10.99.0.0/24 TCP 80 accept ${route.id}`,
+  ].sort());
+});
+
+test('route firewall rules and peers for network resources: routers and sources see each other without a peer policy', async (t) => {
+  const { m, acc, add, mapOf } = await setup(t);
+  const router = await add('router');
+  const a = await add('a');
+  const b = await add('b');
+  const resGroup = await m.createGroup(acc.id, { name: 'res', peers: [] });
+  const srcGroup = await m.createGroup(acc.id, { name: 'src', peers: [a.id] });
+  const net = await m.saveNetwork(acc.id, undefined, { name: 'office' });
+  const res = await m.saveNetworkResource(acc.id, net.id, undefined, { name: 'host', description: '', address: '10.99.0.10/32', enabled: true, groups: [resGroup.id] });
+  const rt = await m.saveNetworkRouter(acc.id, net.id, undefined, { peer: router.id, peerGroups: [], metric: 9999, masquerade: true, enabled: true });
+  await m.createPolicy(acc.id, { name: 'res', rules: [{ name: 'res', protocol: 'udp', portRanges: [{ start: 5000, end: 5010 }], sources: [srcGroup.id], destinations: [resGroup.id] }] });
+  const rm = mapOf(router.id);
+  assert.equal(rm.routesFirewallRules.length, 1);
+  const rule = rm.routesFirewallRules[0]!;
+  assert.deepEqual(rule.sourceRanges, [`${a.ip}/32`]);
+  assert.equal(rule.destination, '10.99.0.10/32');
+  assert.equal(rule.protocol, management.RuleProtocol.UDP);
+  assert.deepEqual(rule.portInfo?.range, { start: 5000, end: 5010 });
+  assert.equal(rule.RouteID, `${res.id}:${rt.id}:${router.id}`);
+  // The router and A reach each other; B (no policy) sees neither.
+  assert.deepEqual(rm.remotePeers.map((p) => p.allowedIps[0]), [`${a.ip}/32`]);
+  assert.ok(mapOf(a.id).remotePeers.some((p) => p.allowedIps[0] === `${router.ip}/32`));
+  assert.equal(mapOf(b.id).remotePeers.length, 0);
+});
+
+test('a policy change re-pushes routing peers, whose route firewall rules depend on it', async (t) => {
+  const { m, acc, add } = await setup(t);
+  const router = await add('router');
+  const a = await add('a');
+  const ga = await m.createGroup(acc.id, { name: 'ga', peers: [a.id] });
+  const acg = await m.createGroup(acc.id, { name: 'acg', peers: [] });
+  await m.createRoute(acc.id, { description: '', networkId: 'lan', enabled: true, peer: router.id, network: '10.99.0.0/24', metric: 9999, masquerade: true, groups: [ga.id], keepRoute: true, accessControlGroups: [acg.id] });
+  const seen: string[][] = [];
+  m.addListener({ accountChanged: (_acc, affected) => seen.push(affected === 'all' ? ['all'] : [...affected]), peerDeleted: () => undefined });
+  await m.createPolicy(acc.id, { name: 'p', rules: [{ name: 'p', sources: [ga.id], destinations: [acg.id] }] });
+  assert.ok(seen.at(-1)!.includes(router.id), `router not among the affected peers: ${JSON.stringify(seen)}`);
+});
