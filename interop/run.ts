@@ -11,9 +11,9 @@ import { SCENARIOS, Recorder, type Row } from './scenarios.js';
 const HELP = `npm run interop -- --client PATH --server PATH [--only IDS] [--json]
 
 Runs the interoperability matrix between netbird-ts and the official NetBird in a network-namespace
-lab (root, Linux). Build the official binaries yourself from github.com/netbirdio/netbird:
-  --client PATH   the official client ("go build ./client"); or NB_OFFICIAL_CLIENT
-  --server PATH   the official combined server ("go build ./combined"); or NB_OFFICIAL_SERVER
+lab (root, Linux), with official binaries you provide:
+  --client PATH   path of an official netbird client binary; or NB_OFFICIAL_CLIENT
+  --server PATH   path of an official combined server binary; or NB_OFFICIAL_SERVER
   --only IDS      comma-separated scenario ids (default: all)
   --json          print the rows as JSON too
 Logs of every scenario go to artifacts/interop/.
