@@ -109,6 +109,31 @@ async function pairMatrix(lab: InteropLab, rec: Recorder, label: string, a: LabC
   rec.timed(`${label}: path restored -> P2P`, tp, '', P2P_RECOVERY_BOUND_MS);
 }
 
+/** Signs in to our dashboard as the owner, in a browser inside the client's namespace, and reads the peer's row. */
+async function dashboardShowsOnline(lab: InteropLab, from: LabClient, name: string, ip: string): Promise<[boolean, string]> {
+  const browser = await browserIn(lab, from.nat.host.name);
+  try {
+    const page = await browser.newPage();
+    await page.goto(lab.url);
+    await page.getByLabel('E-mail').fill(ADMIN.email);
+    await page.getByLabel('Password').fill(ADMIN.password);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Sign out' }).waitFor();
+    await page.getByRole('link', { name: 'Peers' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Peers' }).waitFor();
+    const row = page.locator(`tr[data-peer="${name}"]`);
+    await row.getByText('Online').waitFor({ timeout: 20_000 });
+    const text = (await row.textContent()) ?? '';
+    return [text.includes(ip), text.replace(/\s+/g, ' ').trim().slice(0, 120)];
+  } catch (err) {
+    const page = browser.pages()[0];
+    if (page) await page.screenshot({ path: 'artifacts/interop/dashboard-failure.png' }).catch(() => undefined);
+    return [false, `${(err as Error).message.split('\n')[0] ?? ''} (${page ? page.url() : 'no page'})`];
+  } finally {
+    await browser.close();
+  }
+}
+
 const scenario1: Scenario = {
   id: '1',
   title: 'official client joins our netbird-server',
@@ -124,9 +149,10 @@ const scenario1: Scenario = {
         `mgmt=${st.management.connected} signal=${st.signal.connected} relays=${st.relays.available}/${st.relays.total}`);
       const peers = await lab.api<{ name: string; ip: string; connected: boolean; version: string; dns_label: string; os: string }[]>('GET', '/api/peers');
       const p = peers.find((x) => x.name === 'off1');
-      rec.add('REST/dashboard: peer online with its IP and version', !!p && p.connected && `${p.ip}/16` === st.netbirdIp.replace(/\/\d+$/, '/16') && p.version === st.daemonVersion,
+      rec.add('REST: peer online with its IP and version', !!p && p.connected && `${p.ip}/16` === st.netbirdIp.replace(/\/\d+$/, '/16') && p.version === st.daemonVersion,
         p ? `connected=${p.connected} ip=${p.ip} version=${p.version} os=${p.os}` : 'peer not listed');
       rec.add('status: FQDN is the account DNS name', !!p && st.fqdn === `${p.dns_label}.netbird.cloud`, `${st.fqdn}`);
+      rec.add('our dashboard (Chromium): peer row Online with its IP', ...(await dashboardShowsOnline(lab, off, 'off1', p?.ip ?? '?')));
       const ours = await lab.addClient('ours', 'ours1', 'cone');
       await lab.up(ours);
       const t = await waitConnection(off, ours, '', 45_000);
