@@ -137,16 +137,9 @@ export class InteropLab {
 
   /** A REST call from inside the server's namespace. */
   async api<T>(method: string, path: string, body?: unknown, auth = true): Promise<T> {
-    const args = ['-sS', '-k', '-X', method, '-w', '\n%{http_code}', `${this.url}${path}`];
-    if (auth) args.push('-H', `Authorization: Token ${this.token}`);
-    if (body !== undefined) args.push('-H', 'Content-Type: application/json', '-d', JSON.stringify(body));
-    const r = await this.srv.host.exec('curl', args, { check: false });
-    const nl = r.stdout.lastIndexOf('\n');
-    const status = Number(r.stdout.slice(nl + 1));
-    const text = r.stdout.slice(0, nl);
-    if (r.code !== 0 || status >= 400) throw new Error(`${method} ${path} -> ${status}: ${text} ${r.stderr}`);
-    return (text ? JSON.parse(text) : undefined) as T;
+    return this.srv.host.restJson<T>(method, `${this.url}${path}`, { body, token: auth ? this.token : undefined, insecure: true });
   }
+
 
   async addClient(kind: Kind, name: string, nat: NatType, opts: { env?: NodeJS.ProcessEnv; privateKey?: string } = {}): Promise<LabClient> {
     const env = opts.env ?? {};

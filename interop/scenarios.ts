@@ -434,6 +434,24 @@ function lanCase(rec: Recorder, label: string, got: { ping: boolean; tcp: boolea
   rec.add(`${label}: ping ${want.ping ? 'allowed' : 'denied'}, TCP 80 ${want.tcp ? 'allowed' : 'denied'}`, got.ping === want.ping && got.tcp === want.tcp, `ping=${got.ping} tcp=${got.tcp}`);
 }
 
+/** Creates (no id) or replaces the LAN route 10.99.0.0/24 through `routerId` for `groups`, guarded by `acgs`. */
+async function lanRoute(lab: InteropLab, routerId: string, groups: string[], acgs: string[], id?: string): Promise<string> {
+  const body = {
+    description: 'lan', network_id: 'lan', enabled: true, peer: routerId, network: '10.99.0.0/24', metric: 9999, masquerade: true,
+    groups, keep_route: true, access_control_groups: acgs,
+  };
+  const r = await lab.api<{ id: string }>(id ? 'PUT' : 'POST', id ? `/api/routes/${id}` : '/api/routes', body);
+  return r.id;
+}
+
+/** Adds a one-way "TCP 80 from `sources` to `destinations`" policy. */
+async function tcp80Policy(lab: InteropLab, name: string, sources: string[], destinations: string[]): Promise<void> {
+  await lab.api('POST', '/api/policies', {
+    name, enabled: true, description: '',
+    rules: [{ name, enabled: true, action: 'accept', bidirectional: false, protocol: 'tcp', ports: ['80'], sources, destinations, description: '' }],
+  });
+}
+
 const scenario4: Scenario = {
   id: '4',
   title: 'network routes: official and our routing peers, route access control (groups, resources, policies)',
@@ -450,27 +468,18 @@ const scenario4: Scenario = {
       const routerId = await peerId(lab, 'offrouter');
       const clients = await groupOf(lab, 'clients', ['oursclient', 'offclient']);
       // 1. A route without access-control groups: everyone it is distributed to gets through.
-      const route = await lab.api<{ id: string }>('POST', '/api/routes', {
-        description: 'lan', network_id: 'lan', enabled: true, peer: routerId, network: '10.99.0.0/24', metric: 9999, masquerade: true,
-        groups: [clients], keep_route: true, access_control_groups: [],
-      });
+      const routeId = await lanRoute(lab, routerId, [clients], []);
       lanCase(rec, 'route, official router, our client', await reachLan(ours, true, true), { ping: true, tcp: true });
       lanCase(rec, 'route, official router, official client', await reachLan(off, true, true), { ping: true, tcp: true });
       // 2. Access-control group: only a policy to that group opens it, only for its sources and ports.
       const acg = await groupOf(lab, 'lan-acl', []);
       const oursOnly = await groupOf(lab, 'ours-only', ['oursclient']);
-      await lab.api('PUT', `/api/routes/${route.id}`, {
-        description: 'lan', network_id: 'lan', enabled: true, peer: routerId, network: '10.99.0.0/24', metric: 9999, masquerade: true,
-        groups: [clients], keep_route: true, access_control_groups: [acg],
-      });
-      await lab.api('POST', '/api/policies', {
-        name: 'lan-web', enabled: true, description: '',
-        rules: [{ name: 'lan-web', enabled: true, action: 'accept', bidirectional: false, protocol: 'tcp', ports: ['80'], sources: [oursOnly], destinations: [acg], description: '' }],
-      });
+      await lanRoute(lab, routerId, [clients], [acg], routeId);
+      await tcp80Policy(lab, 'lan-web', [oursOnly], [acg]);
       await sleep(3000);
       lanCase(rec, 'route ACL "TCP 80 from ours-only", our client', await reachLan(ours, false, true), { ping: false, tcp: true });
       lanCase(rec, 'route ACL "TCP 80 from ours-only", official client', await reachLan(off, false, false), { ping: false, tcp: false });
-      await lab.api('DELETE', `/api/routes/${route.id}`);
+      await lab.api('DELETE', `/api/routes/${routeId}`);
       // 3. Networks: a resource in a group, a router, a policy to the group; no policy between the peers.
       for (const p of await lab.api<{ id: string }[]>('GET', '/api/policies')) await lab.api('DELETE', `/api/policies/${p.id}`);
       const resGroup = await groupOf(lab, 'lan-resource', []);
@@ -478,10 +487,7 @@ const scenario4: Scenario = {
       const net = await lab.api<{ id: string }>('POST', '/api/networks', { name: 'office', description: '' });
       await lab.api('POST', `/api/networks/${net.id}/resources`, { name: 'lan-host', description: '', address: `${LAN_HOST}/32`, enabled: true, groups: [resGroup] });
       await lab.api('POST', `/api/networks/${net.id}/routers`, { peer: routerId, peer_groups: [], metric: 9999, masquerade: true, enabled: true });
-      await lab.api('POST', '/api/policies', {
-        name: 'res-web', enabled: true, description: '',
-        rules: [{ name: 'res-web', enabled: true, action: 'accept', bidirectional: false, protocol: 'tcp', ports: ['80'], sources: [offOnly], destinations: [resGroup], description: '' }],
-      });
+      await tcp80Policy(lab, 'res-web', [offOnly], [resGroup]);
       lanCase(rec, 'network resource "TCP 80 from official-only", official client', await reachLan(off, false, true), { ping: false, tcp: true });
       lanCase(rec, 'network resource "TCP 80 from official-only", our client', await reachLan(ours, false, false), { ping: false, tcp: false });
     });
@@ -494,20 +500,11 @@ const scenario4: Scenario = {
       await waitConnection(off, router, '', 45_000);
       const routerId = await peerId(lab, 'oursrouter');
       const clients = await groupOf(lab, 'clients', ['offclient']);
-      const route = await lab.api<{ id: string }>('POST', '/api/routes', {
-        description: 'lan', network_id: 'lan', enabled: true, peer: routerId, network: '10.99.0.0/24', metric: 9999, masquerade: true,
-        groups: [clients], keep_route: true, access_control_groups: [],
-      });
+      const routeId = await lanRoute(lab, routerId, [clients], []);
       lanCase(rec, 'route, our router, official client', await reachLan(off, true, true), { ping: true, tcp: true });
       const acg = await groupOf(lab, 'lan-acl', []);
-      await lab.api('PUT', `/api/routes/${route.id}`, {
-        description: 'lan', network_id: 'lan', enabled: true, peer: routerId, network: '10.99.0.0/24', metric: 9999, masquerade: true,
-        groups: [clients], keep_route: true, access_control_groups: [acg],
-      });
-      await lab.api('POST', '/api/policies', {
-        name: 'lan-web', enabled: true, description: '',
-        rules: [{ name: 'lan-web', enabled: true, action: 'accept', bidirectional: false, protocol: 'tcp', ports: ['80'], sources: [clients], destinations: [acg], description: '' }],
-      });
+      await lanRoute(lab, routerId, [clients], [acg], routeId);
+      await tcp80Policy(lab, 'lan-web', [clients], [acg]);
       await sleep(3000);
       lanCase(rec, 'route ACL "TCP 80 from clients", our router, official client', await reachLan(off, false, true), { ping: false, tcp: true });
     });

@@ -104,16 +104,9 @@ export class MeshLab {
 
   /** Calls the REST API from inside the server's namespace (the test process cannot reach the lab network). */
   async api<T>(method: string, path: string, body?: unknown, token?: string): Promise<T> {
-    const args = ['-sS', '-X', method, '-w', '\n%{http_code}', `http://127.0.0.1:33073${path}`];
-    if (token) args.push('-H', `Authorization: Token ${token}`);
-    if (body !== undefined) args.push('-H', 'Content-Type: application/json', '-d', JSON.stringify(body));
-    const r = await this.srv.host.exec('curl', args, { check: false });
-    const nl = r.stdout.lastIndexOf('\n');
-    const status = Number(r.stdout.slice(nl + 1));
-    const text = r.stdout.slice(0, nl);
-    if (r.code !== 0 || status >= 400) throw new Error(`${method} ${path} -> ${status}: ${text} ${r.stderr}`);
-    return (text ? JSON.parse(text) : undefined) as T;
+    return this.srv.host.restJson<T>(method, `http://127.0.0.1:33073${path}`, { body, token });
   }
+
 
   /** Creates the owner with POST /api/setup and returns the PAT. */
   async adminToken(): Promise<string> {

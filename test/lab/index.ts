@@ -196,6 +196,23 @@ export class Netns {
     return waitUntil(async () => re.test((await this.exec('ss', [proto === 'tcp' ? '-ltnH' : '-lunH'], { check: false })).stdout), timeoutMs, 50);
   }
 
+  /**
+   * A JSON REST call made with curl from inside this namespace (the test process itself cannot reach
+   * lab addresses). Throws with the status and body on a transport error or a status >= 400.
+   */
+  async restJson<T>(method: string, url: string, opts: { body?: unknown; token?: string; insecure?: boolean } = {}): Promise<T> {
+    const args = ['-sS', '-X', method, '-w', '\n%{http_code}', url];
+    if (opts.insecure) args.push('-k');
+    if (opts.token) args.push('-H', `Authorization: Token ${opts.token}`);
+    if (opts.body !== undefined) args.push('-H', 'Content-Type: application/json', '-d', JSON.stringify(opts.body));
+    const r = await this.exec('curl', args, { check: false });
+    const nl = r.stdout.lastIndexOf('\n');
+    const status = Number(r.stdout.slice(nl + 1));
+    const text = r.stdout.slice(0, nl);
+    if (r.code !== 0 || status >= 400) throw new Error(`${method} ${url} -> ${status}: ${text} ${r.stderr}`);
+    return (text ? JSON.parse(text) : undefined) as T;
+  }
+
   /** Polls `ping -c1` from here to `addr` until it answers (true) or timeoutMs passes (false). */
   async waitPing(addr: string, timeoutMs = 10_000): Promise<boolean> {
     const end = Date.now() + timeoutMs;

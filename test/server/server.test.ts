@@ -15,6 +15,15 @@ import { management, signalexchange } from '../../src/proto/index.js';
 import { TestPeer, tempDir } from '../management/helpers.js';
 
 /** One port carries management gRPC, signal gRPC, the relay WebSocket and plain HTTP. */
+/** A self-signed certificate for localhost and 127.0.0.1 (openssl). */
+function selfSignedCert(dir: string): { certPem: string; keyPem: string } {
+  const key = join(dir, 'key.pem');
+  const cert = join(dir, 'cert.pem');
+  const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1']);
+  assert.equal(r.status, 0, r.stderr?.toString());
+  return { certPem: readFileSync(cert, 'utf8'), keyPem: readFileSync(key, 'utf8') };
+}
+
 test('one port: management + signal gRPC, relay WebSocket, HTTP', async (t) => {
   const tmp = tempDir();
   t.after(() => tmp.remove());
@@ -86,12 +95,8 @@ test('one port: management + signal gRPC, relay WebSocket, HTTP', async (t) => {
 test('TLS: ALPN h2 reaches gRPC, http/1.1 reaches HTTP and the relay (rels://)', { skip: spawnSync('openssl', ['version']).status === 0 ? undefined : 'openssl not installed' }, async (t) => {
   const tmp = tempDir();
   t.after(() => tmp.remove());
-  const key = join(tmp.dir, 'key.pem');
-  const cert = join(tmp.dir, 'cert.pem');
-  const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1']);
-  assert.equal(r.status, 0, r.stderr?.toString());
-  const certPem = readFileSync(cert, 'utf8');
-  const srv = await NetbirdServer.start({ dataDir: join(tmp.dir, 'data'), host: '127.0.0.1', port: 0, tls: { cert: certPem, key: readFileSync(key, 'utf8') } });
+  const { certPem, keyPem } = selfSignedCert(tmp.dir);
+  const srv = await NetbirdServer.start({ dataDir: join(tmp.dir, 'data'), host: '127.0.0.1', port: 0, tls: { cert: certPem, key: keyPem } });
   t.after(() => srv.close());
   assert.equal(srv.managementUrl, `https://127.0.0.1:${srv.port}`);
   const m = srv.management.manager;
@@ -166,12 +171,8 @@ async function h2Request(session: http2.ClientHttp2Session, headers: http2.Outgo
 test('HTTP/2 (TLS ALPN h2 and h2c prior knowledge): REST, IdP and health answer beside gRPC', { timeout: 30_000, skip: spawnSync('openssl', ['version']).status === 0 ? undefined : 'openssl not installed' }, async (t) => {
   const tmp = tempDir();
   t.after(() => tmp.remove());
-  const key = join(tmp.dir, 'key.pem');
-  const cert = join(tmp.dir, 'cert.pem');
-  const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1']);
-  assert.equal(r.status, 0, r.stderr?.toString());
-  const certPem = readFileSync(cert, 'utf8');
-  const tlsSrv = await NetbirdServer.start({ dataDir: join(tmp.dir, 'tls'), host: '127.0.0.1', port: 0, tls: { cert: certPem, key: readFileSync(key, 'utf8') } });
+  const { certPem, keyPem } = selfSignedCert(tmp.dir);
+  const tlsSrv = await NetbirdServer.start({ dataDir: join(tmp.dir, 'tls'), host: '127.0.0.1', port: 0, tls: { cert: certPem, key: keyPem } });
   t.after(() => tlsSrv.close());
   const plainSrv = await NetbirdServer.start({ dataDir: join(tmp.dir, 'plain'), host: '127.0.0.1', port: 0 });
   t.after(() => plainSrv.close());
