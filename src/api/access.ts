@@ -21,7 +21,9 @@ export type Resource =
   | 'networks'
   | 'dns'
   | 'posture_checks'
-  | 'events';
+  | 'events'
+  /** Account-wide configuration beyond the account object: identity providers, integrations. */
+  | 'settings';
 
 export type Decision = 'allow' | 'deny' | 'own' | 'limited';
 
@@ -51,7 +53,7 @@ export function decide(role: UserRole, resource: Resource, write: boolean, viewB
       if (write) return 'deny';
       if (resource === 'accounts') return 'allow';
       if (resource === 'users') return 'own';
-      if (resource === 'events') return 'deny';
+      if (resource === 'events' || resource === 'settings') return 'deny';
       return viewBlocked ? 'limited' : 'allow';
     default:
       return 'deny';

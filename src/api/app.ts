@@ -1,9 +1,10 @@
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { FlowQueryError, type FlowStore } from '../flow/index.js';
+import { type GeoDatabase, geoDatabase } from '../geo/index.js';
 import { type AccountManager, type AccountState, ManagementError, type User, type UserRole } from '../management/index.js';
 import { type Decision, type Resource, decide } from './access.js';
-import { AuthError, AuthFailureLimiter, Authenticator, JwtValidator, type OidcIssuerConfig, type Principal } from './auth.js';
-import { type AuthorizeParams, EmbeddedIdp, IDP_BASE_PATH } from './idp.js';
+import { AUTH_FAILURE_MESSAGE, AuthError, AuthFailureLimiter, Authenticator, JwtValidator, type OidcIssuerConfig, type Principal } from './auth.js';
+import { type AuthorizeParams, EmbeddedIdp, IDP_BASE_PATH, SESSION_COOKIE, isAllowedRedirect } from './idp.js';
 import { buildOpenApi } from './openapi.js';
 import { endpoints } from './routes.js';
 import type { Schema } from './schema.js';
@@ -33,6 +34,12 @@ export interface ApiOptions {
   version?: string;
   /** Traffic-event store behind GET /api/events/network-traffic (none: the endpoint answers empty pages). */
   flowStore?: Pick<FlowStore, 'query'>;
+  /** Geolocation for /api/locations (default: the database shipped with the server; false: none). */
+  geo?: GeoDatabase | false;
+  /** Lifetime of the embedded IdP's access tokens, seconds (default: env NB_IDP_TOKEN_TTL, else 3600). */
+  idpTokenTtlSeconds?: number;
+  /** Origins (besides loopback and publicUrl's) whose pages may sign in at the embedded IdP (default: env NB_IDP_REDIRECT_ORIGINS, comma-separated). */
+  idpRedirectOrigins?: string[];
   log?: (msg: string) => void;
 }
 
@@ -175,6 +182,19 @@ function loginPage(p: AuthorizeParams, error: string, form: boolean): string {
   }</body></html>`;
 }
 
+function cookieValue(header: string | undefined, name: string): string | undefined {
+  for (const part of (header ?? '').split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === name) return decodeURIComponent(part.slice(eq + 1).trim());
+  }
+  return undefined;
+}
+
+function sessionCookie(value: string, secure: boolean, maxAgeSeconds = 7 * 86400): string {
+  // SameSite=None (HTTPS only) lets a dashboard on another site renew silently in a frame.
+  return `${SESSION_COOKIE}=${encodeURIComponent(value)}; Path=${IDP_BASE_PATH}; HttpOnly; Max-Age=${maxAgeSeconds}; ${secure ? 'Secure; SameSite=None' : 'SameSite=Lax'}`;
+}
+
 function devicePage(userCode: string, error: string): string {
   return `<!doctype html><html><head><meta charset="utf-8"><title>NetBird login</title></head><body>
 <h1>Log in a NetBird device</h1>${error ? `<p role="alert">${escapeHtml(error)}</p>` : ''}
@@ -188,7 +208,11 @@ export async function createApi(opts: ApiOptions): Promise<Api> {
   const manager = opts.manager;
   const log = opts.log ?? ((): void => {});
   const publicUrl = opts.publicUrl.replace(/\/$/, '');
-  const idp = opts.embeddedIdp === false ? undefined : await EmbeddedIdp.open(manager, { issuer: `${publicUrl}${IDP_BASE_PATH}` });
+  const envTtl = Number(process.env.NB_IDP_TOKEN_TTL);
+  const tokenTtlSeconds = opts.idpTokenTtlSeconds ?? (Number.isInteger(envTtl) && envTtl >= 5 ? envTtl : undefined);
+  const redirectOrigins = opts.idpRedirectOrigins ?? (process.env.NB_IDP_REDIRECT_ORIGINS ?? '').split(',').map((x) => x.trim()).filter(Boolean);
+  const idp = opts.embeddedIdp === false ? undefined : await EmbeddedIdp.open(manager, { issuer: `${publicUrl}${IDP_BASE_PATH}`, tokenTtlSeconds, redirectOrigins });
+  const secureCookies = publicUrl.startsWith('https:');
   const auth = new Authenticator(manager, new JwtValidator(idp, opts.oidc ?? []));
   const limiter = new AuthFailureLimiter(opts.authFailures?.max, opts.authFailures?.windowMs);
   const setupPatEnabled = opts.setupPatEnabled ?? process.env.NB_SETUP_PAT_ENABLED !== 'false';
@@ -237,6 +261,22 @@ export async function createApi(opts: ApiOptions): Promise<Api> {
     return reply.code(500).send({ message: 'internal server error', code: 500 });
   });
 
+  // CORS as in NetBird (all origins): dashboards served elsewhere call /api and the IdP with bearer
+  // tokens, never cookies, so "*" gives away nothing. Preflights are answered before routing.
+  app.addHook('onRequest', async (req, reply) => {
+    const path = req.url.split('?')[0]!;
+    if (!req.headers.origin || !(path.startsWith('/api/') || path === '/api' || path.startsWith(`${IDP_BASE_PATH}/`))) return;
+    reply.header('access-control-allow-origin', '*');
+    if (req.method === 'OPTIONS' && req.headers['access-control-request-method']) {
+      reply
+        .header('access-control-allow-methods', 'GET, POST, PUT, DELETE, OPTIONS')
+        .header('access-control-allow-headers', req.headers['access-control-request-headers'] ?? 'authorization, content-type')
+        .header('access-control-max-age', '600')
+        .code(204);
+      return reply.send();
+    }
+  });
+
   app.setNotFoundHandler((req, reply) => {
     reply.code(404).send({ message: `no such endpoint: ${req.method} ${req.url.split('?')[0]}`, code: 404 });
   });
@@ -245,7 +285,8 @@ export async function createApi(opts: ApiOptions): Promise<Api> {
   app.addHook('onRoute', (r) => {
     for (const m of Array.isArray(r.method) ? r.method : [r.method]) if (m !== 'HEAD') registered.push({ method: m, url: r.url });
   });
-  const list = endpoints({ manager, idp, auth, setupPatEnabled, version: opts.version ?? 'development', flowStore: opts.flowStore });
+  const geo = opts.geo === false ? undefined : (opts.geo ?? geoDatabase());
+  const list = endpoints({ manager, idp, auth, setupPatEnabled, version: opts.version ?? 'development', flowStore: opts.flowStore, oidc: opts.oidc, geo });
 
   for (const ep of list) {
     app.route({
@@ -271,8 +312,10 @@ export async function createApi(opts: ApiOptions): Promise<Api> {
           principal = await auth.authenticate(req.headers.authorization);
         } catch (err) {
           if (err instanceof AuthError) {
-            if (err.status === 401) limiter.fail(ip);
-            throw new HttpError(err.status, err.message);
+            if (err.status !== 401) throw new HttpError(err.status, err.message);
+            limiter.fail(ip);
+            log(`api: ${req.method} ${req.url.split('?')[0]} refused: ${err.message}`);
+            throw new HttpError(401, AUTH_FAILURE_MESSAGE[err.failure]);
           }
           throw err;
         }
@@ -310,8 +353,16 @@ export async function createApi(opts: ApiOptions): Promise<Api> {
       const ip = req.ip;
       reply.header('cache-control', 'no-store');
       if (limiter.blocked(ip)) return reply.code(429).send({ error: 'slow_down', error_description: 'too many failed attempts; try again later' });
-      if (body.client_id !== undefined && body.client_id !== idp.clientId) {
-        return reply.code(401).send({ error: 'invalid_client', error_description: `unknown client_id; use ${idp.clientId}` });
+      if (!idp.acceptsClient(body.client_id)) {
+        return reply.code(401).send({ error: 'invalid_client', error_description: `unknown client_id; use one of ${idp.clientIds.join(', ')}` });
+      }
+      if (body.grant_type === 'refresh_token') {
+        const tokens = await idp.refresh(body.refresh_token ?? '', body.client_id);
+        if (!tokens) {
+          limiter.fail(ip);
+          return reply.code(400).send({ error: 'invalid_grant', error_description: 'the refresh token is unknown, used, expired or for another client; sign in again' });
+        }
+        return tokens;
       }
       if (body.grant_type === DEVICE_GRANT) {
         const r = await idp.pollDevice(body.device_code ?? '');
@@ -327,9 +378,9 @@ export async function createApi(opts: ApiOptions): Promise<Api> {
         return tokens;
       }
       if (body.grant_type !== 'password') {
-        return reply.code(400).send({ error: 'unsupported_grant_type', error_description: `this issuer supports authorization_code, password and ${DEVICE_GRANT}` });
+        return reply.code(400).send({ error: 'unsupported_grant_type', error_description: `this issuer supports authorization_code, refresh_token, password and ${DEVICE_GRANT}` });
       }
-      const tokens = await idp.passwordGrant(body.username ?? '', body.password ?? '');
+      const tokens = await idp.passwordGrant(body.username ?? '', body.password ?? '', body.client_id);
       if (!tokens) {
         limiter.fail(ip);
         return reply.code(400).send({ error: 'invalid_grant', error_description: 'wrong e-mail or password' });
@@ -339,8 +390,8 @@ export async function createApi(opts: ApiOptions): Promise<Api> {
     app.post(`${IDP_BASE_PATH}/device/code`, async (req, reply) => {
       const body = (req.body ?? {}) as Record<string, string | undefined>;
       reply.header('cache-control', 'no-store');
-      if (body.client_id !== undefined && body.client_id !== idp.clientId) {
-        return reply.code(401).send({ error: 'invalid_client', error_description: `unknown client_id; use ${idp.clientId}` });
+      if (!idp.acceptsClient(body.client_id)) {
+        return reply.code(401).send({ error: 'invalid_client', error_description: `unknown client_id; use one of ${idp.clientIds.join(', ')}` });
       }
       return idp.startDevice();
     });
@@ -362,7 +413,7 @@ export async function createApi(opts: ApiOptions): Promise<Api> {
     });
     const authParams = (src: Record<string, unknown>): AuthorizeParams => {
       const out: Record<string, string> = {};
-      for (const k of ['response_type', 'client_id', 'redirect_uri', 'code_challenge', 'code_challenge_method', 'state', 'scope', 'nonce']) {
+      for (const k of ['response_type', 'client_id', 'redirect_uri', 'code_challenge', 'code_challenge_method', 'state', 'scope', 'nonce', 'prompt']) {
         if (typeof src[k] === 'string') out[k] = src[k] as string;
       }
       return out;
@@ -372,6 +423,7 @@ export async function createApi(opts: ApiOptions): Promise<Api> {
       reply.type('text/html; charset=utf-8').header('cache-control', 'no-store');
       const problem = idp.checkAuthorize(p);
       if (problem) return reply.code(400).send(loginPage(p, problem, false));
+      if (p.prompt === 'none') return reply.redirect(await idp.authorizeSilently(p, cookieValue(req.headers.cookie, SESSION_COOKIE)), 302);
       return loginPage(p, '', true);
     });
     app.post(`${IDP_BASE_PATH}/auth`, async (req, reply) => {
@@ -381,12 +433,26 @@ export async function createApi(opts: ApiOptions): Promise<Api> {
       const problem = idp.checkAuthorize(p);
       if (problem) return reply.code(400).send(loginPage(p, problem, false));
       if (limiter.blocked(req.ip)) return reply.code(429).send(loginPage(p, 'Too many failed attempts; try again later.', true));
-      const location = await idp.authorize(p, String(body.email ?? ''), String(body.password ?? ''));
-      if (!location) {
+      const signedIn = await idp.authorize(p, String(body.email ?? ''), String(body.password ?? ''));
+      if (!signedIn) {
         limiter.fail(req.ip);
         return reply.code(400).send(loginPage(p, 'Wrong e-mail or password.', true));
       }
-      return reply.redirect(location, 302);
+      // Remembered for prompt=none (silent renewal by dashboards); only the issuer's paths see it.
+      reply.header('set-cookie', sessionCookie(await idp.sessionFor(signedIn.userId), secureCookies));
+      return reply.redirect(signedIn.location, 302);
+    });
+    // RP-initiated logout: forgets the browser's session here, then back to the app if it is ours.
+    app.get(`${IDP_BASE_PATH}/logout`, async (req, reply) => {
+      const q = req.query as Record<string, unknown>;
+      const back = typeof q.post_logout_redirect_uri === 'string' ? q.post_logout_redirect_uri : '';
+      reply.header('set-cookie', sessionCookie('', secureCookies, 0)).header('cache-control', 'no-store');
+      if (back && isAllowedRedirect(back, idp.issuer, idp.redirectOrigins)) {
+        const url = new URL(back);
+        if (typeof q.state === 'string') url.searchParams.set('state', q.state);
+        return reply.redirect(url.toString(), 302);
+      }
+      return reply.type('text/html; charset=utf-8').send('<!doctype html><title>NetBird</title><p>You are signed out.</p>');
     });
     app.get(`${IDP_BASE_PATH}/userinfo`, async (req) => {
       const header = req.headers.authorization ?? '';

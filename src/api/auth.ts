@@ -33,10 +33,21 @@ export interface VerifiedJwt {
   issuer: OidcIssuerConfig | undefined;
 }
 
+/** Why credentials were refused; the REST API answers with NetBird's words for it, which dashboards react to. */
+export type AuthFailure = 'missing' | 'expired' | 'invalid';
+
+/** NetBird's 401 messages: the dashboard signs in again on the first two and shows an error on the third. */
+export const AUTH_FAILURE_MESSAGE: Record<AuthFailure, string> = {
+  missing: 'no valid authentication provided',
+  expired: 'token expired',
+  invalid: 'token invalid',
+};
+
 export class AuthError extends Error {
   constructor(
     readonly status: 401 | 403 | 429,
     message: string,
+    readonly failure: AuthFailure = 'invalid',
   ) {
     super(message);
   }
@@ -80,11 +91,19 @@ export class JwtValidator {
     } catch {
       throw new AuthError(401, 'token is not a valid JWT');
     }
+    let tokenUse: unknown;
+    try {
+      tokenUse = decodeJwt(token).token_use;
+    } catch {
+      tokenUse = undefined;
+    }
     try {
       if (this.embedded && iss === this.embedded.issuer) {
+        // Refresh tokens and session cookies are signed by the same key but are not access tokens.
+        if (tokenUse === 'refresh' || tokenUse === 'session') throw new AuthError(401, `a ${tokenUse} token is not an access token`);
         const { payload } = await jwtVerify(token, this.embedded.publicKey, {
           issuer: this.embedded.issuer,
-          audience: this.embedded.clientId,
+          audience: this.embedded.clientIds,
           requiredClaims: ['exp', 'sub'],
         });
         return this.result(payload, undefined);
@@ -95,7 +114,7 @@ export class JwtValidator {
       return this.result(payload, cfg);
     } catch (err) {
       if (err instanceof AuthError) throw err;
-      if (err instanceof joseErrors.JWTExpired) throw new AuthError(401, 'token has expired');
+      if (err instanceof joseErrors.JWTExpired) throw new AuthError(401, 'token has expired', 'expired');
       if (err instanceof joseErrors.JWTClaimValidationFailed) throw new AuthError(401, `token claim "${err.claim}" is not acceptable: ${err.reason}`);
       if (err instanceof joseErrors.JOSEError) throw new AuthError(401, `token rejected: ${err.message}`);
       throw new AuthError(401, `token could not be verified: ${(err as Error).message}`);
@@ -168,10 +187,12 @@ export class Authenticator {
 
   /** Resolves an Authorization header value; throws AuthError(401/403). */
   async authenticate(header: string | undefined): Promise<Principal> {
-    if (!header) throw new AuthError(401, 'no credentials: send "Authorization: Token <PAT>" or "Authorization: Bearer <JWT>"');
+    if (!header) throw new AuthError(401, 'no credentials: send "Authorization: Token <PAT>" or "Authorization: Bearer <JWT>"', 'missing');
     const sp = header.indexOf(' ');
-    const scheme = sp > 0 ? header.slice(0, sp).toLowerCase() : '';
+    let scheme = sp > 0 ? header.slice(0, sp).toLowerCase() : '';
     const value = sp > 0 ? header.slice(sp + 1).trim() : '';
+    // As in NetBird: a personal access token sent as "Bearer nbp_..." is still a PAT.
+    if (scheme === 'bearer' && value.startsWith('nbp_')) scheme = 'token';
     if (scheme === 'token') {
       const r = await this.manager.authenticateToken(value);
       if (!r) throw new AuthError(401, 'personal access token is invalid, expired or revoked');
@@ -184,7 +205,7 @@ export class Authenticator {
       await this.manager.touchUserLogin(state.id, user.id);
       return { state, user, via: 'jwt' };
     }
-    throw new AuthError(401, 'unsupported authorization scheme: use "Token <PAT>" or "Bearer <JWT>"');
+    throw new AuthError(401, 'unsupported authorization scheme: use "Token <PAT>" or "Bearer <JWT>"', 'missing');
   }
 
   /** Finds or creates the user of a verified token and applies group sync and allow-groups. */

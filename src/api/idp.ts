@@ -1,5 +1,5 @@
 import { createHash, randomBytes, randomInt, randomUUID } from 'node:crypto';
-import { type CryptoKey, type JWK, SignJWT, exportJWK, generateKeyPair, importJWK } from 'jose';
+import { type CryptoKey, type JWK, type JWTPayload, SignJWT, exportJWK, generateKeyPair, importJWK, jwtVerify } from 'jose';
 import type { AccountManager, User } from '../management/index.js';
 import { verifyPassword } from './password.js';
 
@@ -15,6 +15,14 @@ import { verifyPassword } from './password.js';
 export const IDP_BASE_PATH = '/oauth2';
 const KEY_ENTRY = 'idp.signing_jwk';
 export const DEFAULT_CLIENT_ID = 'netbird';
+/** Client ids of NetBird's own dashboard and CLI (the reference's embedded IdP registers these). */
+export const NETBIRD_CLIENT_IDS = ['netbird-dashboard', 'netbird-cli'] as const;
+/** How long a refresh token stays valid unused, and how long a sign-in lasts at most through refreshes. */
+const REFRESH_IDLE_S = 7 * 86400;
+const SESSION_MAX_S = 30 * 86400;
+/** Browser session at the issuer (cookie), used by prompt=none; as long as a sign-in may last unused. */
+export const SESSION_COOKIE = 'nb_idp_session';
+const SESSION_TTL_S = REFRESH_IDLE_S;
 
 export interface EmbeddedIdpOptions {
   /** Issuer URL, e.g. "https://netbird.example.com/oauth2". */
@@ -23,6 +31,8 @@ export interface EmbeddedIdpOptions {
   clientId?: string;
   /** Token lifetime, seconds; default 3600. */
   tokenTtlSeconds?: number;
+  /** Origins besides loopback and the issuer's own that may receive codes (a dashboard elsewhere). */
+  redirectOrigins?: readonly string[];
 }
 
 /** RFC 8628 device authorization response. */
@@ -49,6 +59,8 @@ const USER_CODE_ALPHABET = 'BCDFGHJKLMNPQRSTVWXZ';
 
 interface PendingCode {
   userId: string;
+  /** When the user signed in (seconds), carried into refresh tokens to cap the sign-in's length. */
+  authTime: number;
   clientId: string;
   redirectUri: string;
   challenge: string;
@@ -66,12 +78,14 @@ export interface AuthorizeParams {
   state?: string;
   scope?: string;
   nonce?: string;
+  /** OpenID Connect prompt: "none" answers at once (code, or error=login_required), never with a form. */
+  prompt?: string;
 }
 
 const CODE_TTL_MS = 60 * 1000;
 
-/** Redirect URIs the issuer sends codes to: loopback (CLI/desktop callbacks) or its own origin. */
-export function isAllowedRedirect(uri: string, issuer: string): boolean {
+/** Redirect URIs the issuer sends codes to: loopback (CLI/desktop callbacks), its own origin or `extra` origins. */
+export function isAllowedRedirect(uri: string, issuer: string, extra: readonly string[] = []): boolean {
   let u: URL;
   try {
     u = new URL(uri);
@@ -80,7 +94,7 @@ export function isAllowedRedirect(uri: string, issuer: string): boolean {
   }
   if (u.protocol !== 'http:' && u.protocol !== 'https:') return false;
   if (u.hostname === 'localhost' || u.hostname === '127.0.0.1' || u.hostname === '[::1]') return true;
-  return u.origin === new URL(issuer).origin;
+  return u.origin === new URL(issuer).origin || extra.some((o) => o.replace(/\/$/, '') === u.origin);
 }
 
 export type DevicePoll =
@@ -93,6 +107,8 @@ export interface TokenResponse {
   token_type: 'Bearer';
   expires_in: number;
   scope: string;
+  /** Trade for fresh tokens with grant_type=refresh_token (each use returns a new one). */
+  refresh_token: string;
 }
 
 export class EmbeddedIdp {
@@ -104,8 +120,21 @@ export class EmbeddedIdp {
     readonly publicKey: CryptoKey,
     private readonly publicJwk: JWK,
     private readonly manager: AccountManager,
+    readonly redirectOrigins: readonly string[] = [],
   ) {}
 
+  /** Client ids this issuer serves: its own and NetBird's dashboard and CLI ids. */
+  get clientIds(): string[] {
+    return [this.clientId, ...NETBIRD_CLIENT_IDS.filter((c) => c !== this.clientId)];
+  }
+
+  /** An omitted client id (RFC 6749 public clients may leave it out) counts as ours. */
+  acceptsClient(id: string | undefined): boolean {
+    return id === undefined || this.clientIds.includes(id);
+  }
+
+  /** jti of refresh tokens already traded (rotation: a replayed one is refused), until they expire. */
+  private readonly usedRefresh = new Map<string, number>();
   private readonly devices = new Map<string, PendingDevice>();
   private readonly codes = new Map<string, PendingCode>();
 
@@ -125,7 +154,7 @@ export class EmbeddedIdp {
     const privateKey = (await importJWK(jwk, 'ES256')) as CryptoKey;
     const { d: _d, ...pub } = jwk;
     const publicKey = (await importJWK(pub, 'ES256')) as CryptoKey;
-    return new EmbeddedIdp(opts.issuer.replace(/\/$/, ''), opts.clientId ?? DEFAULT_CLIENT_ID, opts.tokenTtlSeconds ?? 3600, privateKey, publicKey, pub, manager);
+    return new EmbeddedIdp(opts.issuer.replace(/\/$/, ''), opts.clientId ?? DEFAULT_CLIENT_ID, opts.tokenTtlSeconds ?? 3600, privateKey, publicKey, pub, manager, opts.redirectOrigins ?? []);
   }
 
   get kid(): string {
@@ -144,23 +173,24 @@ export class EmbeddedIdp {
       device_authorization_endpoint: `${this.issuer}/device/code`,
       userinfo_endpoint: `${this.issuer}/userinfo`,
       authorization_endpoint: `${this.issuer}/auth`,
-      grant_types_supported: ['authorization_code', 'password', 'urn:ietf:params:oauth:grant-type:device_code'],
+      end_session_endpoint: `${this.issuer}/logout`,
+      grant_types_supported: ['authorization_code', 'refresh_token', 'password', 'urn:ietf:params:oauth:grant-type:device_code'],
       response_types_supported: ['code'],
       code_challenge_methods_supported: ['S256'],
       subject_types_supported: ['public'],
       id_token_signing_alg_values_supported: ['ES256'],
-      scopes_supported: ['openid', 'profile', 'email'],
+      scopes_supported: ['openid', 'profile', 'email', 'offline_access'],
       token_endpoint_auth_methods_supported: ['none', 'client_secret_post'],
       claims_supported: ['sub', 'iss', 'aud', 'exp', 'iat', 'email', 'name'],
     };
   }
 
   /** Signs an access token for `user` (also used by tests and the peer-login path). */
-  async issue(user: Pick<User, 'id' | 'email' | 'name'>, ttlSeconds = this.tokenTtlSeconds, extra: Record<string, string> = {}): Promise<string> {
+  async issue(user: Pick<User, 'id' | 'email' | 'name'>, ttlSeconds = this.tokenTtlSeconds, extra: Record<string, string> = {}, audience = this.clientId): Promise<string> {
     return new SignJWT({ email: user.email, name: user.name, ...extra })
       .setProtectedHeader({ alg: 'ES256', kid: this.kid, typ: 'JWT' })
       .setIssuer(this.issuer)
-      .setAudience(this.clientId)
+      .setAudience(audience)
       .setSubject(user.id)
       .setJti(randomUUID())
       .setIssuedAt()
@@ -179,34 +209,112 @@ export class EmbeddedIdp {
     return found.user.id;
   }
 
-  private async tokensFor(userId: string, nonce = ''): Promise<TokenResponse | undefined> {
+  private async tokensFor(userId: string, nonce = '', clientId = this.clientId, authTime = Math.floor(Date.now() / 1000)): Promise<TokenResponse | undefined> {
     const found = this.manager.findUser(userId);
     if (!found || found.user.blocked) return undefined;
-    const token = await this.issue(found.user);
-    const idToken = nonce ? await this.issue(found.user, this.tokenTtlSeconds, { nonce }) : token;
-    return { access_token: token, id_token: idToken, token_type: 'Bearer', expires_in: this.tokenTtlSeconds, scope: 'openid profile email' };
+    const token = await this.issue(found.user, this.tokenTtlSeconds, {}, clientId);
+    const idToken = nonce ? await this.issue(found.user, this.tokenTtlSeconds, { nonce }, clientId) : token;
+    const refresh = await this.signInternal(userId, 'refresh', Math.min(REFRESH_IDLE_S, authTime + SESSION_MAX_S - Math.floor(Date.now() / 1000)), clientId, authTime);
+    return { access_token: token, id_token: idToken, token_type: 'Bearer', expires_in: this.tokenTtlSeconds, scope: 'openid profile email', refresh_token: refresh };
+  }
+
+  /**
+   * Refresh tokens and browser-session cookies: JWTs signed with the issuer's key (so they survive
+   * restarts and work on every server of a shared store) that the REST API refuses as access tokens.
+   */
+  private signInternal(userId: string, use: 'refresh' | 'session', ttlSeconds: number, audience: string, authTime: number): Promise<string> {
+    return new SignJWT({ token_use: use, auth_time: authTime })
+      .setProtectedHeader({ alg: 'ES256', kid: this.kid, typ: 'JWT' })
+      .setIssuer(this.issuer)
+      .setAudience(audience)
+      .setSubject(userId)
+      .setJti(randomUUID())
+      .setIssuedAt()
+      .setExpirationTime(Math.floor(Date.now() / 1000) + Math.max(1, ttlSeconds))
+      .sign(this.privateKey);
+  }
+
+  private async verifyInternal(token: string, use: 'refresh' | 'session'): Promise<JWTPayload | undefined> {
+    try {
+      const { payload } = await jwtVerify(token, this.publicKey, { issuer: this.issuer, requiredClaims: ['exp', 'sub', 'jti'] });
+      return payload.token_use === use ? payload : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** grant_type=refresh_token: new tokens (and a new refresh token) while the user may still sign in. */
+  async refresh(refreshToken: string, clientId: string | undefined): Promise<TokenResponse | undefined> {
+    const p = await this.verifyInternal(refreshToken, 'refresh');
+    if (!p) return undefined;
+    const aud = Array.isArray(p.aud) ? p.aud[0] : p.aud;
+    if (!aud || (clientId !== undefined && clientId !== aud)) return undefined;
+    const now = Math.floor(Date.now() / 1000);
+    for (const [k, exp] of this.usedRefresh) if (exp < now) this.usedRefresh.delete(k);
+    if (this.usedRefresh.has(p.jti!)) return undefined;
+    this.usedRefresh.set(p.jti!, p.exp!);
+    const authTime = typeof p.auth_time === 'number' ? p.auth_time : now;
+    if (authTime + SESSION_MAX_S <= now) return undefined;
+    const found = this.manager.findUser(p.sub!);
+    if (!found || found.user.blocked || found.user.isServiceUser) return undefined;
+    return this.tokensFor(p.sub!, '', aud, authTime);
+  }
+
+  /** Cookie value remembering a browser sign-in at the issuer (for prompt=none). */
+  sessionFor(userId: string): Promise<string> {
+    return this.signInternal(userId, 'session', SESSION_TTL_S, this.issuer, Math.floor(Date.now() / 1000));
+  }
+
+  /** The user of a session cookie still valid, or undefined. */
+  async sessionUser(cookie: string | undefined): Promise<{ userId: string; authTime: number } | undefined> {
+    if (!cookie) return undefined;
+    const p = await this.verifyInternal(cookie, 'session');
+    if (!p) return undefined;
+    const found = this.manager.findUser(p.sub!);
+    if (!found || found.user.blocked || found.user.isServiceUser) return undefined;
+    return { userId: p.sub!, authTime: typeof p.auth_time === 'number' ? p.auth_time : Math.floor(Date.now() / 1000) };
   }
 
   // ----- authorization code + PKCE (RFC 6749 §4.1, RFC 7636): browsers and `netbird up` on desktops -----
   /** Why an authorization request cannot be served (shown to the user, never redirected), or undefined. */
   checkAuthorize(p: AuthorizeParams): string | undefined {
-    if (p.client_id !== this.clientId) return `unknown client_id; use ${this.clientId}`;
-    if (!p.redirect_uri || !isAllowedRedirect(p.redirect_uri, this.issuer)) return 'redirect_uri must be a loopback URL or on this server';
+    if (!p.client_id || !this.clientIds.includes(p.client_id)) return `unknown client_id; use one of ${this.clientIds.join(', ')}`;
+    if (!p.redirect_uri || !isAllowedRedirect(p.redirect_uri, this.issuer, this.redirectOrigins)) return 'redirect_uri must be a loopback URL or on this server';
     if (p.response_type !== 'code') return 'response_type must be "code"';
     if (!p.code_challenge || p.code_challenge_method !== 'S256') return 'PKCE is required: code_challenge with code_challenge_method=S256';
     return undefined;
   }
 
   /** Signs the user in and returns the redirect URL carrying a one-time code (undefined: bad credentials). */
-  async authorize(p: AuthorizeParams, email: string, password: string): Promise<string | undefined> {
+  async authorize(p: AuthorizeParams, email: string, password: string): Promise<{ location: string; userId: string } | undefined> {
     const problem = this.checkAuthorize(p);
     if (problem) throw new Error(problem);
     const userId = await this.checkPassword(email, password);
     if (!userId) return undefined;
+    return { location: this.codeRedirect(p, userId, Math.floor(Date.now() / 1000)), userId };
+  }
+
+  /**
+   * prompt=none (OpenID Connect Core §3.1.2.1): a code at once for a browser still signed in here,
+   * else the redirect carries error=login_required; no page is ever shown.
+   */
+  async authorizeSilently(p: AuthorizeParams, sessionCookie: string | undefined): Promise<string> {
+    const problem = this.checkAuthorize(p);
+    if (problem) throw new Error(problem);
+    const session = await this.sessionUser(sessionCookie);
+    if (session) return this.codeRedirect(p, session.userId, session.authTime);
+    const url = new URL(p.redirect_uri!);
+    url.searchParams.set('error', 'login_required');
+    url.searchParams.set('error_description', 'the user is not signed in at the identity provider');
+    if (p.state) url.searchParams.set('state', p.state);
+    return url.toString();
+  }
+
+  private codeRedirect(p: AuthorizeParams, userId: string, authTime: number): string {
     const now = Date.now();
     for (const [k, c] of this.codes) if (c.expiresAt <= now) this.codes.delete(k);
     const code = randomBytes(32).toString('base64url');
-    this.codes.set(code, { userId, clientId: p.client_id!, redirectUri: p.redirect_uri!, challenge: p.code_challenge!, nonce: p.nonce ?? '', expiresAt: now + CODE_TTL_MS });
+    this.codes.set(code, { userId, authTime, clientId: p.client_id!, redirectUri: p.redirect_uri!, challenge: p.code_challenge!, nonce: p.nonce ?? '', expiresAt: now + CODE_TTL_MS });
     const url = new URL(p.redirect_uri!);
     url.searchParams.set('code', code);
     if (p.state) url.searchParams.set('state', p.state);
@@ -221,13 +329,13 @@ export class EmbeddedIdp {
     if (c.redirectUri !== redirectUri || (clientId !== undefined && clientId !== c.clientId)) return undefined;
     const challenge = createHash('sha256').update(verifier).digest('base64url');
     if (challenge !== c.challenge) return undefined;
-    return this.tokensFor(c.userId, c.nonce);
+    return this.tokensFor(c.userId, c.nonce, c.clientId, c.authTime);
   }
 
   /** Resource-owner password grant: tokens for a local user, or undefined for bad credentials. */
-  async passwordGrant(email: string, password: string): Promise<TokenResponse | undefined> {
+  async passwordGrant(email: string, password: string, clientId = this.clientId): Promise<TokenResponse | undefined> {
     const userId = await this.checkPassword(email, password);
-    return userId ? this.tokensFor(userId) : undefined;
+    return userId ? this.tokensFor(userId, '', clientId) : undefined;
   }
 
   // ----- RFC 8628 device authorization (what `netbird up` uses for SSO) -----

@@ -8,6 +8,7 @@ import type { AuthedCtx, Endpoint } from './app.js';
 import { HttpError } from './app.js';
 import type { EmbeddedIdp } from './idp.js';
 import * as J from './json.js';
+import { type LookupDeps, lookupEndpoints } from './lookup-routes.js';
 import { hashPassword, verifyPassword } from './password.js';
 import * as S from './schema.js';
 
@@ -20,6 +21,8 @@ export interface RouteDeps {
   auth: Authenticator;
   setupPatEnabled: boolean;
   version: string;
+  oidc?: LookupDeps['oidc'];
+  geo?: LookupDeps['geo'];
 }
 
 type B = Record<string, unknown>;
@@ -167,7 +170,7 @@ export function endpoints(deps: RouteDeps): Endpoint[] {
     const MODULES: Array<[string, Resource]> = [
       ['accounts', 'accounts'], ['users', 'users'], ['peers', 'peers'], ['setup_keys', 'setup_keys'], ['groups', 'groups'],
       ['policies', 'policies'], ['routes', 'routes'], ['networks', 'networks'], ['dns', 'dns'], ['nameservers', 'dns'],
-      ['posture_checks', 'posture_checks'], ['events', 'events'],
+      ['posture_checks', 'posture_checks'], ['events', 'events'], ['settings', 'settings'], ['identity_providers', 'settings'],
     ];
     for (const [name, resource] of MODULES) {
       const r = decide(ctx.role, resource, false, blocked);
@@ -175,6 +178,10 @@ export function endpoints(deps: RouteDeps): Endpoint[] {
       modules[name] = { read: r === 'allow' || r === 'own', create: w, update: w, delete: w };
     }
     modules.pats = { read: true, create: true, update: true, delete: true };
+    // Remote jobs (debug bundles run on peers): who may change peers and the account, as in NetBird
+    // where network admins have no access to them.
+    const jobs = decide(ctx.role, 'accounts', true, blocked) === 'allow';
+    modules.remote_jobs = { read: jobs || ctx.role === 'auditor', create: jobs, update: jobs, delete: jobs };
     return { ...J.userJson(ctx.user, ctx.user.id), permissions: { is_restricted: ctx.role === 'user' && blocked, modules } };
   });
   add(
@@ -801,6 +808,7 @@ export function endpoints(deps: RouteDeps): Endpoint[] {
     return toNetworkTrafficEventsResponse(await deps.flowStore.query({ ...q, accountId: ctx.accountId }), directory);
   });
 
+  list.push(...lookupEndpoints({ manager, oidc: deps.oidc ?? [], geo: deps.geo }));
   return list;
 }
 

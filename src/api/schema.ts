@@ -66,7 +66,8 @@ export const CreateSetupKeyRequest = obj(['name', 'type', 'expires_in', 'auto_gr
   type: str({ enum: ['reusable', 'one-off'] }),
   expires_in: int(),
   auto_groups: strings,
-  usage_limit: int(),
+  // The dashboard sends null for "no limit" on reusable keys; 0 means the same.
+  usage_limit: { type: ['integer', 'null'] },
   ephemeral: bool,
   allow_extra_dns_labels: bool,
 });
@@ -181,3 +182,11 @@ export const UserInviteCreateRequest = obj(['email', 'name', 'role', 'auto_group
 export const UserInviteRegenerateRequest = obj([], { expires_in: int() });
 
 export const UserInviteAcceptRequest = obj(['password'], { password: str({ format: 'password' }) });
+
+export const IdentityProviderRequest = obj(['type', 'name', 'issuer', 'client_id', 'client_secret'], {
+  type: str({ enum: ['oidc', 'zitadel', 'entra', 'google', 'okta', 'pocketid', 'microsoft', 'adfs'] }),
+  name: str(),
+  issuer: str(),
+  client_id: str(),
+  client_secret: str(),
+});

@@ -1,10 +1,11 @@
 import * as grpc from '@grpc/grpc-js';
 import { EnvelopeError, type KeyPair, formatKey, openMessage, parseKey, sealMessage } from '../crypto/index.js';
+import { geoDatabase, isPublicAddress } from '../geo/index.js';
 import { management } from '../proto/index.js';
 import type { NetbirdConfigBuilder } from './config.js';
 import type { AccountManager } from './manager.js';
 import { peerConfigOf, sessionExpiresAt } from './networkmap.js';
-import type { PeerMeta } from './types.js';
+import type { PeerLocation, PeerMeta } from './types.js';
 import { ManagementError, emptyPeerMeta } from './types.js';
 import { boxBeforeNm, sealFrameInPlace } from './wire.js';
 import { type UpdateHub, flowSwitchFor } from './updates.js';
@@ -33,7 +34,46 @@ export interface ManagementGrpcOptions {
   pkceAuthorizationFlow?: () => management.ProviderConfig | undefined;
   /** Sync streams allowed between request and initial map at once (reference: 1000); more get RESOURCE_EXHAUSTED. */
   maxSyncHandshakes?: number;
+  /** Place of a public address (default: the shipped geolocation database; null: none). */
+  locate?: ((ip: string) => Omit<PeerLocation, 'connectionIp'> | undefined) | null;
   log?: (msg: string) => void;
+}
+
+/**
+ * The public address a login came from: the connection's, or, when that is a private one (a
+ * reverse proxy in front of us), the proxy's X-Real-IP / first X-Forwarded-For.
+ */
+export function loginAddress(peer: string, metadata: grpc.Metadata): string {
+  if (peer === 'unknown') return forwardedAddress(metadata);
+  const m = /^(?:ipv[46]:)?\[?([^\]]+?)\]?(?::\d+)?$/.exec(peer);
+  let ip = (m?.[1] ?? '').replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/i, '$1');
+  if (!isPublicAddress(ip)) ip = forwardedAddress(metadata) || ip;
+  return ip;
+}
+
+function forwardedAddress(metadata: grpc.Metadata): string {
+  return String(metadata.get('x-real-ip')[0] ?? metadata.get('x-forwarded-for')[0] ?? '').split(',')[0]!.trim();
+}
+
+/**
+ * call.getPeer(), or for connections netbird-server hands to grpc-js as a JS stream (cleartext
+ * HTTP/2 after sniffing the preface) the address of that stream: Node wraps such streams in a
+ * socket without an address, so grpc-js answers "unknown"; the wrapper keeps the stream as `.stream`.
+ */
+export function callPeer(call: { getPeer(): string }): string {
+  const peer = call.getPeer();
+  if (peer !== 'unknown') return peer;
+  let c: unknown = call;
+  for (let i = 0; i < 4 && c && typeof c === 'object'; i++) {
+    const o = c as { stream?: { session?: { socket?: { stream?: { remoteAddress?: unknown; remotePort?: unknown } } } }; call?: unknown; nextCall?: unknown };
+    const inner = o.stream?.session?.socket?.stream;
+    if (inner && typeof inner.remoteAddress === 'string') {
+      const a = inner.remoteAddress.includes(':') ? `[${inner.remoteAddress}]` : inner.remoteAddress;
+      return typeof inner.remotePort === 'number' ? `${a}:${inner.remotePort}` : a;
+    }
+    c = o.call ?? o.nextCall;
+  }
+  return peer;
 }
 
 const CODE: Record<ManagementError['kind'], grpc.status> = {
@@ -95,6 +135,7 @@ export function createManagementService(opts: ManagementGrpcOptions): {
   const { manager, hub, infra, serverKey, log } = opts;
   const serverPub = formatKey(serverKey.publicKey);
   const maxHandshakes = opts.maxSyncHandshakes ?? 1000;
+  const locate = opts.locate === null ? undefined : (opts.locate ?? ((ip: string) => geoDatabase().lookup(ip)));
   let handshakes = 0;
 
   /** Authenticates a request: parses the sender key and opens the envelope. */
@@ -132,7 +173,10 @@ export function createManagementService(opts: ManagementGrpcOptions): {
           if (!opts.resolveJwtUser) throw new ManagementError('invalid_argument', 'SSO login is not configured on this server; use a setup key');
           jwtUserId = await opts.resolveJwtUser(msg.jwtToken);
         }
+        const connectionIp = loginAddress(callPeer(call), call.metadata);
+        const place = connectionIp && locate ? locate(connectionIp) : undefined;
         const ref = await manager.loginPeer({
+          location: connectionIp ? { connectionIp, countryCode: place?.countryCode ?? '', cityName: place?.cityName ?? '', geonameId: place?.geonameId ?? 0 } : undefined,
           peerKey,
           setupKey: jwtUserId ? undefined : msg.setupKey,
           jwtUserId,

@@ -20,6 +20,7 @@ import type {
   PostureCheck,
   Route,
   Peer,
+  PeerLocation,
   PeerMeta,
   Policy,
   PolicyRule,
@@ -139,6 +140,8 @@ export interface LoginInput {
   meta: PeerMeta;
   sshKey?: string;
   dnsLabels?: string[];
+  /** Public address of the login and its place (geolocation posture checks, the peers API). */
+  location?: PeerLocation;
 }
 
 export interface PeerRef {
@@ -345,6 +348,17 @@ export function setupKeyState(k: SetupKey, now: number): SetupKeyState {
 
 const RULE_ACTIONS: readonly RuleAction[] = ['accept', 'drop'];
 const RULE_PROTOCOLS: readonly RuleProtocol[] = ['all', 'tcp', 'udp', 'icmp', 'netbird-ssh'];
+
+function hasGeoChecks(state: AccountState): boolean {
+  for (const c of accountObjects(state).postureChecks.values()) if ((c.checks as Record<string, unknown>).geo_location_check) return true;
+  return false;
+}
+
+/** An unknown new location (no address seen) keeps the old one. */
+function sameLocation(next: PeerLocation | undefined, cur: PeerLocation | undefined): boolean {
+  if (!next) return true;
+  return !!cur && next.connectionIp === cur.connectionIp && next.countryCode === cur.countryCode && next.cityName === cur.cityName;
+}
 
 function metaEqual(a: PeerMeta, b: PeerMeta): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
@@ -1127,11 +1141,15 @@ export class AccountManager {
     // server restart) is answered from memory, without a write or a serial bump.
     if (!input.jwtUserId && (!input.dnsLabels || input.dnsLabels.length === 0)) {
       const peer = state.peers.get(ref.peer.id);
+      // Where a peer is matters to others only through geolocation posture checks; otherwise a new
+      // place is noted in memory without a change (reconnects after a restart stay cheap).
+      if (peer && !sameLocation(input.location, peer.location) && !hasGeoChecks(state)) peer.location = input.location;
       if (
         peer &&
         !(peer.userId && (state.users.get(peer.userId)?.blocked || isLoginExpired(state, peer, this.now()))) &&
         (input.sshKey === undefined || input.sshKey === peer.sshKey) &&
-        metaEqual(this.mergeMeta(peer.meta, input.meta), peer.meta)
+        metaEqual(this.mergeMeta(peer.meta, input.meta), peer.meta) &&
+        sameLocation(input.location, peer.location)
       ) {
         return { state, peer };
       }
@@ -1147,6 +1165,7 @@ export class AccountManager {
         }
       }
       const next: Peer = { ...peer, meta: this.mergeMeta(peer.meta, input.meta) };
+      if (input.location) next.location = input.location;
       if (input.sshKey !== undefined && input.sshKey !== peer.sshKey) next.sshKey = input.sshKey;
       if (input.dnsLabels && input.dnsLabels.length > 0 && JSON.stringify(input.dnsLabels) !== JSON.stringify(peer.extraDnsLabels)) {
         const key = peer.setupKeyId ? state.setupKeys.get(peer.setupKeyId) : undefined;
@@ -1169,6 +1188,8 @@ export class AccountManager {
             JSON.stringify(next.extraDnsLabels) !== JSON.stringify(peer.extraDnsLabels) ||
             next.lastLogin !== peer.lastLogin;
           state.putPeer(next);
+          // A new place can change geolocation posture checks, so whom the peer reaches.
+          if (!sameLocation(next.location, peer.location) && hasGeoChecks(state)) return 'all';
           const affected = visibleChange ? state.visiblePeers(peer.id) : new Set<string>();
           affected.add(peer.id);
           return affected;
@@ -1284,6 +1305,7 @@ export class AccountManager {
       lastSeen: now,
       lastLogin: now,
       createdAt: now,
+      location: input.location,
     };
   }
 
@@ -2264,7 +2286,8 @@ export class AccountManager {
       type,
       address,
       enabled: input.enabled,
-      groups: this.checkGroupsField(state, input.groups, 'groups', true),
+      // NetBird keeps resources without groups (reachable once a group holds them); [] is fine.
+      groups: this.checkGroupsField(state, input.groups ?? [], 'groups'),
     };
     return this.changeNetwork(
       state,

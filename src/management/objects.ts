@@ -434,7 +434,15 @@ export function postureCheckFailure(check: PostureCheck, peer: Peer): string | u
       return `kernel ${meta.kernelVersion} is older than ${entry.min_kernel_version}`;
     }
   }
-  if (c.geo_location_check) return 'peer location is unknown (no geolocation database)';
+  const geo = c.geo_location_check as { locations?: Array<{ country_code?: string; city_name?: string }>; action?: string } | undefined;
+  if (geo) {
+    // As the reference: an unknown place fails; a listed one (country, and city when given) decides.
+    const loc = peer.location;
+    if (!loc || (!loc.countryCode && !loc.cityName)) return 'peer location is unknown';
+    const hit = (geo.locations ?? []).some((l) => l.country_code === loc.countryCode && (!l.city_name || l.city_name === loc.cityName));
+    if (geo.action === 'allow' && !hit) return `location ${loc.countryCode}${loc.cityName ? `/${loc.cityName}` : ''} is not allowed`;
+    if (geo.action === 'deny' && hit) return `location ${loc.countryCode}${loc.cityName ? `/${loc.cityName}` : ''} is denied`;
+  }
   const net = c.peer_network_range_check as { ranges?: string[]; action?: string } | undefined;
   if (net) {
     const inRange = meta.networkAddresses.some((a) => (net.ranges ?? []).some((r) => ipv4InCidr(a.netIP, r)));

@@ -174,6 +174,19 @@ export interface Peer {
   lastSeen: number;
   lastLogin: number;
   createdAt: number;
+  /**
+   * Where the peer's last login came from (its public address, geolocated). Kept in memory only:
+   * peers log in again whenever they reconnect, which sets it anew.
+   */
+  location?: PeerLocation;
+}
+
+/** A peer's public address and its place (empty strings / 0 where unknown). */
+export interface PeerLocation {
+  connectionIp: string;
+  countryCode: string;
+  cityName: string;
+  geonameId: number;
 }
 
 export interface AuditEvent {

@@ -29,6 +29,8 @@ const SPEC: string[] = [
   'GET /api/dns/zones/{zoneId}/records', 'POST /api/dns/zones/{zoneId}/records', 'GET /api/dns/zones/{zoneId}/records/{recordId}',
   'PUT /api/dns/zones/{zoneId}/records/{recordId}', 'DELETE /api/dns/zones/{zoneId}/records/{recordId}',
   'GET /api/events/audit', 'GET /api/events/network-traffic',
+  'GET /api/networks/resources', 'GET /api/identity-providers', 'GET /api/identity-providers/{idpId}',
+  'GET /api/locations/countries', 'GET /api/locations/countries/{country}/cities', 'GET /api/integrations/event-streaming',
   'GET /api/posture-checks', 'POST /api/posture-checks', 'GET /api/posture-checks/{postureCheckId}', 'PUT /api/posture-checks/{postureCheckId}', 'DELETE /api/posture-checks/{postureCheckId}',
 ];
 

@@ -30,6 +30,25 @@ test('posture checks: versions, OS, network ranges, unknowable data', () => {
   assert.equal(postureCheckFailure(deny, home), undefined);
   assert.ok(postureCheckFailure(deny, office));
 
-  assert.ok(postureCheckFailure(check({ geo_location_check: { locations: [{ country_code: 'DE' }], action: 'allow' } }), home), 'no geolocation database');
+  assert.match(postureCheckFailure(check({ geo_location_check: { locations: [{ country_code: 'DE' }], action: 'allow' } }), home)!, /location is unknown/, 'no place known');
   assert.ok(postureCheckFailure(check({ process_check: { processes: [{ linux_path: '/usr/bin/av' }] } }), home));
+});
+
+test('posture checks: geolocation (country, optional city; allow and deny; unknown place fails)', () => {
+  const at = (countryCode: string, cityName: string): Peer => ({ ...peer({}), location: { connectionIp: '203.0.113.7', countryCode, cityName, geonameId: 1 } });
+  const berlin = at('DE', 'Berlin');
+  const munich = at('DE', 'Munich');
+  const paris = at('FR', 'Paris');
+  const allowDe = check({ geo_location_check: { locations: [{ country_code: 'DE' }], action: 'allow' } });
+  assert.equal(postureCheckFailure(allowDe, berlin), undefined);
+  assert.equal(postureCheckFailure(allowDe, munich), undefined);
+  assert.match(postureCheckFailure(allowDe, paris)!, /FR\/Paris is not allowed/);
+  const allowBerlin = check({ geo_location_check: { locations: [{ country_code: 'DE', city_name: 'Berlin' }], action: 'allow' } });
+  assert.equal(postureCheckFailure(allowBerlin, berlin), undefined);
+  assert.ok(postureCheckFailure(allowBerlin, munich));
+  const denyFr = check({ geo_location_check: { locations: [{ country_code: 'FR' }], action: 'deny' } });
+  assert.equal(postureCheckFailure(denyFr, berlin), undefined);
+  assert.match(postureCheckFailure(denyFr, paris)!, /denied/);
+  // A public address the database does not know (private ones are never looked up) fails either way.
+  assert.ok(postureCheckFailure(denyFr, at('', '')));
 });

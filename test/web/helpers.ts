@@ -16,10 +16,10 @@ export async function buildDashboard(outDir: string): Promise<string> {
 }
 
 /** Starts the netbird-server CLI on a free loopback port, serving the dashboard from `webDir`. */
-export async function startServer(dataDir: string, webDir: string, extraArgs: string[] = []): Promise<{ proc: ChildProcess; url: string; port: number }> {
+export async function startServer(dataDir: string, webDir: string, extraArgs: string[] = [], env: Record<string, string> = {}): Promise<{ proc: ChildProcess; url: string; port: number }> {
   const proc = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test/server/run-cli.ts'), '--data-dir', dataDir, '--listen', '127.0.0.1:0', ...extraArgs], {
     cwd: ROOT,
-    env: { ...process.env, NB_DASHBOARD_DIR: webDir },
+    env: { ...process.env, NB_DASHBOARD_DIR: webDir, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

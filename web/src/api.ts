@@ -5,7 +5,14 @@
  * name the request field, which the forms show next to that field.
  */
 
-export type Credential = { kind: 'pat' | 'jwt'; token: string; expiresAt?: number };
+export type Credential = {
+  kind: 'pat' | 'jwt';
+  token: string;
+  /** When the token stops working (ms). */
+  expiresAt?: number;
+  /** Refresh token and where to trade it (grant_type=refresh_token) for a new token before expiresAt. */
+  refresh?: { token: string; tokenEndpoint: string; clientId: string; useIdToken: boolean };
+};
 
 const STORAGE_KEY = 'netbird.credential';
 
@@ -14,7 +21,8 @@ export function loadCredential(): Credential | undefined {
     const raw = sessionStorage.getItem(STORAGE_KEY);
     if (!raw) return undefined;
     const c = JSON.parse(raw) as Credential;
-    if (c.expiresAt !== undefined && c.expiresAt < Date.now()) return undefined;
+    // An expired token with a refresh token is renewed on first use.
+    if (c.expiresAt !== undefined && c.expiresAt < Date.now() && !c.refresh) return undefined;
     return c;
   } catch {
     return undefined;
@@ -48,11 +56,13 @@ export class ApiError extends Error {
 }
 
 let credential: Credential | undefined = loadCredential();
+// (its renewal is scheduled when the app starts and calls setCredential with it)
 let onUnauthorized: () => void = () => {};
 
 export function setCredential(c: Credential | undefined): void {
   credential = c;
   saveCredential(c);
+  scheduleRenewal(c);
 }
 
 export function getCredential(): Credential | undefined {
@@ -79,7 +89,88 @@ async function errorOf(res: Response): Promise<ApiError> {
   return new ApiError(res.status, message);
 }
 
+/** Token responses of the token endpoint (RFC 6749 §5.1). */
+interface TokenAnswer {
+  access_token?: string;
+  id_token?: string;
+  refresh_token?: string;
+  expires_in?: number;
+  error?: string;
+  error_description?: string;
+}
+
+/** A credential from a token answer: renewal is due a little before expiry (30 s, or half a short lifetime). */
+export function credentialFrom(t: TokenAnswer, refresh: Omit<NonNullable<Credential['refresh']>, 'token'> | undefined): Credential {
+  const token = (refresh?.useIdToken ? (t.id_token ?? t.access_token) : (t.access_token ?? t.id_token)) ?? '';
+  const exp = jwtExpiry(token) ?? (t.expires_in ? Date.now() + t.expires_in * 1000 : undefined);
+  return { kind: 'jwt', token, expiresAt: exp, refresh: refresh && t.refresh_token ? { ...refresh, token: t.refresh_token } : undefined };
+}
+
+export function jwtExpiry(token: string): number | undefined {
+  try {
+    const payload = JSON.parse(atob(token.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/'))) as { exp?: number; iat?: number };
+    return typeof payload.exp === 'number' ? payload.exp * 1000 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function renewAt(c: Credential): number | undefined {
+  if (!c.refresh || c.expiresAt === undefined) return undefined;
+  const iat = (() => {
+    try {
+      return (JSON.parse(atob(c.token.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/'))) as { iat?: number }).iat;
+    } catch {
+      return undefined;
+    }
+  })();
+  const lifetime = iat ? c.expiresAt - iat * 1000 : 60 * 60 * 1000;
+  return c.expiresAt - Math.min(30_000, lifetime / 2);
+}
+
+let renewing: Promise<Credential | undefined> | undefined;
+let renewTimer: ReturnType<typeof setTimeout> | undefined;
+
+/** Trades the refresh token for a new one (once at a time); undefined when the sign-in has ended. */
+export function renewCredential(): Promise<Credential | undefined> {
+  const c = credential;
+  if (!c?.refresh) return Promise.resolve(undefined);
+  renewing ??= (async () => {
+    try {
+      const r = c.refresh!;
+      const res = await fetch(r.tokenEndpoint, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: r.token, client_id: r.clientId }).toString(),
+      });
+      if (!res.ok) return undefined;
+      const next = credentialFrom((await res.json()) as TokenAnswer, r);
+      if (credential !== c) return credential;
+      setCredential(next);
+      return next;
+    } catch {
+      return undefined;
+    } finally {
+      renewing = undefined;
+    }
+  })();
+  return renewing;
+}
+
+function scheduleRenewal(c: Credential | undefined): void {
+  if (renewTimer) clearTimeout(renewTimer);
+  renewTimer = undefined;
+  const at = c ? renewAt(c) : undefined;
+  if (at === undefined) return;
+  renewTimer = setTimeout(() => void renewCredential(), Math.max(0, at - Date.now()));
+}
+
 export async function request<T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown, cred: Credential | undefined = credential): Promise<T> {
+  // A token due for renewal is renewed first (e.g. after the tab slept through the timer).
+  if (cred && cred === credential && cred.refresh) {
+    const at = renewAt(cred);
+    if (at !== undefined && at <= Date.now()) cred = (await renewCredential()) ?? cred;
+  }
   const headers: Record<string, string> = { accept: 'application/json' };
   if (cred) headers.authorization = authHeader(cred);
   if (body !== undefined) headers['content-type'] = 'application/json';
@@ -91,7 +182,14 @@ export async function request<T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path
   }
   if (!res.ok) {
     const err = await errorOf(res);
-    if (res.status === 401 && cred && cred === credential) onUnauthorized();
+    if (res.status === 401 && cred && cred === credential) {
+      // "token expired" (NetBird's words): one renewal and the request again.
+      if (err.message === 'token expired' && cred.refresh) {
+        const next = await renewCredential();
+        if (next) return request<T>(method, path, body, next);
+      }
+      onUnauthorized();
+    }
     throw err;
   }
   const text = await res.text();
@@ -107,7 +205,7 @@ export const api = {
 
 /** Signs in with e-mail and password at the embedded identity provider (password grant). */
 export async function passwordSignIn(email: string, password: string): Promise<Credential> {
-  const form = new URLSearchParams({ grant_type: 'password', client_id: 'netbird', username: email, password, scope: 'openid profile email' });
+  const form = new URLSearchParams({ grant_type: 'password', client_id: 'netbird', username: email, password, scope: 'openid profile email offline_access' });
   let res: Response;
   try {
     res = await fetch('/oauth2/token', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form.toString() });
@@ -118,8 +216,7 @@ export async function passwordSignIn(email: string, password: string): Promise<C
     const err = await errorOf(res);
     throw new ApiError(res.status, err.status === 404 ? 'this server has no embedded identity provider; sign in with an access token' : err.message);
   }
-  const t = (await res.json()) as { access_token: string; expires_in: number };
-  return { kind: 'jwt', token: t.access_token, expiresAt: Date.now() + (t.expires_in - 30) * 1000 };
+  return credentialFrom((await res.json()) as TokenAnswer, { tokenEndpoint: '/oauth2/token', clientId: 'netbird', useIdToken: false });
 }
 
 // ----- NetBird JSON shapes (management-api.md §8), the fields the dashboard uses -----

@@ -1,4 +1,4 @@
-import { ApiError, type Credential } from './api.js';
+import { ApiError, type Credential, credentialFrom } from './api.js';
 
 /**
  * Sign-in at an external OpenID Connect provider: authorization code with PKCE (RFC 7636, S256).
@@ -91,15 +91,6 @@ export async function startOidcSignIn(cfg: OidcConfig, returnTo: string, firstRu
   location.assign(url.toString());
 }
 
-function jwtExp(token: string): number | undefined {
-  try {
-    const payload = JSON.parse(atob(token.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/'))) as { exp?: number };
-    return typeof payload.exp === 'number' ? payload.exp * 1000 : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /** On /auth/callback: trades the code for tokens. */
 export async function finishOidcSignIn(cfg: OidcConfig): Promise<{ cred: Credential; returnTo: string; firstRun: boolean }> {
   const params = new URLSearchParams(location.search);
@@ -121,9 +112,11 @@ export async function finishOidcSignIn(cfg: OidcConfig): Promise<{ cred: Credent
   } catch {
     throw new ApiError(0, 'the identity provider\'s token endpoint cannot be reached (does it allow this origin, CORS?)');
   }
-  const body = (await r.json().catch(() => ({}))) as { id_token?: string; access_token?: string; error?: string; error_description?: string };
+  const body = (await r.json().catch(() => ({}))) as { id_token?: string; access_token?: string; refresh_token?: string; error?: string; error_description?: string };
   if (!r.ok) throw new ApiError(r.status, `the identity provider refused the code: ${body.error_description ?? body.error ?? r.status}`);
-  const token = body.id_token ?? body.access_token;
-  if (!token) throw new ApiError(0, 'the identity provider returned no token');
-  return { cred: { kind: 'jwt', token, expiresAt: jwtExp(token) }, returnTo: pending.returnTo, firstRun: pending.firstRun };
+  if (!body.id_token && !body.access_token) throw new ApiError(0, 'the identity provider returned no token');
+  // The ID token is what the server checks (its audience is our client id); a refresh token, when
+  // the provider gives one, renews it before it expires.
+  const cred = credentialFrom(body, { tokenEndpoint: pending.tokenEndpoint, clientId: cfg.clientId, useIdToken: true });
+  return { cred, returnTo: pending.returnTo, firstRun: pending.firstRun };
 }
