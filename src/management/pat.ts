@@ -3,7 +3,10 @@ import type { PersonalAccessToken } from './types.js';
 import { ManagementError } from './types.js';
 import { newId } from './util.js';
 
-/** Personal access tokens' format ("nbp_" + secret + checksum) and the random base62 secrets of invite links. */
+/**
+ * Personal access tokens' format ("nbp_" + secret + checksum) and new token records; the random
+ * base62 secrets are also those of invite links.
+ */
 
 const PAT_PREFIX = 'nbp_';
 const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
@@ -62,6 +65,7 @@ export function hashPersonalAccessToken(token: string): string {
   return createHash('sha256').update(token, 'utf8').digest('base64');
 }
 
+/** A new token record for `userId` (name and lifetime checked) and its plain text. */
 export function buildToken(accountId: string, userId: string, name: string, expiresInDays: number, createdBy: string, now: number): { plain: string; token: PersonalAccessToken } {
   if (typeof name !== 'string' || name.trim() === '') throw new ManagementError('unprocessable', 'name: token name must not be empty');
   if (!Number.isInteger(expiresInDays) || expiresInDays < 1 || expiresInDays > 365) {
