@@ -62,7 +62,7 @@ export interface ChangeStep<T> {
 /** Initiator (user id) of the changes made inside `AccountManager.asInitiator`, for audit events. */
 const initiatorContext = new AsyncLocalStorage<string>();
 
-export class Mutex {
+class Mutex {
   private tail: Promise<void> = Promise.resolve();
   run<T>(fn: () => Promise<T>): Promise<T> {
     const result = this.tail.then(fn);
