@@ -1,13 +1,13 @@
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
 import { FlowQueryError, type FlowStore } from '../flow/index.js';
 import { type GeoDatabase, geoDatabase } from '../geo/index.js';
-import { type AccountManager, type AccountState, ManagementError, type User, type UserRole } from '../management/index.js';
-import { type Decision, type Resource, decide } from './access.js';
+import { type AccountManager, ManagementError } from '../management/index.js';
+import { decide } from './access.js';
 import { AUTH_FAILURE_MESSAGE, AuthError, AuthFailureLimiter, Authenticator, JwtValidator, type OidcIssuerConfig, type Principal } from './auth.js';
+import { type AuthedCtx, type Ctx, type Endpoint, HttpError } from './endpoint.js';
 import { type AuthorizeParams, EmbeddedIdp, IDP_BASE_PATH, SESSION_COOKIE, isAllowedRedirect } from './idp.js';
 import { buildOpenApi } from './openapi.js';
 import { endpoints } from './routes.js';
-import type { Schema } from './schema.js';
 
 /**
  * The REST API (management-api.md): a Fastify app with NetBird's paths and JSON shapes, PAT and JWT
@@ -43,8 +43,6 @@ export interface ApiOptions {
   log?: (msg: string) => void;
 }
 
-export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
-
 /** What a peer needs for the authorization-code + PKCE flow (ProviderConfig). */
 export interface PkceFlowConfig {
   clientId: string;
@@ -63,53 +61,6 @@ export interface DeviceFlowConfig {
   deviceAuthEndpoint: string;
   tokenEndpoint: string;
   scope: string;
-}
-
-/** What an endpoint needs from its caller. */
-export type Access =
-  | { kind: 'public' }
-  /** Any authenticated user; the handler checks ownership. */
-  | { kind: 'authenticated' }
-  | { kind: 'resource'; resource: Resource; write: boolean; ownerOnly?: boolean; list?: boolean };
-
-export interface Ctx {
-  req: FastifyRequest;
-  reply: FastifyReply;
-  params: Record<string, string>;
-  query: Record<string, string | undefined>;
-  body: Record<string, unknown>;
-  now: number;
-  /** Set for every endpoint but the public ones. */
-  principal: Principal | undefined;
-  decision: Decision;
-}
-
-export interface AuthedCtx extends Ctx {
-  principal: Principal;
-  state: AccountState;
-  accountId: string;
-  user: User;
-  role: UserRole;
-}
-
-export interface Endpoint {
-  method: HttpMethod;
-  /** OpenAPI-style path: /api/peers/{peerId}. */
-  path: string;
-  summary: string;
-  tag: string;
-  access: Access;
-  body?: Schema;
-  handler: (ctx: AuthedCtx) => Promise<unknown>;
-}
-
-export class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 const KIND_STATUS: Record<ManagementError['kind'], number> = {

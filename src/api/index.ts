@@ -4,8 +4,10 @@
  * the OpenAPI document. `createApi()` builds it; netbird-server mounts `api.handle` on its port and
  * passes `api.resolvePeerJwt` to the management gRPC Login.
  */
-export { createApi, HttpError } from './app.js';
-export type { Api, ApiOptions, DeviceFlowConfig, Endpoint, HttpMethod, PkceFlowConfig } from './app.js';
+export { createApi } from './app.js';
+export type { Api, ApiOptions, DeviceFlowConfig, PkceFlowConfig } from './app.js';
+export { HttpError } from './endpoint.js';
+export type { Endpoint, HttpMethod } from './endpoint.js';
 export { AuthError, AuthFailureLimiter, Authenticator, JwtValidator } from './auth.js';
 export type { OidcIssuerConfig, Principal, VerifiedJwt } from './auth.js';
 export { EmbeddedIdp, IDP_BASE_PATH, DEFAULT_CLIENT_ID, isAllowedRedirect } from './idp.js';

@@ -1,8 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { GeoDatabase } from '../geo/index.js';
 import type { AccountManager } from '../management/index.js';
-import type { Endpoint } from './app.js';
-import { HttpError } from './app.js';
+import { type Endpoint, HttpError } from './endpoint.js';
 import type { OidcIssuerConfig } from './auth.js';
 import * as J from './json.js';
 import * as S from './schema.js';

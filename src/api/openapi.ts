@@ -1,4 +1,4 @@
-import type { Endpoint } from './app.js';
+import type { Endpoint } from './endpoint.js';
 
 /**
  * The OpenAPI 3.1 document of the routes this server really registers: built from the same endpoint

@@ -4,8 +4,7 @@ import { type FlowEventDirectory, type FlowStore, parseNetworkTrafficQuery, toNe
 import { accountObjects } from '../management/index.js';
 import { type Resource, decide } from './access.js';
 import type { Authenticator } from './auth.js';
-import type { AuthedCtx, Endpoint } from './app.js';
-import { HttpError } from './app.js';
+import { type AuthedCtx, type Endpoint, HttpError } from './endpoint.js';
 import type { EmbeddedIdp } from './idp.js';
 import * as J from './json.js';
 import { type LookupDeps, lookupEndpoints } from './lookup-routes.js';

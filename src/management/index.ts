@@ -5,34 +5,19 @@
  */
 export { Management, SQLITE_FILE } from './service.js';
 export type { ManagementOptions } from './service.js';
-export {
-  AccountManager,
-  DEFAULT_DNS_DOMAIN,
-  DEFAULT_EPHEMERAL_TIMEOUT_MS,
-  USER_ROLES,
-  hashPersonalAccessToken,
-  isWellFormedPat,
-  newPersonalAccessToken,
-  setupKeyState,
-} from './manager.js';
-export type {
-  AccountManagerOptions,
-  Affected,
-  ChangeListener,
-  DnsRecordInput,
-  DnsZoneInput,
-  LoginInput,
-  NameserverGroupInput,
-  NetworkResourceInput,
-  NetworkRouterInput,
-  PeerRef,
-  PeerUpdateInput,
-  PolicyInput,
-  PolicyRuleInput,
-  RouteInput,
-  SetupKeyInput,
-  UserUpdateInput,
-} from './manager.js';
+export { AccountManager } from './manager.js';
+export { DEFAULT_DNS_DOMAIN, DEFAULT_EPHEMERAL_TIMEOUT_MS } from './core.js';
+export type { AccountManagerOptions, Affected, ChangeListener, PeerRef } from './core.js';
+export { USER_ROLES } from './users.js';
+export type { UserUpdateInput } from './users.js';
+export { hashPersonalAccessToken, isWellFormedPat, newPersonalAccessToken } from './pat.js';
+export { setupKeyState } from './setup-keys.js';
+export type { SetupKeyInput } from './setup-keys.js';
+export type { LoginInput, PeerUpdateInput } from './peers.js';
+export type { PolicyInput, PolicyRuleInput } from './policies.js';
+export type { RouteInput } from './routes.js';
+export type { NetworkResourceInput, NetworkRouterInput } from './networks.js';
+export type { DnsRecordInput, DnsZoneInput, NameserverGroupInput } from './dns.js';
 export { AccountObjectsState, accountObjects, passesPostureChecks, peerCustomZones, peerNameServerGroups, peerRoutes, postureCheckFailure } from './objects.js';
 export { NetbirdConfigBuilder, DEFAULT_CREDENTIAL_TTL_SECONDS } from './config.js';
 export type { InfraConfig } from './config.js';

@@ -1,5 +1,6 @@
 import type { FlowSwitch, NetbirdConfigBuilder } from './config.js';
-import type { AccountManager, Affected, ChangeListener, PeerRef } from './manager.js';
+import type { Affected, ChangeListener, PeerRef } from './core.js';
+import type { AccountManager } from './manager.js';
 import { encodeConfigOnly, encodeDeletedPeerResponse, encodeNetworkMap, encodeSyncResponse, forwarderPort, sessionExpiresAt } from './networkmap.js';
 import type { AccountState } from './state.js';
 import type { Peer } from './types.js';
