@@ -27,6 +27,9 @@ Server options:
   --turn-secret SECRET  shared secret of those TURN servers (coturn static-auth-secret): peers get
                         time-based credentials, refreshed every 3/4 of 12 h
   --ephemeral-timeout SECONDS   delete ephemeral peers after this long offline; default 600
+  --handshake-timeout SECONDS   a new connection must make its first request (gRPC call, HTTP
+                        request, relay upgrade; TLS handshake included) within this time; default 10.
+                        Connections still waiting are also capped per client address and in all
   --tls-cert FILE       PEM certificate: serve TLS (then also --tls-key)
   --tls-key FILE        PEM private key
   --oidc-issuer URL     also accept JWTs of this external OIDC issuer (REST API and peer SSO login)
@@ -73,6 +76,12 @@ function intOption(name: string, v: string | undefined): number | undefined {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${name} expects a non-negative integer, got ${JSON.stringify(v)}`);
   return n;
+}
+
+function positiveSeconds(name: string, v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`--${name} expects a positive number of seconds, got ${JSON.stringify(v)}`);
+  return Math.round(n * 1000);
 }
 
 async function setupKeysCreate(argv: string[]): Promise<number> {
@@ -209,6 +218,7 @@ const SERVER_OPTIONS = {
   turn: { type: 'string', multiple: true },
   'turn-secret': { type: 'string' },
   'ephemeral-timeout': { type: 'string' },
+  'handshake-timeout': { type: 'string' },
   'tls-cert': { type: 'string' },
   'tls-key': { type: 'string' },
   'oidc-issuer': { type: 'string' },
@@ -250,6 +260,7 @@ async function runServer(argv: string[]): Promise<number> {
     stunPort: intOption('stun-port', values['stun-port']),
     turn: values.turn?.length ? { uris: values.turn, secret: values['turn-secret'] } : undefined,
     ephemeralTimeoutMs: values['ephemeral-timeout'] !== undefined ? intOption('ephemeral-timeout', values['ephemeral-timeout'])! * 1000 : undefined,
+    identifyTimeoutMs: values['handshake-timeout'] !== undefined ? positiveSeconds('handshake-timeout', values['handshake-timeout']) : undefined,
     tls: values['tls-cert'] ? { cert: readFileSync(values['tls-cert'], 'utf8'), key: readFileSync(values['tls-key']!, 'utf8') } : undefined,
     oidc,
     embeddedIdp: !values['disable-embedded-idp'],
