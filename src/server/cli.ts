@@ -37,6 +37,9 @@ Server options:
   --oidc-jwks-url URL   JWKS URL (default: from the issuer's discovery document)
   --oidc-groups-claim C JWT claim with group names for IdP group sync (default "groups")
   --disable-embedded-idp  do not serve the embedded identity provider at /oauth2
+  --trusted-proxy ADDR  a reverse proxy (address or CIDR, repeatable) whose X-Forwarded-For header
+                        names the real client; login and token failure limits then apply per
+                        client instead of to the proxy. Default: none (the header is ignored)
   --flow-interval SECONDS   how often peers send traffic events when an account enables them
                         (settings.extra.network_traffic_logs_enabled); default 60
   --disable-flow        do not run the traffic-event collector
@@ -226,6 +229,7 @@ const SERVER_OPTIONS = {
   'oidc-jwks-url': { type: 'string' },
   'oidc-groups-claim': { type: 'string' },
   'disable-embedded-idp': { type: 'boolean' },
+  'trusted-proxy': { type: 'string', multiple: true },
   'flow-interval': { type: 'string' },
   'disable-flow': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -264,6 +268,7 @@ async function runServer(argv: string[]): Promise<number> {
     tls: values['tls-cert'] ? { cert: readFileSync(values['tls-cert'], 'utf8'), key: readFileSync(values['tls-key']!, 'utf8') } : undefined,
     oidc,
     embeddedIdp: !values['disable-embedded-idp'],
+    trustedProxies: values['trusted-proxy'],
     flow: !values['disable-flow'],
     flowIntervalSeconds: intOption('flow-interval', values['flow-interval']),
     log: (m) => process.stderr.write(m + '\n'),

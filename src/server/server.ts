@@ -65,6 +65,8 @@ export interface ServerOptions {
   onHttpRequest?: (req: IncomingMessage, res: ServerResponse) => void;
   /** External OIDC issuers whose JWTs the REST API and peer logins accept. */
   oidc?: OidcIssuerConfig[];
+  /** Reverse proxies (addresses/CIDRs) whose X-Forwarded-For names the client, for per-client limits. */
+  trustedProxies?: string[];
   /** Serve the embedded identity provider at /oauth2 (default true). */
   embeddedIdp?: boolean;
   /** POST /api/setup may return a PAT (default: env NB_SETUP_PAT_ENABLED, else true). */
@@ -284,6 +286,7 @@ export class NetbirdServer {
           oidc: opts.oidc,
           embeddedIdp: opts.embeddedIdp,
           setupPatEnabled: opts.setupPatEnabled,
+          trustedProxies: opts.trustedProxies,
           flowStore: flow?.store,
           log,
         });
