@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { AccountManager, ManagementError, SQLITE_FILE, Store } from '../management/index.js';
+import { preparePrivateDataDir } from './datadir.js';
 import { DEFAULT_LISTEN_HOST, DEFAULT_LISTEN_PORT, NetbirdServer } from './server.js';
 
 const HELP = `netbird-server: NetBird management, signal and relay on one port (plus optional STUN)
@@ -109,6 +110,7 @@ async function setupKeysCreate(argv: string[]): Promise<number> {
   }
   const dataDir = resolve(values['data-dir'] ?? './data');
   const dsn = values['store-dsn'] ?? process.env.NETBIRD_STORE_DSN;
+  if (!dsn) preparePrivateDataDir(dataDir);
   const store = await Store.open(dsn ? { kind: 'postgres', dsn } : { kind: 'sqlite', path: resolve(dataDir, SQLITE_FILE) });
   try {
     const manager = await AccountManager.open({ store });

@@ -11,6 +11,7 @@ import { RelayServer } from '../relay/index.js';
 import { createSignalServer, type SignalServer } from '../signal/index.js';
 import { type StunServerHandle, startStunServer } from '../stun/index.js';
 import { type AdmissionLimits, ConnectionAdmission, DEFAULT_ADMISSION, markActive, markHandshaken, shareAdmission } from './admission.js';
+import { preparePrivateDataDir } from './datadir.js';
 import { FlowCollector } from './flow.js';
 import { serveHttpOverGrpcHttp2 } from './http2-routing.js';
 import { Observability } from './observability.js';
@@ -171,6 +172,7 @@ export class NetbirdServer {
     const log = opts.log ?? ((): void => {});
     const publicHost = opts.publicHost ?? defaultPublicHost(host);
     const tls = opts.tls !== undefined;
+    preparePrivateDataDir(opts.dataDir, log);
 
     // Bind first so that port 0 resolves before the advertised addresses are built.
     const sockets = new Set<Socket>();
