@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { AccountManager, ManagementError, SQLITE_FILE, Store } from '../management/index.js';
+import { AccountManager, ManagementError, SERVER_KEY_FILE, SQLITE_FILE, Store } from '../management/index.js';
+import { BackupError, backupSqlite, restoreSqlite } from './backup.js';
 import { preparePrivateDataDir } from './datadir.js';
 import { DEFAULT_LISTEN_HOST, DEFAULT_LISTEN_PORT, NetbirdServer } from './server.js';
 
@@ -10,6 +11,9 @@ const HELP = `netbird-server: NetBird management, signal and relay on one port (
 Usage:
   netbird-server [options]                      run the server
   netbird-server setup-keys create [options]    print a new setup key for this instance's account
+  netbird-server backup FILE [--data-dir DIR]   copy the SQLite database to FILE (safe while running)
+  netbird-server restore FILE [--data-dir DIR]  put a backup in place (server stopped; the old
+                                                database is kept as management.db.before-restore-*)
 
 Server options:
   --data-dir DIR        state directory (SQLite database, server keys); default ./data
@@ -302,6 +306,46 @@ async function runServer(argv: string[]): Promise<number> {
   return 0;
 }
 
+const PG_BACKUP_HINT =
+  'this server uses PostgreSQL: back it up with pg_dump (e.g. pg_dump --format=custom --file netbird.dump "$NETBIRD_STORE_DSN") ' +
+  'and restore with pg_restore (pg_restore --clean --if-exists --dbname "$NETBIRD_STORE_DSN" netbird.dump); see the README';
+
+async function backupOrRestore(action: 'backup' | 'restore', argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { 'data-dir': { type: 'string' }, 'store-dsn': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    allowPositionals: true,
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  if (values['store-dsn'] ?? process.env.NETBIRD_STORE_DSN) {
+    process.stderr.write(`netbird-server ${action}: ${PG_BACKUP_HINT}\n`);
+    return 2;
+  }
+  if (positionals.length !== 1) throw new UsageError(`${action} takes one FILE, e.g. netbird-server ${action} /var/backups/netbird-$(date +%F).db`);
+  const dataDir = resolve(values['data-dir'] ?? process.env.NETBIRD_DATA_DIR ?? './data');
+  const file = resolve(positionals[0]!);
+  preparePrivateDataDir(dataDir);
+  if (action === 'backup') {
+    const r = await backupSqlite(dataDir, file);
+    process.stderr.write(
+      `backed up ${resolve(dataDir, SQLITE_FILE)} to ${file} (${r.bytes} bytes; ${r.accounts} account${r.accounts === 1 ? '' : 's'}, ${r.peers} peer${r.peers === 1 ? '' : 's'}).\n` +
+        `Keep the data directory's key files too (${SERVER_KEY_FILE}, *.secret); restore with: netbird-server restore ${file} --data-dir ${dataDir}\n`,
+    );
+    return 0;
+  }
+  const r = restoreSqlite(dataDir, file);
+  process.stderr.write(
+    `restored ${file} to ${resolve(dataDir, SQLITE_FILE)}.` +
+      (r.keptAs ? ` The database it replaced is kept as ${r.keptAs} (delete it once the restored server works).` : '') +
+      '\nStart the server as usual.\n',
+  );
+  return 0;
+}
+
 /** Entry point of bin/netbird-server. Returns the process exit code. */
 export async function main(argv: string[]): Promise<number> {
   try {
@@ -312,6 +356,7 @@ export async function main(argv: string[]): Promise<number> {
       }
       return await setupKeysCreate(argv.slice(2));
     }
+    if (argv[0] === 'backup' || argv[0] === 'restore') return await backupOrRestore(argv[0], argv.slice(1));
     if (argv[0] !== undefined && !argv[0].startsWith('-')) {
       process.stderr.write(`netbird-server: unknown command ${JSON.stringify(argv[0])}; see netbird-server --help\n`);
       return 2;
@@ -321,6 +366,10 @@ export async function main(argv: string[]): Promise<number> {
     if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       process.stderr.write(`netbird-server: ${(err as Error).message}; see netbird-server --help\n`);
       return 2;
+    }
+    if (err instanceof BackupError) {
+      process.stderr.write(`netbird-server: ${err.message}\n`);
+      return 1;
     }
     if (err instanceof ManagementError) {
       process.stderr.write(`netbird-server: ${err.message}\n`);

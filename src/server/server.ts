@@ -11,6 +11,7 @@ import { RelayServer } from '../relay/index.js';
 import { createSignalServer, type SignalServer } from '../signal/index.js';
 import { type StunServerHandle, startStunServer } from '../stun/index.js';
 import { type AdmissionLimits, ConnectionAdmission, DEFAULT_ADMISSION, markActive, markHandshaken, shareAdmission } from './admission.js';
+import { writePidFile } from './backup.js';
 import { preparePrivateDataDir } from './datadir.js';
 import { FlowCollector } from './flow.js';
 import { serveHttpOverGrpcHttp2 } from './http2-routing.js';
@@ -165,6 +166,7 @@ export class NetbirdServer {
     private readonly publicTls: boolean,
     /** Admission control of the listener (connections that have not made a request yet). */
     readonly admission: ConnectionAdmission,
+    private readonly removePidFile: () => void,
   ) {}
 
   static async start(opts: ServerOptions): Promise<NetbirdServer> {
@@ -400,7 +402,7 @@ export class NetbirdServer {
         };
         s.on('data', onData);
       };
-      return new NetbirdServer(management, signal, relay, stun, grpcServer, http, listener, host, port, publicHost, tls, sockets, api, observability, flow, publicPort, publicTls, admission);
+      return new NetbirdServer(management, signal, relay, stun, grpcServer, http, listener, host, port, publicHost, tls, sockets, api, observability, flow, publicPort, publicTls, admission, writePidFile(opts.dataDir));
     } catch (err) {
       await api?.close();
       await flow?.close();
@@ -445,6 +447,7 @@ export class NetbirdServer {
     await this.api?.close();
     await this.flow?.close();
     await this.management.close();
+    this.removePidFile();
   }
 
 }
