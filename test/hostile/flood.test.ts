@@ -15,6 +15,7 @@ const FLOOD_MS = 9000;
 
 const longestOf = (xs: number[]): number => xs.reduce((a, b) => Math.max(a, b), 0);
 
+const relayErrors: string[] = [];
 function relayOpens(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const ws = new WebSocket(`ws://127.0.0.1:${port}/relay`, { handshakeTimeout: 4000 });
@@ -22,7 +23,10 @@ function relayOpens(port: number): Promise<boolean> {
       ws.close();
       resolve(true);
     });
-    ws.on('error', () => resolve(false));
+    ws.on('error', (e) => {
+      relayErrors.push(e.message);
+      resolve(false);
+    });
   });
 }
 
@@ -67,7 +71,7 @@ test('a sustained flood of 1,500 idle and slow connections (1,200 silent, 300 sl
     t.diagnostic(
       `/health during flood: ${h.ok}/${h.total} (${(h.rate * 100).toFixed(1)}%); flood opened ${stats.opened}, peak ${stats.peakOpen} open, ` +
         `server closed ${stats.closedByServer} (idle ${stats.lifetimes.idle.length}, slow ${stats.lifetimes.slow.length}), ` +
-        `longest idle ${longestOf(stats.lifetimes.idle)} ms, longest slow ${longestOf(stats.lifetimes.slow)} ms; relay ${relayResults.filter(Boolean).length}/5; rss ${(rss / 1048576).toFixed(0)} MB`,
+        `longest idle ${longestOf(stats.lifetimes.idle)} ms, longest slow ${longestOf(stats.lifetimes.slow)} ms; relay ${relayResults.filter(Boolean).length}/5 ${relayErrors.join('; ')}; rss ${(rss / 1048576).toFixed(0)} MB`,
     );
     assert.ok(h.total >= 15, `only ${h.total} probes ran`);
     assert.ok(h.rate >= 0.9, `/health answered ${h.ok}/${h.total} during the flood`);
