@@ -318,6 +318,7 @@ export class NetbirdServer {
         signalStats: () => signal.stats(),
         relayStats: () => relay.stats(),
         stunStats: () => stun?.stats(),
+        admissionStats: () => admission.stats(),
         storeHealthy: async () => (await mgmt.store.getInstanceValue('health-probe'), true),
       });
       const restHandler = opts.onHttpRequest ?? api!.handle;

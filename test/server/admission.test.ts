@@ -94,4 +94,7 @@ test('HTTP/1.1: a keep-alive connection trickling the headers of its next reques
   assert.ok(end > 0, 'the slow keep-alive request was never cut');
   assert.ok(end - started < 6000, `cut after ${end - started} ms`);
   assert.match(out, /HTTP\/1\.1 408/);
+  const metrics = await (await fetch(`http://127.0.0.1:${srv.port}/metrics`)).text();
+  assert.match(metrics, /^netbird_server_pending_connections \d+$/m);
+  assert.match(metrics, /^netbird_server_handshake_timeouts_total \d+$/m);
 });
