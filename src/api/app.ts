@@ -1,12 +1,13 @@
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { FlowQueryError, type FlowStore } from '../flow/index.js';
 import { type GeoDatabase, geoDatabase } from '../geo/index.js';
 import { type AccountManager, ManagementError } from '../management/index.js';
 import { decide } from './access.js';
-import { AUTH_FAILURE_MESSAGE, AuthError, AuthFailureLimiter, Authenticator, JwtValidator, type OidcIssuerConfig, type Principal } from './auth.js';
+import { AUTH_FAILURE_MESSAGE, AuthError, AuthFailureLimiter, Authenticator, JwtValidator, type OidcIssuerConfig, type Principal, loginKey } from './auth.js';
 import { type AuthedCtx, type Ctx, type Endpoint, HttpError } from './endpoint.js';
 import { type AuthorizeParams, EmbeddedIdp, IDP_BASE_PATH, SESSION_COOKIE, isAllowedRedirect } from './idp.js';
 import { buildOpenApi } from './openapi.js';
+import { PasswordCheckBusyError } from './password.js';
 import { endpoints } from './routes.js';
 
 /**
@@ -28,8 +29,16 @@ export interface ApiOptions {
   setupPatEnabled?: boolean;
   /** Largest accepted request body, bytes (default 1 MiB). */
   bodyLimit?: number;
-  /** Authentication failures allowed per client address and window before 429 (default 20 per minute). */
+  /**
+   * Authentication failures allowed per key and window before 429 (default 20 per minute); the key
+   * is the client address for tokens and codes, address and account name for passwords.
+   */
   authFailures?: { max: number; windowMs: number };
+  /**
+   * Reverse proxies (addresses or CIDRs) whose X-Forwarded-For names the real client: limits then
+   * apply to that client instead of the proxy. Default none (the socket's peer is the client).
+   */
+  trustedProxies?: string[];
   /** Version string for /api/instance/version. */
   version?: string;
   /** Traffic-event store behind GET /api/events/network-traffic (none: the endpoint answers empty pages). */
@@ -171,6 +180,7 @@ export async function createApi(opts: ApiOptions): Promise<Api> {
   const app = Fastify({
     logger: false,
     bodyLimit: opts.bodyLimit ?? 1024 * 1024,
+    trustProxy: opts.trustedProxies?.length ? opts.trustedProxies : false,
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
   });
 
@@ -198,6 +208,7 @@ export async function createApi(opts: ApiOptions): Promise<Api> {
       return reply.code(status).send({ message, code: status });
     }
     if (err instanceof HttpError) return reply.code(err.status).send({ message: err.message, code: err.status });
+    if (err instanceof PasswordCheckBusyError) return reply.code(429).header('retry-after', '1').send({ message: err.message, code: 429 });
     if (err instanceof FlowQueryError) return reply.code(422).send({ message: err.message, code: 422 });
     if (err instanceof ManagementError) {
       const status = KIND_STATUS[err.kind];
@@ -237,7 +248,7 @@ export async function createApi(opts: ApiOptions): Promise<Api> {
     for (const m of Array.isArray(r.method) ? r.method : [r.method]) if (m !== 'HEAD') registered.push({ method: m, url: r.url });
   });
   const geo = opts.geo === false ? undefined : (opts.geo ?? geoDatabase());
-  const list = endpoints({ manager, idp, auth, setupPatEnabled, version: opts.version ?? 'development', flowStore: opts.flowStore, oidc: opts.oidc, geo });
+  const list = endpoints({ manager, idp, auth, limiter, setupPatEnabled, version: opts.version ?? 'development', flowStore: opts.flowStore, oidc: opts.oidc, geo });
 
   for (const ep of list) {
     app.route({
@@ -256,15 +267,15 @@ export async function createApi(opts: ApiOptions): Promise<Api> {
           decision: 'allow',
         };
         if (ep.access.kind === 'public') return ep.handler(ctx as AuthedCtx);
-        const ip = req.ip;
-        if (limiter.blocked(ip)) throw new HttpError(429, 'too many failed authentication attempts; try again later');
+        // Tokens are checked even for a client over its failure limit (they are not guessable, and a
+        // valid one must keep working); only failures count, and over the limit they answer 429.
         let principal: Principal;
         try {
           principal = await auth.authenticate(req.headers.authorization);
         } catch (err) {
           if (err instanceof AuthError) {
             if (err.status !== 401) throw new HttpError(err.status, err.message);
-            limiter.fail(ip);
+            if (!limiter.failed(req.ip)) throw new HttpError(429, 'too many failed authentication attempts; try again later');
             log(`api: ${req.method} ${req.url.split('?')[0]} refused: ${err.message}`);
             throw new HttpError(401, AUTH_FAILURE_MESSAGE[err.failure]);
           }
@@ -303,14 +314,14 @@ export async function createApi(opts: ApiOptions): Promise<Api> {
       const body = (req.body ?? {}) as Record<string, string | undefined>;
       const ip = req.ip;
       reply.header('cache-control', 'no-store');
-      if (limiter.blocked(ip)) return reply.code(429).send({ error: 'slow_down', error_description: 'too many failed attempts; try again later' });
+      const limited = (): FastifyReply => reply.code(429).send({ error: 'slow_down', error_description: 'too many failed attempts; try again later' });
       if (!idp.acceptsClient(body.client_id)) {
         return reply.code(401).send({ error: 'invalid_client', error_description: `unknown client_id; use one of ${idp.clientIds.join(', ')}` });
       }
       if (body.grant_type === 'refresh_token') {
         const tokens = await idp.refresh(body.refresh_token ?? '', body.client_id);
         if (!tokens) {
-          limiter.fail(ip);
+          if (!limiter.failed(ip)) return limited();
           return reply.code(400).send({ error: 'invalid_grant', error_description: 'the refresh token is unknown, used, expired or for another client; sign in again' });
         }
         return tokens;
@@ -323,7 +334,7 @@ export async function createApi(opts: ApiOptions): Promise<Api> {
       if (body.grant_type === 'authorization_code') {
         const tokens = await idp.exchangeCode(body.code ?? '', body.code_verifier ?? '', body.redirect_uri ?? '', body.client_id);
         if (!tokens) {
-          limiter.fail(ip);
+          if (!limiter.failed(ip)) return limited();
           return reply.code(400).send({ error: 'invalid_grant', error_description: 'unknown, used or expired code, or a verifier/redirect_uri that does not match' });
         }
         return tokens;
@@ -331,9 +342,16 @@ export async function createApi(opts: ApiOptions): Promise<Api> {
       if (body.grant_type !== 'password') {
         return reply.code(400).send({ error: 'unsupported_grant_type', error_description: `this issuer supports authorization_code, refresh_token, password and ${DEVICE_GRANT}` });
       }
-      const tokens = await idp.passwordGrant(body.username ?? '', body.password ?? '', body.client_id);
+      const attempt = limiter.begin(loginKey(ip, body.username ?? ''));
+      if (!attempt) return limited();
+      let tokens: Awaited<ReturnType<typeof idp.passwordGrant>>;
+      try {
+        tokens = await idp.passwordGrant(body.username ?? '', body.password ?? '', body.client_id);
+      } finally {
+        attempt.done();
+      }
       if (!tokens) {
-        limiter.fail(ip);
+        attempt.fail();
         return reply.code(400).send({ error: 'invalid_grant', error_description: 'wrong e-mail or password' });
       }
       return tokens;
@@ -344,7 +362,9 @@ export async function createApi(opts: ApiOptions): Promise<Api> {
       if (!idp.acceptsClient(body.client_id)) {
         return reply.code(401).send({ error: 'invalid_client', error_description: `unknown client_id; use one of ${idp.clientIds.join(', ')}` });
       }
-      return idp.startDevice();
+      const started = idp.startDevice(req.ip);
+      if (!started) return reply.code(429).send({ error: 'slow_down', error_description: 'too many device logins pending from this address; finish or wait for one to expire' });
+      return started;
     });
     // The verification page: a plain HTML form (user code, e-mail, password), no script needed.
     app.get(`${IDP_BASE_PATH}/device`, async (req, reply) => {
@@ -356,10 +376,20 @@ export async function createApi(opts: ApiOptions): Promise<Api> {
       const body = (req.body ?? {}) as Record<string, string | undefined>;
       const ip = req.ip;
       reply.type('text/html; charset=utf-8').header('cache-control', 'no-store');
-      if (limiter.blocked(ip)) return reply.code(429).send(devicePage(body.user_code ?? '', 'Too many failed attempts; try again later.'));
-      const r = await idp.approveDevice(body.user_code ?? '', body.email ?? '', body.password ?? '');
+      const tooMany = (): FastifyReply => reply.code(429).send(devicePage(body.user_code ?? '', 'Too many failed attempts; try again later.'));
+      // Code guessing is limited per address, password guessing per address and account.
+      if (limiter.blocked(ip)) return tooMany();
+      const attempt = limiter.begin(loginKey(ip, body.email ?? ''));
+      if (!attempt) return tooMany();
+      let r: Awaited<ReturnType<typeof idp.approveDevice>>;
+      try {
+        r = await idp.approveDevice(body.user_code ?? '', body.email ?? '', body.password ?? '');
+      } finally {
+        attempt.done();
+      }
       if (r === 'ok') return '<!doctype html><title>NetBird login</title><p>Device approved. You can close this window and return to your terminal.</p>';
-      limiter.fail(ip);
+      if (r === 'bad_code') limiter.fail(ip);
+      else attempt.fail();
       return reply.code(400).send(devicePage(body.user_code ?? '', r === 'bad_code' ? 'Unknown or expired code.' : 'Wrong e-mail or password.'));
     });
     const authParams = (src: Record<string, unknown>): AuthorizeParams => {
@@ -383,10 +413,16 @@ export async function createApi(opts: ApiOptions): Promise<Api> {
       reply.type('text/html; charset=utf-8').header('cache-control', 'no-store');
       const problem = idp.checkAuthorize(p);
       if (problem) return reply.code(400).send(loginPage(p, problem, false));
-      if (limiter.blocked(req.ip)) return reply.code(429).send(loginPage(p, 'Too many failed attempts; try again later.', true));
-      const signedIn = await idp.authorize(p, String(body.email ?? ''), String(body.password ?? ''));
+      const attempt = limiter.begin(loginKey(req.ip, String(body.email ?? '')));
+      if (!attempt) return reply.code(429).send(loginPage(p, 'Too many failed attempts; try again later.', true));
+      let signedIn: Awaited<ReturnType<typeof idp.authorize>>;
+      try {
+        signedIn = await idp.authorize(p, String(body.email ?? ''), String(body.password ?? ''));
+      } finally {
+        attempt.done();
+      }
       if (!signedIn) {
-        limiter.fail(req.ip);
+        attempt.fail();
         return reply.code(400).send(loginPage(p, 'Wrong e-mail or password.', true));
       }
       // Remembered for prompt=none (silent renewal by dashboards); only the issuer's paths see it.

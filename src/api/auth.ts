@@ -129,12 +129,27 @@ export class JwtValidator {
   }
 }
 
+/** One credential check in progress, holding its place under the limit until it ends. */
+export interface AuthAttempt {
+  /** The credential was wrong: counts against the key (and releases the place). Once. */
+  fail(): void;
+  /** The check ended: releases the place (idempotent; a later `fail()` still counts). */
+  done(): void;
+}
+
 /**
- * Counts authentication failures per client address in a fixed window; over the limit further
- * attempts answer 429 until the window ends (slows password and token guessing).
+ * Counts authentication failures per key in a fixed window; over the limit further attempts answer
+ * 429 until the window ends (slows password and token guessing). Keys are chosen by the caller:
+ * password logins use the client address AND the account name, so one user's (or an attacker's)
+ * failures never lock out another user's correct password from the same address; bearer tokens use
+ * the address, and a valid token is always served (only failures are limited, see `failed`).
+ *
+ * `begin` reserves a place before a slow check (scrypt) so that a burst of concurrent attempts cannot
+ * all pass the limit before the first failure is recorded: failures plus attempts in flight never
+ * exceed the limit.
  */
 export class AuthFailureLimiter {
-  private readonly failures = new Map<string, { count: number; resetAt: number }>();
+  private readonly entries = new Map<string, { count: number; inFlight: number; resetAt: number }>();
 
   constructor(
     readonly maxFailures = 20,
@@ -142,25 +157,70 @@ export class AuthFailureLimiter {
     private readonly now: () => number = Date.now,
   ) {}
 
+  private entry(key: string): { count: number; inFlight: number; resetAt: number } {
+    const now = this.now();
+    let e = this.entries.get(key);
+    if (!e || e.resetAt <= now) {
+      const inFlight = e?.inFlight ?? 0;
+      this.entries.set(key, (e = { count: 0, inFlight, resetAt: now + this.windowMs }));
+      if (this.entries.size > 10_000) {
+        for (const [k, v] of this.entries) if (v.resetAt <= now && v.inFlight === 0) this.entries.delete(k);
+      }
+    }
+    return e;
+  }
+
   blocked(key: string): boolean {
-    const e = this.failures.get(key);
+    const e = this.entries.get(key);
     if (!e) return false;
     if (e.resetAt <= this.now()) {
-      this.failures.delete(key);
+      if (e.inFlight === 0) this.entries.delete(key);
       return false;
     }
     return e.count >= this.maxFailures;
   }
 
-  fail(key: string): void {
-    const now = this.now();
-    let e = this.failures.get(key);
-    if (!e || e.resetAt <= now) this.failures.set(key, (e = { count: 0, resetAt: now + this.windowMs }));
-    e.count++;
-    if (this.failures.size > 10_000) {
-      for (const [k, v] of this.failures) if (v.resetAt <= now) this.failures.delete(k);
-    }
+  /** Reserves a place for one attempt; undefined when the key is over its limit (answer 429). */
+  begin(key: string): AuthAttempt | undefined {
+    const e = this.entry(key);
+    if (e.count + e.inFlight >= this.maxFailures) return undefined;
+    e.inFlight++;
+    let released = false;
+    let failed = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      const cur = this.entries.get(key);
+      if (cur) cur.inFlight = Math.max(0, cur.inFlight - 1);
+    };
+    return {
+      fail: () => {
+        release();
+        if (failed) return;
+        failed = true;
+        this.entry(key).count++;
+      },
+      done: release,
+    };
   }
+
+  /** Records a failure; false when the key was already over its limit (answer 429 rather than 401). */
+  failed(key: string): boolean {
+    const e = this.entry(key);
+    const over = e.count >= this.maxFailures;
+    e.count++;
+    return !over;
+  }
+
+  /** Records a failure. */
+  fail(key: string): void {
+    this.failed(key);
+  }
+}
+
+/** Limiter key of a password login: client address and the (case-folded) account name. */
+export function loginKey(ip: string, account: string): string {
+  return `${ip}\u0000${account.trim().toLowerCase()}`;
 }
 
 export interface Principal {

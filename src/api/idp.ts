@@ -50,9 +50,15 @@ interface PendingDevice {
   expiresAt: number;
   userId?: string;
   lastPoll: number;
+  /** Who asked for it (client address), for the per-client allowance. */
+  client: string;
 }
 
 const DEVICE_TTL_MS = 10 * 60 * 1000;
+/** Device logins one client address may have pending (a person needs one; a few for retries). */
+export const MAX_PENDING_DEVICES_PER_CLIENT = 10;
+/** Device logins pending in all; when full, the oldest of the client with the most go first. */
+export const MAX_PENDING_DEVICES = 10_000;
 const DEVICE_INTERVAL_S = 5;
 // Unambiguous upper-case letters for user codes (RFC 8628 §6.1: no vowels-only confusion, no 0/O, 1/I).
 const USER_CODE_ALPHABET = 'BCDFGHJKLMNPQRSTVWXZ';
@@ -135,7 +141,10 @@ export class EmbeddedIdp {
 
   /** jti of refresh tokens already traded (rotation: a replayed one is refused), until they expire. */
   private readonly usedRefresh = new Map<string, number>();
+  // Insertion order is expiry order (one TTL for all), so sweeps stop at the first live entry.
   private readonly devices = new Map<string, PendingDevice>();
+  private readonly deviceByUserCode = new Map<string, string>();
+  private readonly devicesByClient = new Map<string, Set<string>>();
   private readonly codes = new Map<string, PendingCode>();
 
   static async open(manager: AccountManager, opts: EmbeddedIdpOptions): Promise<EmbeddedIdp> {
@@ -340,18 +349,50 @@ export class EmbeddedIdp {
 
   // ----- RFC 8628 device authorization (what `netbird up` uses for SSO) -----
   private sweep(now: number): void {
-    for (const [k, d] of this.devices) if (d.expiresAt <= now) this.devices.delete(k);
+    for (const [k, d] of this.devices) {
+      if (d.expiresAt > now) break;
+      this.dropDevice(k);
+    }
   }
 
-  startDevice(): DeviceCodeResponse {
+  private dropDevice(deviceCode: string): void {
+    const d = this.devices.get(deviceCode);
+    if (!d) return;
+    this.devices.delete(deviceCode);
+    this.deviceByUserCode.delete(d.userCode.replace('-', ''));
+    const own = this.devicesByClient.get(d.client);
+    own?.delete(deviceCode);
+    if (own?.size === 0) this.devicesByClient.delete(d.client);
+  }
+
+  /**
+   * Starts a device login for `client` (its address). Undefined when that client already has
+   * MAX_PENDING_DEVICES_PER_CLIENT pending (answer 429 slow_down); a full table never refuses
+   * others: the oldest pending login of the client with the most makes room.
+   */
+  startDevice(client = ''): DeviceCodeResponse | undefined {
     const now = Date.now();
     this.sweep(now);
-    if (this.devices.size > 10_000) throw new Error('too many pending device logins');
+    const own = this.devicesByClient.get(client);
+    if (own && own.size >= MAX_PENDING_DEVICES_PER_CLIENT) return undefined;
+    if (this.devices.size >= MAX_PENDING_DEVICES) {
+      let busiest: Set<string> | undefined;
+      for (const set of this.devicesByClient.values()) if (!busiest || set.size > busiest.size) busiest = set;
+      const oldest = busiest?.values().next().value;
+      if (oldest !== undefined) this.dropDevice(oldest);
+    }
     const deviceCode = randomBytes(32).toString('base64url');
     let userCode = '';
-    for (let i = 0; i < 8; i++) userCode += USER_CODE_ALPHABET[randomInt(USER_CODE_ALPHABET.length)];
+    do {
+      userCode = '';
+      for (let i = 0; i < 8; i++) userCode += USER_CODE_ALPHABET[randomInt(USER_CODE_ALPHABET.length)];
+    } while (this.deviceByUserCode.has(userCode));
+    this.deviceByUserCode.set(userCode, deviceCode);
     userCode = `${userCode.slice(0, 4)}-${userCode.slice(4)}`;
-    this.devices.set(deviceCode, { userCode, expiresAt: now + DEVICE_TTL_MS, lastPoll: 0 });
+    this.devices.set(deviceCode, { userCode, expiresAt: now + DEVICE_TTL_MS, lastPoll: 0, client });
+    let set = this.devicesByClient.get(client);
+    if (!set) this.devicesByClient.set(client, (set = new Set()));
+    set.add(deviceCode);
     return {
       device_code: deviceCode,
       user_code: userCode,
@@ -365,8 +406,9 @@ export class EmbeddedIdp {
   /** The user approves a pending device login by its user code, signing in with e-mail and password. */
   async approveDevice(userCode: string, email: string, password: string): Promise<'ok' | 'bad_code' | 'bad_credentials'> {
     const code = userCode.trim().toUpperCase().replace(/[^A-Z]/g, '');
-    const entry = [...this.devices.values()].find((d) => d.userCode.replace('-', '') === code && d.expiresAt > Date.now() && !d.userId);
-    if (!entry) return 'bad_code';
+    const deviceCode = this.deviceByUserCode.get(code);
+    const entry = deviceCode === undefined ? undefined : this.devices.get(deviceCode);
+    if (!entry || entry.expiresAt <= Date.now() || entry.userId) return 'bad_code';
     const userId = await this.checkPassword(email, password);
     if (!userId) return 'bad_credentials';
     entry.userId = userId;
@@ -379,7 +421,7 @@ export class EmbeddedIdp {
     const d = this.devices.get(deviceCode);
     if (!d) return { status: 'invalid_grant' };
     if (d.expiresAt <= now) {
-      this.devices.delete(deviceCode);
+      this.dropDevice(deviceCode);
       return { status: 'expired_token' };
     }
     if (!d.userId) {
@@ -388,7 +430,7 @@ export class EmbeddedIdp {
       d.lastPoll = now;
       return { status: tooFast ? 'slow_down' : 'authorization_pending' };
     }
-    this.devices.delete(deviceCode);
+    this.dropDevice(deviceCode);
     const tokens = await this.tokensFor(d.userId);
     return tokens ? { status: 'ok', tokens } : { status: 'invalid_grant' };
   }

@@ -14,5 +14,5 @@ export { EmbeddedIdp, IDP_BASE_PATH, DEFAULT_CLIENT_ID, isAllowedRedirect } from
 export type { AuthorizeParams, DeviceCodeResponse, DevicePoll, EmbeddedIdpOptions, TokenResponse } from './idp.js';
 export { decide } from './access.js';
 export type { Decision, Resource } from './access.js';
-export { hashPassword, verifyPassword } from './password.js';
+export { PasswordCheckBusyError, hashPassword, passwordCheckStats, verifyPassword } from './password.js';
 export { activityText } from './json.js';

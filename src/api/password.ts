@@ -11,9 +11,56 @@ const R = 8;
 const P = 1;
 const KEYLEN = 32;
 
+/** More password checks are waiting than the server takes on; the client should retry shortly. */
+export class PasswordCheckBusyError extends Error {
+  constructor() {
+    super('too many password checks in progress; try again in a moment');
+  }
+}
+
+/**
+ * Each scrypt run takes ~16 MiB and a libuv thread for tens of milliseconds, so at most
+ * MAX_RUNNING run at once and MAX_WAITING wait; beyond that callers get PasswordCheckBusyError
+ * at once instead of queueing without bound (a flood of logins or invite acceptances would
+ * otherwise grow memory and delay everyone's login indefinitely).
+ */
+const MAX_RUNNING = 4;
+const MAX_WAITING = 64;
+let running = 0;
+const waiting: Array<() => void> = [];
+const counters = { runs: 0, refused: 0 };
+
+/** scrypt derivations run and refused (busy) since start, for metrics and tests. */
+export function passwordCheckStats(): { runs: number; refused: number; running: number; waiting: number } {
+  return { ...counters, running, waiting: waiting.length };
+}
+
+async function withScryptSlot<T>(fn: () => Promise<T>): Promise<T> {
+  if (running >= MAX_RUNNING) {
+    if (waiting.length >= MAX_WAITING) {
+      counters.refused++;
+      throw new PasswordCheckBusyError();
+    }
+    await new Promise<void>((resolve) => waiting.push(resolve));
+  } else running++;
+  try {
+    counters.runs++;
+    return await fn();
+  } finally {
+    const next = waiting.shift();
+    if (next) next();
+    else running--;
+  }
+}
+
 function derive(password: string, salt: Buffer, n: number, r: number, p: number): Promise<Buffer> {
-  return new Promise((resolve, reject) =>
-    scrypt(password, salt, KEYLEN, { N: n, r, p, maxmem: 256 * n * r + 1024 * 1024 }, (err, key) => (err ? reject(err) : resolve(key))),
+  // Stored hashes carry their own cost; refuse absurd ones rather than let a bad row exhaust memory.
+  if (!(n >= 2 && n <= 1 << 20 && r >= 1 && r <= 32 && p >= 1 && p <= 16)) return Promise.reject(new Error('unsupported password hash parameters'));
+  return withScryptSlot(
+    () =>
+      new Promise((resolve, reject) =>
+        scrypt(password, salt, KEYLEN, { N: n, r, p, maxmem: 256 * n * r + 1024 * 1024 }, (err, key) => (err ? reject(err) : resolve(key))),
+      ),
   );
 }
 

@@ -3,7 +3,7 @@ import type { AccountManager, AccountSettings, Peer, PolicyInput, RuleAction, Ru
 import { type FlowEventDirectory, type FlowStore, parseNetworkTrafficQuery, toNetworkTrafficEventsResponse } from '../flow/index.js';
 import { accountObjects } from '../management/index.js';
 import { type Resource, decide } from './access.js';
-import type { Authenticator } from './auth.js';
+import type { AuthFailureLimiter, Authenticator } from './auth.js';
 import { type AuthedCtx, type Endpoint, HttpError } from './endpoint.js';
 import type { EmbeddedIdp } from './idp.js';
 import * as J from './json.js';
@@ -18,6 +18,8 @@ export interface RouteDeps {
   manager: AccountManager;
   idp: EmbeddedIdp | undefined;
   auth: Authenticator;
+  /** Failure limiter of public endpoints that take a secret (invite tokens). */
+  limiter?: AuthFailureLimiter;
   setupPatEnabled: boolean;
   version: string;
   oidc?: LookupDeps['oidc'];
@@ -322,6 +324,16 @@ export function endpoints(deps: RouteDeps): Endpoint[] {
     { kind: 'public' },
     async (ctx) => {
       const password = str(ctx.body.password)!;
+      // The token is checked before the password is hashed (scrypt is the expensive part), and
+      // wrong tokens count against the client's failure limit.
+      const ip = ctx.req.ip;
+      if (deps.limiter?.blocked(ip)) throw new HttpError(429, 'too many failed attempts; try again later');
+      const found = manager.findInviteByToken(ctx.params.token!);
+      if (!found) {
+        deps.limiter?.fail(ip);
+        throw new HttpError(404, 'invite not found; ask for a new link');
+      }
+      if (found.invite.expiresAt <= ctx.now) throw new HttpError(412, 'the invite has expired; ask for a new link');
       if (!/^(?=.*[0-9])(?=.*[A-Z])(?=.*[^a-zA-Z0-9]).{8,}$/.test(password)) {
         throw new HttpError(422, 'password: at least 8 characters with an upper-case letter, a digit and a special character');
       }

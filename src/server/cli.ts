@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { AccountManager, ManagementError, SQLITE_FILE, Store } from '../management/index.js';
+import { AccountManager, ManagementError, SERVER_KEY_FILE, SQLITE_FILE, Store } from '../management/index.js';
+import { BackupError, backupSqlite, restoreSqlite } from './backup.js';
+import { preparePrivateDataDir } from './datadir.js';
 import { DEFAULT_LISTEN_HOST, DEFAULT_LISTEN_PORT, NetbirdServer } from './server.js';
 
 const HELP = `netbird-server: NetBird management, signal and relay on one port (plus optional STUN)
@@ -9,6 +11,9 @@ const HELP = `netbird-server: NetBird management, signal and relay on one port (
 Usage:
   netbird-server [options]                      run the server
   netbird-server setup-keys create [options]    print a new setup key for this instance's account
+  netbird-server backup FILE [--data-dir DIR]   copy the SQLite database to FILE (safe while running)
+  netbird-server restore FILE [--data-dir DIR]  put a backup in place (server stopped; the old
+                                                database is kept as management.db.before-restore-*)
 
 Server options:
   --data-dir DIR        state directory (SQLite database, server keys); default ./data
@@ -27,6 +32,9 @@ Server options:
   --turn-secret SECRET  shared secret of those TURN servers (coturn static-auth-secret): peers get
                         time-based credentials, refreshed every 3/4 of 12 h
   --ephemeral-timeout SECONDS   delete ephemeral peers after this long offline; default 600
+  --handshake-timeout SECONDS   a new connection must make its first request (gRPC call, HTTP
+                        request, relay upgrade; TLS handshake included) within this time; default 10.
+                        Connections still waiting are also capped per client address and in all
   --tls-cert FILE       PEM certificate: serve TLS (then also --tls-key)
   --tls-key FILE        PEM private key
   --oidc-issuer URL     also accept JWTs of this external OIDC issuer (REST API and peer SSO login)
@@ -34,6 +42,9 @@ Server options:
   --oidc-jwks-url URL   JWKS URL (default: from the issuer's discovery document)
   --oidc-groups-claim C JWT claim with group names for IdP group sync (default "groups")
   --disable-embedded-idp  do not serve the embedded identity provider at /oauth2
+  --trusted-proxy ADDR  a reverse proxy (address or CIDR, repeatable) whose X-Forwarded-For header
+                        names the real client; login and token failure limits then apply per
+                        client instead of to the proxy. Default: none (the header is ignored)
   --flow-interval SECONDS   how often peers send traffic events when an account enables them
                         (settings.extra.network_traffic_logs_enabled); default 60
   --disable-flow        do not run the traffic-event collector
@@ -75,6 +86,12 @@ function intOption(name: string, v: string | undefined): number | undefined {
   return n;
 }
 
+function positiveSeconds(name: string, v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`--${name} expects a positive number of seconds, got ${JSON.stringify(v)}`);
+  return Math.round(n * 1000);
+}
+
 async function setupKeysCreate(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
@@ -97,6 +114,7 @@ async function setupKeysCreate(argv: string[]): Promise<number> {
   }
   const dataDir = resolve(values['data-dir'] ?? './data');
   const dsn = values['store-dsn'] ?? process.env.NETBIRD_STORE_DSN;
+  if (!dsn) preparePrivateDataDir(dataDir);
   const store = await Store.open(dsn ? { kind: 'postgres', dsn } : { kind: 'sqlite', path: resolve(dataDir, SQLITE_FILE) });
   try {
     const manager = await AccountManager.open({ store });
@@ -209,6 +227,7 @@ const SERVER_OPTIONS = {
   turn: { type: 'string', multiple: true },
   'turn-secret': { type: 'string' },
   'ephemeral-timeout': { type: 'string' },
+  'handshake-timeout': { type: 'string' },
   'tls-cert': { type: 'string' },
   'tls-key': { type: 'string' },
   'oidc-issuer': { type: 'string' },
@@ -216,6 +235,7 @@ const SERVER_OPTIONS = {
   'oidc-jwks-url': { type: 'string' },
   'oidc-groups-claim': { type: 'string' },
   'disable-embedded-idp': { type: 'boolean' },
+  'trusted-proxy': { type: 'string', multiple: true },
   'flow-interval': { type: 'string' },
   'disable-flow': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -250,9 +270,11 @@ async function runServer(argv: string[]): Promise<number> {
     stunPort: intOption('stun-port', values['stun-port']),
     turn: values.turn?.length ? { uris: values.turn, secret: values['turn-secret'] } : undefined,
     ephemeralTimeoutMs: values['ephemeral-timeout'] !== undefined ? intOption('ephemeral-timeout', values['ephemeral-timeout'])! * 1000 : undefined,
+    identifyTimeoutMs: values['handshake-timeout'] !== undefined ? positiveSeconds('handshake-timeout', values['handshake-timeout']) : undefined,
     tls: values['tls-cert'] ? { cert: readFileSync(values['tls-cert'], 'utf8'), key: readFileSync(values['tls-key']!, 'utf8') } : undefined,
     oidc,
     embeddedIdp: !values['disable-embedded-idp'],
+    trustedProxies: values['trusted-proxy'],
     flow: !values['disable-flow'],
     flowIntervalSeconds: intOption('flow-interval', values['flow-interval']),
     log: (m) => process.stderr.write(m + '\n'),
@@ -284,6 +306,46 @@ async function runServer(argv: string[]): Promise<number> {
   return 0;
 }
 
+const PG_BACKUP_HINT =
+  'this server uses PostgreSQL: back it up with pg_dump (e.g. pg_dump --format=custom --file netbird.dump "$NETBIRD_STORE_DSN") ' +
+  'and restore with pg_restore (pg_restore --clean --if-exists --dbname "$NETBIRD_STORE_DSN" netbird.dump); see the README';
+
+async function backupOrRestore(action: 'backup' | 'restore', argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { 'data-dir': { type: 'string' }, 'store-dsn': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    allowPositionals: true,
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  if (values['store-dsn'] ?? process.env.NETBIRD_STORE_DSN) {
+    process.stderr.write(`netbird-server ${action}: ${PG_BACKUP_HINT}\n`);
+    return 2;
+  }
+  if (positionals.length !== 1) throw new UsageError(`${action} takes one FILE, e.g. netbird-server ${action} /var/backups/netbird-$(date +%F).db`);
+  const dataDir = resolve(values['data-dir'] ?? process.env.NETBIRD_DATA_DIR ?? './data');
+  const file = resolve(positionals[0]!);
+  preparePrivateDataDir(dataDir);
+  if (action === 'backup') {
+    const r = await backupSqlite(dataDir, file);
+    process.stderr.write(
+      `backed up ${resolve(dataDir, SQLITE_FILE)} to ${file} (${r.bytes} bytes; ${r.accounts} account${r.accounts === 1 ? '' : 's'}, ${r.peers} peer${r.peers === 1 ? '' : 's'}).\n` +
+        `Keep the data directory's key files too (${SERVER_KEY_FILE}, *.secret); restore with: netbird-server restore ${file} --data-dir ${dataDir}\n`,
+    );
+    return 0;
+  }
+  const r = restoreSqlite(dataDir, file);
+  process.stderr.write(
+    `restored ${file} to ${resolve(dataDir, SQLITE_FILE)}.` +
+      (r.keptAs ? ` The database it replaced is kept as ${r.keptAs} (delete it once the restored server works).` : '') +
+      '\nStart the server as usual.\n',
+  );
+  return 0;
+}
+
 /** Entry point of bin/netbird-server. Returns the process exit code. */
 export async function main(argv: string[]): Promise<number> {
   try {
@@ -294,6 +356,7 @@ export async function main(argv: string[]): Promise<number> {
       }
       return await setupKeysCreate(argv.slice(2));
     }
+    if (argv[0] === 'backup' || argv[0] === 'restore') return await backupOrRestore(argv[0], argv.slice(1));
     if (argv[0] !== undefined && !argv[0].startsWith('-')) {
       process.stderr.write(`netbird-server: unknown command ${JSON.stringify(argv[0])}; see netbird-server --help\n`);
       return 2;
@@ -303,6 +366,10 @@ export async function main(argv: string[]): Promise<number> {
     if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       process.stderr.write(`netbird-server: ${(err as Error).message}; see netbird-server --help\n`);
       return 2;
+    }
+    if (err instanceof BackupError) {
+      process.stderr.write(`netbird-server: ${err.message}\n`);
+      return 1;
     }
     if (err instanceof ManagementError) {
       process.stderr.write(`netbird-server: ${err.message}\n`);

@@ -1,5 +1,5 @@
 import type * as grpc from '@grpc/grpc-js';
-import { Http2ServerRequest, Http2ServerResponse, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import { Http2ServerRequest, Http2ServerResponse, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
 export type HttpHandler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -14,15 +14,17 @@ interface ContentTypeGate {
  * 415. But browsers and Go's HTTP client negotiate HTTP/2 too (ALPN "h2" over TLS, or h2c with prior
  * knowledge) for /api, /oauth2, the dashboard and /health. Those streams are taken at grpc-js's
  * content-type gate and served by the HTTP handler through Node's HTTP/2 compatibility objects, as
- * NetBird's Go server routes by content type on one listener.
+ * NetBird's Go server routes by content type on one listener. `onStream` hears of every stream
+ * (gRPC or not) first: the connection has made a request.
  */
-export function serveHttpOverGrpcHttp2(server: grpc.Server, handler: HttpHandler): void {
+export function serveHttpOverGrpcHttp2(server: grpc.Server, handler: HttpHandler, onStream?: (session: Http2Session) => void): void {
   const gate = server as unknown as ContentTypeGate;
   if (typeof gate._verifyContentType !== 'function') {
     throw new Error('@grpc/grpc-js changed: no _verifyContentType to route HTTP/2 requests; pin a 1.x version that has it');
   }
   const isGrpc = gate._verifyContentType.bind(server);
   gate._verifyContentType = (stream, headers) => {
+    if (onStream && stream.session) onStream(stream.session);
     const type = headers['content-type'];
     if (typeof type === 'string' && type.startsWith('application/grpc')) return isGrpc(stream, headers);
     const raw: string[] = [];

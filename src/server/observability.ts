@@ -8,6 +8,8 @@ export interface ServerProbes {
   signalStats(): { peers: number; forwarded: number; dropped: number; evicted: number };
   relayStats(): { connections: number; peers: number; forwardedMessages: number; forwardedBytes: number; droppedMessages: number; authFailures: number };
   stunStats(): { answered: number; dropped: number } | undefined;
+  /** The listener's admission control (connections that have not made a request yet). */
+  admissionStats?(): { pending: number; evicted: number; timedOut: number };
   /** Resolves when the store answers a trivial query. */
   storeHealthy(): Promise<boolean>;
 }
@@ -48,6 +50,9 @@ export class Observability {
     gauge('netbird_relay_auth_failures_total', 'Relay connections refused for a bad or expired token.', () => probes.relayStats().authFailures);
     gauge('netbird_stun_answered_total', 'STUN binding requests answered.', () => probes.stunStats()?.answered);
     gauge('netbird_stun_dropped_total', 'STUN datagrams dropped.', () => probes.stunStats()?.dropped);
+    gauge('netbird_server_pending_connections', 'Accepted connections that have not made a request yet.', () => probes.admissionStats?.().pending);
+    gauge('netbird_server_evicted_connections_total', 'Pending connections closed to make room (per-address or total limit).', () => probes.admissionStats?.().evicted);
+    gauge('netbird_server_handshake_timeouts_total', 'Pending connections closed for making no request in time.', () => probes.admissionStats?.().timedOut);
   }
 
   /** Serves the two endpoints; returns false for any other request. */

@@ -3,13 +3,16 @@ import { type IncomingMessage, type ServerResponse, createServer as createHttpSe
 import { type AddressInfo, type Server as NetServer, type Socket, createServer as createNetServer } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { type Duplex, Duplex as DuplexStream } from 'node:stream';
-import { type TLSSocket, createServer as createTlsServer } from 'node:tls';
+import { TLSSocket, createSecureContext } from 'node:tls';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import { type Api, type OidcIssuerConfig, createApi } from '../api/index.js';
 import { type InfraConfig, Management } from '../management/index.js';
 import { RelayServer } from '../relay/index.js';
 import { createSignalServer, type SignalServer } from '../signal/index.js';
 import { type StunServerHandle, startStunServer } from '../stun/index.js';
+import { type AdmissionLimits, ConnectionAdmission, DEFAULT_ADMISSION, markActive, markHandshaken, shareAdmission } from './admission.js';
+import { writePidFile } from './backup.js';
+import { preparePrivateDataDir } from './datadir.js';
 import { FlowCollector } from './flow.js';
 import { serveHttpOverGrpcHttp2 } from './http2-routing.js';
 import { Observability } from './observability.js';
@@ -43,8 +46,12 @@ export interface ServerOptions {
   flow?: boolean;
   /** FlowConfig interval: how often peers send aggregated events (default 60 s). */
   flowIntervalSeconds?: number;
-  /** Time a new connection has to show what it speaks; default IDENTIFY_TIMEOUT_MS. */
+  /** Time a new connection has to make its first request (TLS handshake included); default IDENTIFY_TIMEOUT_MS. */
   identifyTimeoutMs?: number;
+  /** Limits on connections that have not made a request yet (see admission.ts); defaults DEFAULT_ADMISSION. */
+  admission?: Partial<Omit<AdmissionLimits, 'timeoutMs'>>;
+  /** HTTP/1.1 header and whole-request timeouts; defaults HTTP_HEADERS_TIMEOUT_MS, HTTP_REQUEST_TIMEOUT_MS. */
+  httpTimeouts?: { headersMs?: number; requestMs?: number };
   /** PostgreSQL DSN instead of the SQLite file in dataDir. */
   postgresDsn?: string;
   /** DNS domain of new accounts (default netbird.cloud). */
@@ -60,6 +67,8 @@ export interface ServerOptions {
   onHttpRequest?: (req: IncomingMessage, res: ServerResponse) => void;
   /** External OIDC issuers whose JWTs the REST API and peer logins accept. */
   oidc?: OidcIssuerConfig[];
+  /** Reverse proxies (addresses/CIDRs) whose X-Forwarded-For names the client, for per-client limits. */
+  trustedProxies?: string[];
   /** Serve the embedded identity provider at /oauth2 (default true). */
   embeddedIdp?: boolean;
   /** POST /api/setup may return a PAT (default: env NB_SETUP_PAT_ENABLED, else true). */
@@ -72,10 +81,12 @@ export const DEFAULT_LISTEN_PORT = 33073;
 export const RELAY_SECRET_FILE = 'relay.secret';
 export const WS_PROXY_MANAGEMENT = '/ws-proxy/management';
 export const WS_PROXY_SIGNAL = '/ws-proxy/signal';
-/** A connection must show what it speaks (HTTP/2 preface or an HTTP request) within this time. */
-export const IDENTIFY_TIMEOUT_MS = 10_000;
-/** Connections still being identified at once; more are refused (a flood of idle sockets stays bounded). */
-export const MAX_UNIDENTIFIED = 1024;
+/** A new connection must make its first request (gRPC call, HTTP request or upgrade) within this time. */
+export const IDENTIFY_TIMEOUT_MS = DEFAULT_ADMISSION.timeoutMs;
+/** HTTP/1.1: all headers of a request within this time (Node answers 408 and closes). */
+export const HTTP_HEADERS_TIMEOUT_MS = 15_000;
+/** HTTP/1.1: a whole request, body included, within this time. */
+export const HTTP_REQUEST_TIMEOUT_MS = 60_000;
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
@@ -153,6 +164,9 @@ export class NetbirdServer {
     readonly flow: FlowCollector | undefined,
     private readonly publicPort: number,
     private readonly publicTls: boolean,
+    /** Admission control of the listener (connections that have not made a request yet). */
+    readonly admission: ConnectionAdmission,
+    private readonly removePidFile: () => void,
   ) {}
 
   static async start(opts: ServerOptions): Promise<NetbirdServer> {
@@ -160,18 +174,26 @@ export class NetbirdServer {
     const log = opts.log ?? ((): void => {});
     const publicHost = opts.publicHost ?? defaultPublicHost(host);
     const tls = opts.tls !== undefined;
+    preparePrivateDataDir(opts.dataDir, log);
 
     // Bind first so that port 0 resolves before the advertised addresses are built.
     const sockets = new Set<Socket>();
+    const admission = new ConnectionAdmission({ ...DEFAULT_ADMISSION, ...opts.admission, timeoutMs: opts.identifyTimeoutMs ?? IDENTIFY_TIMEOUT_MS });
     let dispatch: (s: Socket) => void = (s) => s.destroy();
+    // One plain TCP listener for both modes: with TLS the handshake happens on the accepted socket,
+    // so connections that never finish it are pending (bounded, with a deadline) like any other.
     const onSocket = (s: Socket): void => {
       sockets.add(s);
-      s.once('close', () => sockets.delete(s));
+      s.on('error', () => s.destroy());
+      s.once('close', () => {
+        sockets.delete(s);
+        admission.release(s);
+      });
+      admission.admit(s, s.remoteAddress, () => s.destroy());
       dispatch(s);
     };
-    const listener: NetServer = tls
-      ? createTlsServer({ cert: opts.tls!.cert, key: opts.tls!.key, ALPNProtocols: ['h2', 'http/1.1'], handshakeTimeout: opts.identifyTimeoutMs ?? IDENTIFY_TIMEOUT_MS }, onSocket)
-      : createNetServer(onSocket);
+    const listener: NetServer = createNetServer(onSocket);
+    const secureContext = tls ? createSecureContext({ cert: opts.tls!.cert, key: opts.tls!.key }) : undefined;
     await new Promise<void>((resolve, reject) => {
       listener.once('error', reject);
       listener.listen(opts.port ?? DEFAULT_LISTEN_PORT, host, () => {
@@ -268,6 +290,7 @@ export class NetbirdServer {
           oidc: opts.oidc,
           embeddedIdp: opts.embeddedIdp,
           setupPatEnabled: opts.setupPatEnabled,
+          trustedProxies: opts.trustedProxies,
           flowStore: flow?.store,
           log,
         });
@@ -295,6 +318,7 @@ export class NetbirdServer {
         signalStats: () => signal.stats(),
         relayStats: () => relay.stats(),
         stunStats: () => stun?.stats(),
+        admissionStats: () => admission.stats(),
         storeHealthy: async () => (await mgmt.store.getInstanceValue('health-probe'), true),
       });
       const restHandler = opts.onHttpRequest ?? api!.handle;
@@ -303,15 +327,32 @@ export class NetbirdServer {
       const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
         if (!observability.handle(req, res) && !dashboard?.handle(req, res)) restHandler(req, res);
       };
-      const http = createHttpServer(onRequest);
-      serveHttpOverGrpcHttp2(grpcServer, onRequest);
-      // Slow or silent HTTP clients must not hold sockets forever.
-      http.headersTimeout = 15_000;
-      http.requestTimeout = 60_000;
+      // Slow or silent HTTP clients must not hold sockets forever: Node enforces these timeouts from
+      // a periodic check that it only starts when the server listens, and this server never listens
+      // itself (our listener hands it connections), so 'listening' is emitted to start that check.
+      const http = createHttpServer(
+        {
+          headersTimeout: opts.httpTimeouts?.headersMs ?? HTTP_HEADERS_TIMEOUT_MS,
+          requestTimeout: opts.httpTimeouts?.requestMs ?? HTTP_REQUEST_TIMEOUT_MS,
+          connectionsCheckingInterval: 1000,
+        },
+        onRequest,
+      );
+      http.emit('listening');
+      // A complete request (or upgrade, or HTTP/2 stream) ends a connection's pending time.
+      http.on('request', (req: IncomingMessage) => markActive(req.socket));
+      serveHttpOverGrpcHttp2(grpcServer, onRequest, (session) => {
+        try {
+          markActive(session.socket);
+        } catch {
+          // the session lost its socket already
+        }
+      });
       // gRPC over WebSocket (protocol.md §2.2, for browser/WASM clients): the WebSocket carries the raw
       // bytes of a cleartext HTTP/2 connection, which goes into grpc-js like any other connection.
       const wsProxy = new WebSocketServer({ noServer: true, perMessageDeflate: false });
       http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+        markActive(socket);
         const path = (req.url ?? '/').split('?')[0];
         if (path === WS_PROXY_MANAGEMENT || path === WS_PROXY_SIGNAL) {
           wsProxy.handleUpgrade(req, socket, head, (ws) => injector.injectConnection(createWebSocketStream(ws)));
@@ -320,69 +361,55 @@ export class NetbirdServer {
         relay.handleUpgrade(req, socket, head);
       });
 
-      let unidentified = 0;
       dispatch = (s: Socket): void => {
-        if (tls) {
-          const alpn = (s as TLSSocket).alpnProtocol;
-          if (alpn === 'h2') injector.injectConnection(s);
-          else http.emit('connection', s);
+        if (secureContext) {
+          const t = new TLSSocket(s, { isServer: true, secureContext, ALPNProtocols: ['h2', 'http/1.1'] });
+          shareAdmission(s, t);
+          t.on('error', () => t.destroy());
+          t.once('secure', () => {
+            // What tls.Server does on 'secure' (HTTP/2 waits for 'secureConnect' while this is set).
+            (t as TLSSocket & { secureConnecting: boolean }).secureConnecting = false;
+            markHandshaken(s);
+            if (t.alpnProtocol === 'h2') injector.injectConnection(t);
+            else http.emit('connection', t);
+          });
           return;
         }
-        // Peek enough bytes to tell the HTTP/2 preface from an HTTP/1 request line.
-        if (unidentified >= MAX_UNIDENTIFIED) {
-          s.destroy();
-          return;
-        }
-        unidentified++;
-        let identified = false;
-        const settle = (): void => {
-          if (identified) return;
-          identified = true;
-          unidentified--;
-          s.setTimeout(0);
-          s.off('timeout', onTimeout);
-        };
-        const onTimeout = (): void => {
-          settle();
-          s.destroy();
-        };
-        s.setTimeout(opts.identifyTimeoutMs ?? IDENTIFY_TIMEOUT_MS);
-        s.on('timeout', onTimeout);
-        s.once('close', settle);
+        // Peek enough bytes to tell the HTTP/2 preface from an HTTP/1 request line (for HTTP/2 the
+        // whole preface, which counts as a handshake for admission).
         const chunks: Buffer[] = [];
         let len = 0;
         const onData = (c: Buffer): void => {
           chunks.push(c);
           len += c.length;
           const head = chunks.length === 1 ? c : Buffer.concat(chunks, len);
-          const n = Math.min(head.length, 4);
-          if (n < 4 && head.subarray(0, n).equals(H2_PREFACE.subarray(0, n))) return; // need more
+          const n = Math.min(head.length, H2_PREFACE.length);
+          const h2 = head.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
+          if (h2 && n < H2_PREFACE.length) return; // need more
           s.off('data', onData);
-          s.off('error', onError);
-          settle();
           s.pause();
-          if (head.subarray(0, 4).equals(H2_PREFACE.subarray(0, 4))) {
+          if (h2) {
+            markHandshaken(s);
             // Node's HTTP/2 reads straight from the socket handle and would miss the bytes peeked
             // here, so gRPC gets a stream that replays them first.
-            injector.injectConnection(replayStream(s, head));
+            const replay = replayStream(s, head);
+            shareAdmission(s, replay);
+            injector.injectConnection(replay);
           } else {
             s.unshift(head);
             http.emit('connection', s);
             s.resume();
           }
         };
-        const onError = (): void => {
-          s.destroy();
-        };
         s.on('data', onData);
-        s.on('error', onError);
       };
-      return new NetbirdServer(management, signal, relay, stun, grpcServer, http, listener, host, port, publicHost, tls, sockets, api, observability, flow, publicPort, publicTls);
+      return new NetbirdServer(management, signal, relay, stun, grpcServer, http, listener, host, port, publicHost, tls, sockets, api, observability, flow, publicPort, publicTls, admission, writePidFile(opts.dataDir));
     } catch (err) {
       await api?.close();
       await flow?.close();
       await management?.close();
       await stun?.close();
+      admission.close();
       listener.close();
       throw err;
     }
@@ -415,11 +442,13 @@ export class NetbirdServer {
     });
     for (const s of this.sockets) s.destroy();
     await stopped;
+    this.admission.close();
     await this.stun?.close();
     this.http.close();
     await this.api?.close();
     await this.flow?.close();
     await this.management.close();
+    this.removePidFile();
   }
 
 }

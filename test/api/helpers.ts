@@ -10,7 +10,7 @@ export interface TestApi {
   manager: AccountManager;
   store: Store;
   dir: string;
-  call(method: string, url: string, opts?: { token?: string; bearer?: string; body?: unknown; headers?: Record<string, string> }): Promise<{ status: number; body: any; headers: Record<string, unknown> }>;
+  call(method: string, url: string, opts?: { token?: string; bearer?: string; body?: unknown; headers?: Record<string, string>; remoteAddress?: string }): Promise<{ status: number; body: any; headers: Record<string, unknown> }>;
   close(): Promise<void>;
 }
 
@@ -29,7 +29,7 @@ export async function startApi(opts: Partial<ApiOptions> = {}, now?: () => numbe
       if (o.token) headers.authorization = `Token ${o.token}`;
       if (o.bearer) headers.authorization = `Bearer ${o.bearer}`;
       if (o.body !== undefined && !headers['content-type']) headers['content-type'] = 'application/json';
-      const res = await api.app.inject({ method: method as 'GET', url, headers, payload: o.body === undefined ? undefined : typeof o.body === 'string' ? o.body : JSON.stringify(o.body) });
+      const res = await api.app.inject({ method: method as 'GET', url, headers, remoteAddress: o.remoteAddress, payload: o.body === undefined ? undefined : typeof o.body === 'string' ? o.body : JSON.stringify(o.body) });
       let body: unknown = res.body;
       try {
         body = JSON.parse(res.body);
