@@ -259,7 +259,7 @@ const USAGE = `management benchmark options (after "--"):
   --backends B,B      sqlite and/or postgres (default both); env NBMG_BENCH_BACKENDS
   --phase-timeout S   bound of every grpc phase in seconds (default max(60, 0.06 x N))
   --policy-rounds R   policy changes measured per N (default 3)
-  --server-node-args "A B"   extra node flags for the server, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p"
+  --server-node-args="A B"  extra node flags for the server, e.g. --server-node-args="--cpu-prof --cpu-prof-dir=/tmp/p"
                       (then the server's temp dir is kept); env NBMG_BENCH_SERVER_NODE_ARGS
   --inproc-sizes N,N  peer counts of the inproc mode (default 100,1000,5000); env NBMG_BENCH_SIZES
 `;
