@@ -47,6 +47,7 @@ interface Row {
   syncRejected: number;
   policy: { p50: number; p99: number; max: number; note: string; bytesPerRound: number; serverCpuMsPerRound: number; restMs: number } | undefined;
   joinMs: number;
+  joinLoginMs: number;
   joinNote: string;
   rssPeakMb: number;
   rssSteadyMb: number;
@@ -258,7 +259,7 @@ async function benchOne(backend: 'sqlite' | 'postgres', n: number, o: GrpcBenchO
   let gen: LoadGenerator | undefined;
   const row: Row = {
     backend, n, registerMs: NaN, registerNote: '', firstMeshMs: NaN, firstMeshNote: '', serverStartMs: NaN, restartMeshMs: NaN, restartNote: '',
-    loginAttempts: 0, failedLogins: 0, peersWithFailedLogin: 0, syncRejected: 0, policy: undefined, joinMs: NaN, joinNote: '',
+    loginAttempts: 0, failedLogins: 0, peersWithFailedLogin: 0, syncRejected: 0, policy: undefined, joinMs: NaN, joinLoginMs: NaN, joinNote: '',
     rssPeakMb: 0, rssSteadyMb: 0, bytesTotal: 0, streamDrops: 0, generatorCpuMs: 0, generatorRssMb: 0, load: [loadavg()[0]!, 0], lastError: '',
   };
   const log = (m: string): void => console.log(`  [${backend} N=${n}] ${m}`);
@@ -351,10 +352,14 @@ async function benchOne(backend: 'sqlite' | 'postgres', n: number, o: GrpcBenchO
     // 4. One new peer joins: time from its Login until every other stream lists it.
     const j = await gen.send({ cmd: 'join', expectPeers: registered, timeoutMs: phaseMs }, ipcMs);
     row.joinMs = j.ms!;
-    row.joinNote = note(j, 'streams');
-    log(`join: ${j.done}/${j.of} streams saw the new peer in ${j.ms} ms ${row.joinNote}`);
+    row.joinNote = [note(j, 'streams'), j.failed ? `${j.failed} failed login(s)` : ''].filter(Boolean).join(', ');
+    row.joinLoginMs = j.loginMs ?? NaN;
+    log(`join: its Login took ${j.loginMs} ms; ${j.done}/${j.of} streams saw the new peer in ${j.ms} ms ${row.joinNote}`);
 
     const st = (await gen.send({ cmd: 'stats' }, ipcMs)).stats;
+    // Logins of the restart storm and of the joining peer (counters reset when the storm began).
+    row.loginAttempts = st.loginAttempts;
+    row.failedLogins = st.loginFailures;
     row.bytesTotal = st.bytes;
     row.streamDrops = st.streamDrops;
     row.generatorCpuMs = st.cpuMs;
@@ -384,7 +389,7 @@ const fmtMb = (b: number): string => (b >= 1024 * 1048576 ? `${(b / 1073741824).
 const ratio = (x: number, target: number): string => (Number.isNaN(x) ? '-' : `${(x / target).toFixed(2)}x`);
 
 function printTable(rows: Row[]): void {
-  const head = ['backend', 'N', 'restart->mesh', 'logins failed', 'policy p50', 'policy p99', 'policy max', 'join', 'RSS peak', 'sent total', 'sent/policy', 'drops', 'load avg'];
+  const head = ['backend', 'N', 'restart->mesh', 'failed logins', 'policy p50', 'policy p99', 'policy max', 'join', 'RSS peak', 'sent total', 'sent/policy', 'drops', 'load avg'];
   const body = rows.map((r) => [
     r.backend,
     String(r.n),
@@ -428,7 +433,7 @@ function printTable(rows: Row[]): void {
     console.log(
       `  ${r.backend} N=${r.n}: register ${fmtMs(r.registerMs)} ${r.registerNote}; first connect ${fmtMs(r.firstMeshMs)} ${r.firstMeshNote}; ` +
         `restart: server healthy ${fmtMs(r.serverStartMs)}, mesh ${fmtMs(r.restartMeshMs)} ${r.restartNote}, ${r.peersWithFailedLogin} peers had a failed login, ${r.syncRejected} Sync rejected; ` +
-        `policy: REST PUT ${fmtMs(r.policy?.restMs ?? NaN)}, server CPU ${fmtMs(r.policy?.serverCpuMsPerRound ?? NaN)}/change ${r.policy?.note ?? ''}; ` +
+        `join: Login ${fmtMs(r.joinLoginMs)} ${r.joinNote}; policy: REST PUT ${fmtMs(r.policy?.restMs ?? NaN)}, server CPU ${fmtMs(r.policy?.serverCpuMsPerRound ?? NaN)}/change ${r.policy?.note ?? ''}; ` +
         `RSS after restart ${r.rssSteadyMb.toFixed(0)} MiB; generator CPU ${fmtMs(r.generatorCpuMs)}, RSS ${r.generatorRssMb} MiB` +
         (r.lastError ? `; last error: ${r.lastError}` : ''),
     );
