@@ -45,7 +45,7 @@ interface Row {
   failedLogins: number;
   peersWithFailedLogin: number;
   syncRejected: number;
-  policy: { p50: number; p99: number; max: number; note: string; bytesPerRound: number; serverCpuMsPerRound: number; restMs: number } | undefined;
+  policy: { p50: number; p99: number; max: number; note: string; bytesPerRound: number; serverCpuMsPerRound: number; restMs: number; stallMs: number } | undefined;
   joinMs: number;
   joinLoginMs: number;
   joinNote: string;
@@ -242,6 +242,34 @@ class Api {
   }
 }
 
+/**
+ * Asks GET /health back to back until stopped; the longest answer is how long the server could not
+ * serve anything else (logins, REST, keepalives) during the phase.
+ */
+function probeHealth(port: number): { stop(): Promise<number> } {
+  let running = true;
+  let worst = 0;
+  const loop = (async () => {
+    while (running) {
+      const t0 = Date.now();
+      try {
+        await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(120_000) });
+      } catch {
+        // counted as slow as it was
+      }
+      worst = Math.max(worst, Date.now() - t0);
+      await sleep(50);
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      return worst;
+    },
+  };
+}
+
 function percentile(sorted: number[], q: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
@@ -329,25 +357,29 @@ async function benchOne(backend: 'sqlite' | 'postgres', n: number, o: GrpcBenchO
     let bytes = 0;
     let cpu = 0;
     let rest = 0;
+    let worstStall = 0;
     for (let round = 1; round <= o.policyRounds; round++) {
       const portNo = 40000 + round;
       await gen.send({ cmd: 'watchPort', port: portNo }, ipcMs);
       const before = (await gen.send({ cmd: 'stats' }, ipcMs)).stats.bytes;
       const cpu0 = server.cpuMs();
+      const probe = probeHealth(port);
       const t0 = Date.now();
       await api.call('PUT', `/api/policies/${marker.id}`, markerRule(portNo));
       rest += Date.now() - t0;
       const r = await gen.send({ cmd: 'awaitPort', port: portNo, t0, timeoutMs: phaseMs }, ipcMs);
       cpu += server.cpuMs() - cpu0;
+      const stall = await probe.stop();
+      worstStall = Math.max(worstStall, stall);
       bytes += r.stats.bytes - before;
       lat.push(...r.latencies!);
       if (r.timedOut) notes.push(`round ${round} ${note(r, 'streams')}`);
       const s = [...r.latencies!].sort((a, b) => a - b);
-      log(`policy round ${round}: ${r.done}/${r.of} streams, p50 ${percentile(s, 0.5)} ms, p99 ${percentile(s, 0.99)} ms, max ${s.at(-1)} ms, ${((r.stats.bytes - before) / 1048576).toFixed(1)} MiB ${note(r, 'streams')}`);
+      log(`policy round ${round}: ${r.done}/${r.of} streams, first ${s[0]} ms, p50 ${percentile(s, 0.5)} ms, p99 ${percentile(s, 0.99)} ms, max ${s.at(-1)} ms, ${((r.stats.bytes - before) / 1048576).toFixed(1)} MiB, server CPU ${server.cpuMs() - cpu0} ms, longest /health answer ${stall} ms ${note(r, 'streams')}`);
       await sleep(2000);
     }
     lat.sort((a, b) => a - b);
-    row.policy = { p50: percentile(lat, 0.5), p99: percentile(lat, 0.99), max: lat.at(-1) ?? NaN, note: notes.join('; '), bytesPerRound: bytes / o.policyRounds, serverCpuMsPerRound: cpu / o.policyRounds, restMs: rest / o.policyRounds };
+    row.policy = { p50: percentile(lat, 0.5), p99: percentile(lat, 0.99), max: lat.at(-1) ?? NaN, note: notes.join('; '), bytesPerRound: bytes / o.policyRounds, serverCpuMsPerRound: cpu / o.policyRounds, restMs: rest / o.policyRounds, stallMs: worstStall };
 
     // 4. One new peer joins: time from its Login until every other stream lists it.
     const j = await gen.send({ cmd: 'join', expectPeers: registered, timeoutMs: phaseMs }, ipcMs);
@@ -433,7 +465,7 @@ function printTable(rows: Row[]): void {
     console.log(
       `  ${r.backend} N=${r.n}: register ${fmtMs(r.registerMs)} ${r.registerNote}; first connect ${fmtMs(r.firstMeshMs)} ${r.firstMeshNote}; ` +
         `restart: server healthy ${fmtMs(r.serverStartMs)}, mesh ${fmtMs(r.restartMeshMs)} ${r.restartNote}, ${r.peersWithFailedLogin} peers had a failed login, ${r.syncRejected} Sync rejected; ` +
-        `join: Login ${fmtMs(r.joinLoginMs)} ${r.joinNote}; policy: REST PUT ${fmtMs(r.policy?.restMs ?? NaN)}, server CPU ${fmtMs(r.policy?.serverCpuMsPerRound ?? NaN)}/change ${r.policy?.note ?? ''}; ` +
+        `join: Login ${fmtMs(r.joinLoginMs)} ${r.joinNote}; policy: REST PUT ${fmtMs(r.policy?.restMs ?? NaN)}, server CPU ${fmtMs(r.policy?.serverCpuMsPerRound ?? NaN)}/change, longest GET /health answer ${fmtMs(r.policy?.stallMs ?? NaN)} ${r.policy?.note ?? ''}; ` +
         `RSS after restart ${r.rssSteadyMb.toFixed(0)} MiB; generator CPU ${fmtMs(r.generatorCpuMs)}, RSS ${r.generatorRssMb} MiB` +
         (r.lastError ? `; last error: ${r.lastError}` : ''),
     );
