@@ -261,6 +261,9 @@ const USAGE = `management benchmark options (after "--"):
   --policy-rounds R   policy changes measured per N (default 3)
   --server-node-args="A B"  extra node flags for the server, e.g. --server-node-args="--cpu-prof --cpu-prof-dir=/tmp/p"
                       (then the server's temp dir is kept); env NBMG_BENCH_SERVER_NODE_ARGS
+                      (the load generator's: env NBMG_BENCH_LOAD_NODE_ARGS)
+  --streams-per-connection S   Sync streams sharing one HTTP/2 connection of the generator (default
+                      500; 1 = a connection per peer, like real clients, but costly at large N)
   --inproc-sizes N,N  peer counts of the inproc mode (default 100,1000,5000); env NBMG_BENCH_SIZES
 `;
 
@@ -281,6 +284,7 @@ export async function benchManagement(args: string[] = []): Promise<void> {
       'policy-rounds': { type: 'string' },
       'server-node-args': { type: 'string' },
       'inproc-sizes': { type: 'string' },
+      'streams-per-connection': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -299,6 +303,8 @@ export async function benchManagement(args: string[] = []): Promise<void> {
   if (timeout !== undefined && !(timeout > 0)) throw new Error('--phase-timeout: expected seconds > 0');
   const rounds = Number(values['policy-rounds'] ?? 3);
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error('--policy-rounds: expected an integer >= 1');
+  const perConn = Number(values['streams-per-connection'] ?? 500);
+  if (!Number.isInteger(perConn) || perConn < 1) throw new Error('--streams-per-connection: expected an integer >= 1');
   const nodeArgs = (values['server-node-args'] ?? process.env.NBMG_BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
   await benchManagementGrpc({
     peers: parseList('--peers', values.peers ?? process.env.NBMG_BENCH_PEERS ?? '1000,5000,10000'),
@@ -306,7 +312,7 @@ export async function benchManagement(args: string[] = []): Promise<void> {
     phaseTimeoutMs: timeout !== undefined ? timeout * 1000 : undefined,
     policyRounds: rounds,
     serverNodeArgs: nodeArgs,
-    streamsPerChannel: 500,
+    streamsPerChannel: perConn,
   });
 }
 

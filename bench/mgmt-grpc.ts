@@ -174,7 +174,7 @@ class LoadGenerator {
   private pending: { resolve: (r: LoadReply) => void; reject: (e: Error) => void } | undefined;
 
   constructor() {
-    this.child = fork(LOAD_SCRIPT, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--import', 'tsx', '--max-old-space-size=4096'] });
+    this.child = fork(LOAD_SCRIPT, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--import', 'tsx', '--max-old-space-size=4096', ...(process.env.NBMG_BENCH_LOAD_NODE_ARGS ?? '').split(' ').filter(Boolean)] });
     this.child.on('message', (r: LoadReply) => {
       const p = this.pending;
       this.pending = undefined;
@@ -481,7 +481,7 @@ export async function benchManagementGrpc(o: GrpcBenchOptions): Promise<void> {
   });
   console.log(
     `real gRPC: netbird-server process + load generator process; peers ${o.peers.join(', ')}; backends ${backends.join(', ')}; ` +
-      `${o.policyRounds} policy rounds; load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}`,
+      `${o.policyRounds} policy rounds; ${o.streamsPerChannel} Sync streams per HTTP/2 connection; load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}`,
   );
   const rows: Row[] = [];
   for (const n of o.peers) for (const b of backends) rows.push(await benchOne(b, n, o));
