@@ -295,8 +295,6 @@ export async function benchManagement(args: string[] = []): Promise<void> {
   }
   const mode = values.mode ?? process.env.NBMG_BENCH_MODE ?? 'all';
   if (!['inproc', 'grpc', 'all'].includes(mode)) throw new Error(`--mode: expected inproc, grpc or all, got ${JSON.stringify(mode)}\n${USAGE}`);
-  if (mode !== 'grpc') await benchInProcess(parseList('--inproc-sizes', values['inproc-sizes'] ?? process.env.NBMG_BENCH_SIZES ?? '100,1000,5000'));
-  if (mode === 'inproc') return;
   const backends = (values.backends ?? process.env.NBMG_BENCH_BACKENDS ?? 'sqlite,postgres').split(',').map((b) => b.trim());
   for (const b of backends) if (b !== 'sqlite' && b !== 'postgres') throw new Error(`--backends: expected sqlite and/or postgres, got ${JSON.stringify(b)}`);
   const timeout = values['phase-timeout'] !== undefined ? Number(values['phase-timeout']) : undefined;
@@ -306,8 +304,13 @@ export async function benchManagement(args: string[] = []): Promise<void> {
   const perConn = Number(values['streams-per-connection'] ?? 500);
   if (!Number.isInteger(perConn) || perConn < 1) throw new Error('--streams-per-connection: expected an integer >= 1');
   const nodeArgs = (values['server-node-args'] ?? process.env.NBMG_BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  // Every option is checked before anything runs.
+  const inprocSizes = parseList('--inproc-sizes', values['inproc-sizes'] ?? process.env.NBMG_BENCH_SIZES ?? '100,1000,5000');
+  const peers = parseList('--peers', values.peers ?? process.env.NBMG_BENCH_PEERS ?? '1000,5000,10000');
+  if (mode !== 'grpc') await benchInProcess(inprocSizes);
+  if (mode === 'inproc') return;
   await benchManagementGrpc({
-    peers: parseList('--peers', values.peers ?? process.env.NBMG_BENCH_PEERS ?? '1000,5000,10000'),
+    peers,
     backends: backends as Array<'sqlite' | 'postgres'>,
     phaseTimeoutMs: timeout !== undefined ? timeout * 1000 : undefined,
     policyRounds: rounds,
