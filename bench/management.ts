@@ -30,7 +30,9 @@ import { benchManagementGrpc } from './mgmt-grpc.js';
  *  - heap per connected peer.
  * Delivery is measured in-process at the Sync-stream layer (UpdateHub -> SyncSink, which seals each
  * message with the peer's key exactly like the gRPC layer does), because 5,000 real HTTP/2 streams and
- * clients would measure the 2-core machine's gRPC client side more than the server.
+ * clients would measure the 2-core machine's gRPC client side more than the server. The grpc mode
+ * (bench/mgmt-grpc.ts, `--mode grpc`) measures the whole path instead: a real netbird-server process
+ * and a load generator process with real Sync streams.
  */
 
 const TEAM_SIZE = 25;
