@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parseArgs } from 'node:util';
 import { formatKey, generateKeyPair } from '../src/crypto/index.js';
 import {
   AccountManager,
@@ -16,6 +17,7 @@ import {
   type Peer,
 } from '../src/management/index.js';
 import { management } from '../src/proto/index.js';
+import { benchManagementGrpc } from './mgmt-grpc.js';
 
 /**
  * Management benchmark: for N = 100, 1,000, 5,000 peers in one account with realistic groups and
@@ -28,7 +30,9 @@ import { management } from '../src/proto/index.js';
  *  - heap per connected peer.
  * Delivery is measured in-process at the Sync-stream layer (UpdateHub -> SyncSink, which seals each
  * message with the peer's key exactly like the gRPC layer does), because 5,000 real HTTP/2 streams and
- * clients would measure the 2-core machine's gRPC client side more than the server.
+ * clients would measure the 2-core machine's gRPC client side more than the server. The grpc mode
+ * (bench/mgmt-grpc.ts, `--mode grpc`) measures the whole path instead: a real netbird-server process
+ * and a load generator process with real Sync streams.
  */
 
 const TEAM_SIZE = 25;
@@ -250,8 +254,75 @@ async function benchN(n: number): Promise<{ n: number; deliverCpuMs: number; cac
   }
 }
 
-export async function benchManagement(): Promise<void> {
-  const sizes = (process.env.NBMG_BENCH_SIZES ?? '100,1000,5000').split(',').map(Number);
+const USAGE = `management benchmark options (after "--"):
+  --mode M            inproc (UpdateHub in this process), grpc (real server + load generator
+                      processes) or all (default); env NBMG_BENCH_MODE
+  --peers N,N,...     peer counts of the grpc mode (default 1000,5000,10000); env NBMG_BENCH_PEERS
+  --backends B,B      sqlite and/or postgres (default both); env NBMG_BENCH_BACKENDS
+  --phase-timeout S   bound of every grpc phase in seconds (default max(60, 0.06 x N))
+  --policy-rounds R   policy changes measured per N (default 3)
+  --server-node-args="A B"  extra node flags for the server, e.g. --server-node-args="--cpu-prof --cpu-prof-dir=/tmp/p"
+                      (then the server's temp dir is kept); env NBMG_BENCH_SERVER_NODE_ARGS
+                      (the load generator's: env NBMG_BENCH_LOAD_NODE_ARGS)
+  --streams-per-connection S   Sync streams sharing one HTTP/2 connection of the generator (default
+                      500; 1 = a connection per peer, like real clients, but costly at large N)
+  --inproc-sizes N,N  peer counts of the inproc mode (default 100,1000,5000); env NBMG_BENCH_SIZES
+`;
+
+function parseList(what: string, v: string): number[] {
+  const out = v.split(',').map((x) => Number(x.trim()));
+  if (out.length === 0 || out.some((x) => !Number.isInteger(x) || x < 2)) throw new Error(`${what}: expected a comma-separated list of peer counts >= 2, got ${JSON.stringify(v)}`);
+  return out;
+}
+
+export async function benchManagement(args: string[] = []): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      mode: { type: 'string' },
+      peers: { type: 'string' },
+      backends: { type: 'string' },
+      'phase-timeout': { type: 'string' },
+      'policy-rounds': { type: 'string' },
+      'server-node-args': { type: 'string' },
+      'inproc-sizes': { type: 'string' },
+      'streams-per-connection': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return;
+  }
+  const mode = values.mode ?? process.env.NBMG_BENCH_MODE ?? 'all';
+  if (!['inproc', 'grpc', 'all'].includes(mode)) throw new Error(`--mode: expected inproc, grpc or all, got ${JSON.stringify(mode)}\n${USAGE}`);
+  const backends = (values.backends ?? process.env.NBMG_BENCH_BACKENDS ?? 'sqlite,postgres').split(',').map((b) => b.trim());
+  for (const b of backends) if (b !== 'sqlite' && b !== 'postgres') throw new Error(`--backends: expected sqlite and/or postgres, got ${JSON.stringify(b)}`);
+  const timeout = values['phase-timeout'] !== undefined ? Number(values['phase-timeout']) : undefined;
+  if (timeout !== undefined && !(timeout > 0)) throw new Error('--phase-timeout: expected seconds > 0');
+  const rounds = Number(values['policy-rounds'] ?? 3);
+  if (!Number.isInteger(rounds) || rounds < 1) throw new Error('--policy-rounds: expected an integer >= 1');
+  const perConn = Number(values['streams-per-connection'] ?? 500);
+  if (!Number.isInteger(perConn) || perConn < 1) throw new Error('--streams-per-connection: expected an integer >= 1');
+  const nodeArgs = (values['server-node-args'] ?? process.env.NBMG_BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  // Every option is checked before anything runs.
+  const inprocSizes = parseList('--inproc-sizes', values['inproc-sizes'] ?? process.env.NBMG_BENCH_SIZES ?? '100,1000,5000');
+  const peers = parseList('--peers', values.peers ?? process.env.NBMG_BENCH_PEERS ?? '1000,5000,10000');
+  if (mode !== 'grpc') await benchInProcess(inprocSizes);
+  if (mode === 'inproc') return;
+  await benchManagementGrpc({
+    peers,
+    backends: backends as Array<'sqlite' | 'postgres'>,
+    phaseTimeoutMs: timeout !== undefined ? timeout * 1000 : undefined,
+    policyRounds: rounds,
+    serverNodeArgs: nodeArgs,
+    streamsPerChannel: perConn,
+  });
+}
+
+async function benchInProcess(sizes: number[]): Promise<void> {
+  console.log('--- in-process (UpdateHub -> sealed frames, no gRPC) ---');
   const rows = [];
   for (const n of sizes) {
     const r = await benchN(n);
@@ -279,5 +350,5 @@ export async function benchManagement(): Promise<void> {
 }
 
 if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) {
-  await benchManagement();
+  await benchManagement(process.argv.slice(2));
 }

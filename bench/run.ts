@@ -1,12 +1,13 @@
-// `npm run bench [suite ...]`: runs the benchmark suites. Each compares against a reference measured
-// in the same run and prints both figures and the ratio.
+// `npm run bench [suite ...] [-- --option ...]`: runs the benchmark suites. Each compares against a
+// reference (or a target) measured in the same run and prints both figures and the ratio. Arguments
+// starting with "--" go to the suites (e.g. `npm run bench management -- --peers 100,500`).
 import { benchClient } from './client.js';
 import { benchIce } from './ice.js';
 import { benchManagement } from './management.js';
 import { benchSignalRelay } from './signal-relay.js';
 import { benchWireguard } from './wireguard.js';
 
-const suites: Record<string, () => Promise<void>> = {
+const suites: Record<string, (args: string[]) => Promise<void>> = {
   wireguard: benchWireguard,
   management: benchManagement,
   'signal-relay': benchSignalRelay,
@@ -15,7 +16,10 @@ const suites: Record<string, () => Promise<void>> = {
 };
 
 async function main(): Promise<void> {
-  const wanted = process.argv.slice(2);
+  const argv = process.argv.slice(2).filter((a) => a !== '--');
+  const firstOption = argv.findIndex((a) => a.startsWith('--'));
+  const wanted = firstOption < 0 ? argv : argv.slice(0, firstOption);
+  const options = firstOption < 0 ? [] : argv.slice(firstOption);
   const names = wanted.length > 0 ? wanted : Object.keys(suites);
   if (names.length === 0) {
     console.log('no benchmark suites yet');
@@ -29,7 +33,7 @@ async function main(): Promise<void> {
       return;
     }
     console.log(`\n=== ${name} ===`);
-    await run();
+    await run(options);
   }
 }
 await main();

@@ -1,0 +1,509 @@
+// Load generator for the real-gRPC management benchmark (bench/mgmt-grpc.ts). Runs as its own process
+// (forked with IPC) and speaks NetBird's management protocol like real clients do: GetServerKey, Login
+// in the NaCl envelope (setup key for new peers, none for known ones), then one Sync stream per peer.
+// Thousands of peers share a few HTTP/2 connections; per peer it keeps only keys and a few numbers, and
+// each update is decrypted into one scratch buffer and scanned in place (serial, remote peer count,
+// firewall-rule ports) instead of being decoded into objects.
+import * as grpc from '@grpc/grpc-js';
+import sodium from 'sodium-native';
+import { boxSharedKey, formatKey, generateKeyPair, parseKey, sealMessage } from '../src/crypto/index.js';
+import { management } from '../src/proto/index.js';
+
+export type LoadCommand =
+  | { cmd: 'init'; target: string; setupKey: string; streamsPerChannel: number; loginDeadlineMs: number }
+  | { cmd: 'register'; count: number; concurrency: number; timeoutMs: number }
+  | { cmd: 'pause' }
+  | { cmd: 'connect'; login: boolean; spreadMs: number; expectPeers: number; timeoutMs: number }
+  | { cmd: 'watchPort'; port: number }
+  | { cmd: 'awaitPort'; port: number; t0: number; timeoutMs: number }
+  | { cmd: 'join'; expectPeers: number; timeoutMs: number }
+  | { cmd: 'stats' }
+  | { cmd: 'stop' };
+
+export interface LoadStats {
+  bytes: number;
+  messages: number;
+  streamsUp: number;
+  streamDrops: number;
+  syncRejected: number;
+  loginAttempts: number;
+  loginFailures: number;
+  peersWithFailedLogin: number;
+  lastError: string;
+  heapMb: number;
+  rssMb: number;
+  cpuMs: number;
+  scanMismatches: number;
+}
+
+export type LoadReply =
+  | { ok: true; cmd: string; ms?: number; loginMs?: number; done?: number; of?: number; timedOut?: boolean; latencies?: number[]; failed?: number; stats: LoadStats }
+  | { ok: false; cmd: string; error: string };
+
+const SVC = '/management.ManagementService/';
+const raw = (b: Buffer): Buffer => b;
+const serializeEnc = (m: management.EncryptedMessage): Buffer => Buffer.from(management.EncryptedMessage.encode(m).finish());
+
+/** One simulated peer: its keys, the shared box key with the server, and what its last map said. */
+interface SimPeer {
+  index: number;
+  priv: Buffer;
+  pubText: string;
+  boxKey?: Buffer;
+  registered: boolean;
+  channel: number;
+  call?: grpc.ClientReadableStream<Buffer>;
+  up: boolean;
+  serial: number;
+  remotePeers: number;
+  /** Time (epoch ms) the first map with the watched firewall port arrived, 0 = not yet. */
+  portSeenAt: number;
+  backoff: number;
+  timer?: NodeJS.Timeout;
+  failedLogin: boolean;
+}
+
+let target = '';
+let setupKey = '';
+let streamsPerChannel = 500;
+let loginDeadlineMs = 10_000;
+const clients: grpc.Client[] = [];
+const peers: SimPeer[] = [];
+let serverPub: Buffer | undefined;
+let paused = false;
+let watchedPort = '';
+let watchedPortNum = -1;
+let scratch = Buffer.alloc(1 << 20);
+const stats: LoadStats = { bytes: 0, messages: 0, streamsUp: 0, streamDrops: 0, syncRejected: 0, loginAttempts: 0, loginFailures: 0, peersWithFailedLogin: 0, lastError: '', heapMb: 0, rssMb: 0, cpuMs: 0, scanMismatches: 0 };
+/** Woken whenever some peer's state changed; waits re-check their condition. */
+let wake: () => void = () => {};
+
+function snapshot(): LoadStats {
+  const m = process.memoryUsage();
+  const cpu = process.cpuUsage();
+  return { ...stats, heapMb: Math.round(m.heapUsed / 1048576), rssMb: Math.round(m.rss / 1048576), cpuMs: Math.round((cpu.user + cpu.system) / 1000) };
+}
+
+function clientFor(channel: number): grpc.Client {
+  while (clients.length <= channel) {
+    // A local subchannel pool per client gives each its own HTTP/2 connection (the global pool would
+    // put every stream on one connection and hit the server's concurrent-stream limit).
+    clients.push(
+      new grpc.Client(target, grpc.credentials.createInsecure(), {
+        'grpc.use_local_subchannel_pool': 1,
+        'grpc.max_receive_message_length': 512 * 1024 * 1024,
+        'grpc.keepalive_time_ms': 30_000,
+        'grpc.keepalive_timeout_ms': 10_000,
+        'grpc.keepalive_permit_without_calls': 1,
+        'grpc.initial_reconnect_backoff_ms': 200,
+        'grpc.max_reconnect_backoff_ms': 2000,
+      }),
+    );
+  }
+  return clients[channel]!;
+}
+
+function meta(i: number): management.PeerSystemMeta {
+  return management.PeerSystemMeta.fromPartial({
+    hostname: `bench-${i}`,
+    goOS: 'linux',
+    kernel: 'Linux',
+    platform: 'x86_64',
+    OS: 'Ubuntu',
+    OSVersion: '24.04',
+    kernelVersion: '6.8.0',
+    netbirdVersion: '0.77.1',
+    capabilities: [management.PeerCapability.PeerCapabilitySourcePrefixes],
+  });
+}
+
+function unary(channel: number, method: string, arg: Buffer | management.EncryptedMessage, deadlineMs: number): Promise<Buffer> {
+  const c = clientFor(channel);
+  return new Promise((resolve, reject) => {
+    if (Buffer.isBuffer(arg)) {
+      c.makeUnaryRequest(SVC + method, raw, raw, arg, new grpc.Metadata(), { deadline: Date.now() + deadlineMs }, (err, r) => (err ? reject(err) : resolve(r!)));
+    } else {
+      c.makeUnaryRequest(SVC + method, serializeEnc, raw, arg, new grpc.Metadata(), { deadline: Date.now() + deadlineMs }, (err, r) => (err ? reject(err) : resolve(r!)));
+    }
+  });
+}
+
+async function getServerKey(channel: number): Promise<Buffer> {
+  const resp = management.ServerKeyResponse.decode(await unary(channel, 'GetServerKey', Buffer.alloc(0), 15_000));
+  const key = parseKey(resp.key, 'management server key');
+  if (!serverPub || !serverPub.equals(key)) {
+    serverPub = key;
+    for (const p of peers) p.boxKey = undefined;
+  }
+  return key;
+}
+
+function boxKeyOf(p: SimPeer): Buffer {
+  if (!p.boxKey) p.boxKey = boxSharedKey(serverPub!, p.priv);
+  return p.boxKey;
+}
+
+/** GetServerKey + Login (with the setup key the first time). Counts a failure on error or deadline. */
+async function login(p: SimPeer): Promise<void> {
+  const key = await getServerKey(p.channel);
+  const req = management.LoginRequest.fromPartial({
+    setupKey: p.registered ? '' : setupKey,
+    meta: meta(p.index),
+    peerKeys: { sshPubKey: Buffer.alloc(0), wgPubKey: Buffer.from(p.pubText, 'ascii') },
+  });
+  stats.loginAttempts++;
+  try {
+    await unary(p.channel, 'Login', { wgPubKey: p.pubText, body: sealMessage(management.LoginRequest, req, key, p.priv), version: 0 }, loginDeadlineMs);
+  } catch (err) {
+    stats.loginFailures++;
+    if (!p.failedLogin) stats.peersWithFailedLogin++;
+    p.failedLogin = true;
+    stats.lastError = `login: ${(err as Error).message}`;
+    throw err;
+  }
+  p.registered = true;
+}
+
+// ---- lazy protobuf scanning of a decrypted SyncResponse ----
+
+let pos = 0;
+function varint(b: Buffer): number {
+  let r = 0;
+  let mul = 1;
+  for (;;) {
+    const x = b[pos++]!;
+    r += (x & 0x7f) * mul;
+    if (x < 0x80) return r;
+    mul *= 128;
+  }
+}
+function skip(b: Buffer, wire: number): void {
+  if (wire === 0) varint(b);
+  else if (wire === 2) {
+    // Not `pos += varint(b)`: that adds to the position from before the length was read.
+    const len = varint(b);
+    pos += len;
+  }
+  else if (wire === 1) pos += 8;
+  else if (wire === 5) pos += 4;
+  else throw new Error(`unsupported wire type ${wire}`);
+}
+
+/** Does this FirewallRule (b[start,end)) name the watched port (Port text or PortInfo.port)? */
+function ruleHasPort(b: Buffer, end: number): boolean {
+  let hit = false;
+  while (pos < end) {
+    const tag = varint(b);
+    const field = tag >>> 3;
+    const wire = tag & 7;
+    if (field === 5 && wire === 2) {
+      const len = varint(b);
+      if (len === watchedPort.length && b.toString('latin1', pos, pos + len) === watchedPort) hit = true;
+      pos += len;
+    } else if (field === 6 && wire === 2) {
+      const len = varint(b);
+      const e = pos + len;
+      while (pos < e) {
+        const t = varint(b);
+        if (t >>> 3 === 1 && (t & 7) === 0) {
+          if (varint(b) === watchedPortNum) hit = true;
+        } else skip(b, t & 7);
+      }
+    } else skip(b, wire);
+  }
+  return hit;
+}
+
+/** Scans SyncResponse.NetworkMap: serial, number of remote peers, and whether the watched port is in a rule. */
+function scanSync(b: Buffer, len: number): { serial: number; remote: number; port: boolean } | undefined {
+  pos = 0;
+  while (pos < len) {
+    const tag = varint(b);
+    if (tag >>> 3 !== 5 || (tag & 7) !== 2) {
+      skip(b, tag & 7);
+      continue;
+    }
+    const mlen = varint(b);
+    const end = pos + mlen;
+    let serial = 0;
+    let remote = 0;
+    let port = false;
+    while (pos < end) {
+      const t = varint(b);
+      const field = t >>> 3;
+      const wire = t & 7;
+      if (field === 1 && wire === 0) serial = varint(b);
+      else if (field === 3 && wire === 2) {
+        remote++;
+        const len = varint(b);
+        pos += len;
+      } else if (field === 8 && wire === 2 && watchedPort !== '') {
+        const rl = varint(b);
+        const re = pos + rl;
+        if (!port && ruleHasPort(b, re)) port = true;
+        pos = re;
+      } else skip(b, wire);
+    }
+    return { serial, remote, port };
+  }
+  return undefined;
+}
+
+/** Opens one EncryptedMessage (raw wire bytes) with the peer's precomputed box key into `scratch`. */
+function openFrame(p: SimPeer, frame: Buffer): number {
+  // EncryptedMessage: 1 = wgPubKey (string), 2 = body (bytes), 3 = version.
+  pos = 0;
+  let bodyStart = -1;
+  let bodyLen = 0;
+  while (pos < frame.length) {
+    const tag = varint(frame);
+    if (tag >>> 3 === 2 && (tag & 7) === 2) {
+      bodyLen = varint(frame);
+      bodyStart = pos;
+      pos += bodyLen;
+    } else skip(frame, tag & 7);
+  }
+  if (bodyStart < 0 || bodyLen < 40) throw new Error('sync message without an encrypted body');
+  const plainLen = bodyLen - 40;
+  if (scratch.length < plainLen) scratch = Buffer.alloc(Math.max(plainLen, scratch.length * 2));
+  const out = scratch.subarray(0, plainLen);
+  const ok = sodium.crypto_secretbox_open_easy(out, frame.subarray(bodyStart + 24, bodyStart + bodyLen), frame.subarray(bodyStart, bodyStart + 24), boxKeyOf(p));
+  if (!ok) throw new Error('cannot decrypt sync message (server key changed?)');
+  return plainLen;
+}
+
+function onFrame(p: SimPeer, frame: Buffer): void {
+  stats.bytes += frame.length;
+  stats.messages++;
+  const n = openFrame(p, frame);
+  const r = scanSync(scratch, n);
+  // Every 500th message is also fully decoded, to keep the in-place scanner honest.
+  if (stats.messages % 500 === 1) checkScan(scratch.subarray(0, n), r);
+  if (!r) return;
+  if (r.serial < p.serial) return; // clients drop older maps
+  p.serial = r.serial;
+  p.remotePeers = r.remote;
+  if (r.port && p.portSeenAt === 0) p.portSeenAt = Date.now();
+  wake();
+}
+
+function checkScan(plain: Buffer, r: { serial: number; remote: number; port: boolean } | undefined): void {
+  const m = management.SyncResponse.decode(plain).NetworkMap;
+  const want = m && {
+    serial: Number(m.Serial),
+    remote: m.remotePeers.length,
+    port: watchedPort !== '' && m.FirewallRules.some((f) => f.Port === watchedPort || f.PortInfo?.port === watchedPortNum),
+  };
+  if (JSON.stringify(want) !== JSON.stringify(r)) {
+    stats.scanMismatches++;
+    stats.lastError = `scanner mismatch: decoded ${JSON.stringify(want)}, scanned ${JSON.stringify(r)}`;
+  }
+}
+
+function setDown(p: SimPeer): void {
+  if (p.up) {
+    p.up = false;
+    stats.streamsUp--;
+  }
+  p.call = undefined;
+}
+
+function scheduleReconnect(p: SimPeer, withLogin: boolean): void {
+  if (paused || p.timer) return;
+  p.backoff = p.backoff === 0 ? 800 : Math.min(p.backoff * 1.7, 10_000);
+  const delay = Math.round(p.backoff * (0.75 + Math.random() * 0.5));
+  p.timer = setTimeout(() => {
+    p.timer = undefined;
+    void openPeer(p, withLogin);
+  }, delay);
+}
+
+/** (Login, then) GetServerKey and one Sync stream; on failure retries with the client's backoff. */
+async function openPeer(p: SimPeer, withLogin: boolean): Promise<void> {
+  if (paused) return;
+  try {
+    if (withLogin || !p.registered) await login(p);
+    const key = await getServerKey(p.channel);
+    if (paused) return;
+    const req: management.EncryptedMessage = { wgPubKey: p.pubText, body: sealMessage(management.SyncRequest, { meta: meta(p.index) }, key, p.priv), version: 0 };
+    const call = clientFor(p.channel).makeServerStreamRequest(SVC + 'Sync', serializeEnc, raw, req, new grpc.Metadata(), {});
+    p.call = call;
+    let gone = false;
+    const fail = (err?: grpc.ServiceError): void => {
+      if (gone) return;
+      gone = true;
+      const wasUp = p.up;
+      if (p.call === call) setDown(p);
+      if (err?.code === grpc.status.RESOURCE_EXHAUSTED) stats.syncRejected++;
+      else if (wasUp) stats.streamDrops++;
+      if (err && err.code !== grpc.status.CANCELLED) stats.lastError = `sync: ${err.message}`;
+      // A stream the server dropped comes back without a new Login, as the real client's Sync retry does.
+      if (p.call === undefined || p.call === call) scheduleReconnect(p, false);
+    };
+    call.on('data', (frame: Buffer) => {
+      if (!p.up) {
+        p.up = true;
+        p.backoff = 0;
+        stats.streamsUp++;
+      }
+      try {
+        onFrame(p, frame);
+      } catch (err) {
+        stats.lastError = `sync frame: ${(err as Error).message}`;
+        call.cancel();
+      }
+    });
+    call.on('error', (err: grpc.ServiceError) => fail(err));
+    call.on('end', () => fail());
+  } catch (err) {
+    stats.lastError = `${withLogin ? 'login' : 'sync'}: ${(err as Error).message}`;
+    scheduleReconnect(p, withLogin || !p.registered);
+  }
+}
+
+function newPeer(): SimPeer {
+  const kp = generateKeyPair();
+  const index = peers.length;
+  const p: SimPeer = { index, priv: kp.privateKey, pubText: formatKey(kp.publicKey), registered: false, channel: Math.floor(index / streamsPerChannel), up: false, serial: 0, remotePeers: -1, portSeenAt: 0, backoff: 0, failedLogin: false };
+  peers.push(p);
+  return p;
+}
+
+/** Resolves when `done()` holds, or after timeoutMs (then timedOut). Re-checks on every update. */
+async function until(done: () => boolean, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    const left = deadline - Date.now();
+    if (left <= 0) return false;
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, Math.min(left, 100));
+      wake = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+    wake = () => {};
+  }
+  return true;
+}
+
+function countMeshed(expect: number): number {
+  let n = 0;
+  for (const p of peers) if (p.up && p.remotePeers === expect) n++;
+  return n;
+}
+
+async function handle(c: LoadCommand): Promise<LoadReply> {
+  switch (c.cmd) {
+    case 'init':
+      target = c.target;
+      setupKey = c.setupKey;
+      streamsPerChannel = c.streamsPerChannel;
+      loginDeadlineMs = c.loginDeadlineMs;
+      return { ok: true, cmd: c.cmd, stats: snapshot() };
+    case 'register': {
+      // Registration is set-up, not a measured herd: a bounded number of Logins in flight.
+      const t0 = Date.now();
+      const todo: SimPeer[] = [];
+      for (let i = 0; i < c.count; i++) todo.push(newPeer());
+      let next = 0;
+      let failed = 0;
+      const deadline = t0 + c.timeoutMs;
+      const worker = async (): Promise<void> => {
+        while (next < todo.length && Date.now() < deadline) {
+          const p = todo[next++]!;
+          for (let attempt = 0; attempt < 5 && !p.registered && Date.now() < deadline; attempt++) {
+            try {
+              await login(p);
+            } catch {
+              failed++;
+              await new Promise((r) => setTimeout(r, 500 * (attempt + 1)));
+            }
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: c.concurrency }, worker));
+      const done = todo.filter((p) => p.registered).length;
+      return { ok: true, cmd: c.cmd, ms: Date.now() - t0, done, of: c.count, failed, timedOut: done < c.count, stats: snapshot() };
+    }
+    case 'pause':
+      paused = true;
+      for (const p of peers) {
+        if (p.timer) clearTimeout(p.timer);
+        p.timer = undefined;
+        p.backoff = 0;
+        p.call?.cancel();
+        setDown(p);
+      }
+      return { ok: true, cmd: c.cmd, stats: snapshot() };
+    case 'connect': {
+      // Every registered peer comes back within spreadMs (a herd), logging in first when asked.
+      paused = false;
+      stats.loginAttempts = 0;
+      stats.loginFailures = 0;
+      stats.peersWithFailedLogin = 0;
+      stats.syncRejected = 0;
+      for (const p of peers) p.failedLogin = false;
+      const t0 = Date.now();
+      for (const p of peers) {
+        if (!p.registered || p.up) continue;
+        p.timer = setTimeout(() => {
+          p.timer = undefined;
+          void openPeer(p, c.login);
+        }, Math.random() * c.spreadMs);
+      }
+      const ok = await until(() => countMeshed(c.expectPeers) === peers.length, c.timeoutMs);
+      return { ok: true, cmd: c.cmd, ms: Date.now() - t0, done: countMeshed(c.expectPeers), of: peers.length, timedOut: !ok, stats: snapshot() };
+    }
+    case 'watchPort':
+      watchedPort = String(c.port);
+      watchedPortNum = c.port;
+      for (const p of peers) p.portSeenAt = 0;
+      return { ok: true, cmd: c.cmd, stats: snapshot() };
+    case 'awaitPort': {
+      const seen = (): number => peers.reduce((n, p) => n + (p.portSeenAt > 0 ? 1 : 0), 0);
+      const ok = await until(() => seen() === peers.length, c.timeoutMs);
+      const latencies = peers.filter((p) => p.portSeenAt > 0).map((p) => p.portSeenAt - c.t0);
+      return { ok: true, cmd: c.cmd, done: latencies.length, of: peers.length, timedOut: !ok, latencies, stats: snapshot() };
+    }
+    case 'join': {
+      // One new peer registers with the setup key and opens its stream; every other stream must see it.
+      const others = peers.filter((p) => p.up);
+      const t0 = Date.now();
+      const p = newPeer();
+      const failed0 = stats.loginFailures;
+      // The first Login is timed on its own (it registers the peer); a failed one is retried with backoff.
+      let loginMs = NaN;
+      try {
+        await login(p);
+        loginMs = Date.now() - t0;
+        await openPeer(p, false);
+      } catch {
+        scheduleReconnect(p, true);
+      }
+      const ok = await until(() => others.every((o) => o.remotePeers >= c.expectPeers), c.timeoutMs);
+      return { ok: true, cmd: c.cmd, ms: Date.now() - t0, loginMs, failed: stats.loginFailures - failed0, done: others.filter((o) => o.remotePeers >= c.expectPeers).length, of: others.length, timedOut: !ok, stats: snapshot() };
+    }
+    case 'stats':
+      return { ok: true, cmd: c.cmd, stats: snapshot() };
+    case 'stop':
+      paused = true;
+      for (const p of peers) {
+        if (p.timer) clearTimeout(p.timer);
+        p.call?.cancel();
+      }
+      for (const cl of clients) cl.close();
+      setImmediate(() => process.exit(0));
+      return { ok: true, cmd: c.cmd, stats: snapshot() };
+  }
+}
+
+if (process.send) {
+  process.on('message', (c: LoadCommand) => {
+    handle(c).then(
+      (r) => process.send!(r),
+      (err: unknown) => process.send!({ ok: false, cmd: c.cmd, error: (err as Error)?.stack ?? String(err) } satisfies LoadReply),
+    );
+  });
+  process.on('disconnect', () => process.exit(0));
+}
