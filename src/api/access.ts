@@ -7,7 +7,8 @@ import type { UserRole } from '../management/index.js';
  *   ownership); network_admin: reads everything and writes network resources (peers, setup keys,
  *   groups, policies, routes, networks, DNS, posture checks); auditor: reads everything;
  *   billing_admin: the account and themselves only; user: their own peers, themselves, their tokens,
- *   and (when the account's `regular_users_view_blocked` is off) read-only network resources.
+ *   and (when the account's `regular_users_view_blocked` is off) read-only network resources other
+ *   than setup keys.
  */
 
 export type Resource =
@@ -53,7 +54,8 @@ export function decide(role: UserRole, resource: Resource, write: boolean, viewB
       if (write) return 'deny';
       if (resource === 'accounts') return 'allow';
       if (resource === 'users') return 'own';
-      if (resource === 'events' || resource === 'settings') return 'deny';
+      // Setup keys are secrets that register peers; NetBird gives regular users no read of them either.
+      if (resource === 'events' || resource === 'settings' || resource === 'setup_keys') return 'deny';
       return viewBlocked ? 'limited' : 'allow';
     default:
       return 'deny';

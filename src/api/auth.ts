@@ -29,6 +29,8 @@ export interface VerifiedJwt {
   email: string;
   name: string;
   exp: number;
+  /** Issued-at (seconds), when the token says. */
+  iat: number | undefined;
   claims: JWTPayload;
   issuer: OidcIssuerConfig | undefined;
 }
@@ -125,7 +127,7 @@ export class JwtValidator {
     const emailClaim = cfg?.emailClaim ?? 'email';
     const email = typeof payload[emailClaim] === 'string' ? (payload[emailClaim] as string) : '';
     const name = typeof payload.name === 'string' ? payload.name : email;
-    return { sub: payload.sub!, email, name, exp: payload.exp!, claims: payload, issuer: cfg };
+    return { sub: payload.sub!, email, name, exp: payload.exp!, iat: payload.iat, claims: payload, issuer: cfg };
   }
 }
 
@@ -270,7 +272,10 @@ export class Authenticator {
 
   /** Finds or creates the user of a verified token and applies group sync and allow-groups. */
   private async userOf(v: VerifiedJwt): Promise<{ state: AccountState; user: User }> {
-    const { state, user } = await this.manager.ensureJwtUser({ userId: v.sub, email: v.email, name: v.name });
+    const { state, user } = await this.manager.ensureJwtUser({ userId: v.sub, email: v.email, name: v.name, issuedAt: v.iat }).catch((err: unknown) => {
+      if (err instanceof ManagementError && err.kind === 'unauthenticated') throw new AuthError(401, err.message, 'invalid');
+      throw err;
+    });
     if (user.blocked) throw new AuthError(403, 'user is blocked');
     if (user.isServiceUser) throw new AuthError(403, 'service users cannot log in');
     const s = state.account.settings;

@@ -15,6 +15,9 @@ const SETTING_EVENTS: Array<[keyof AccountSettings, string, string]> = [
   ['lazyConnectionEnabled', 'account.setting.lazy.connection.enable', 'account.setting.lazy.connection.disable'],
 ];
 
+/** Instance key holding the id of the instance's one account. */
+const INSTANCE_ACCOUNT_KEY = 'account_id';
+
 /** Accounts: creation (with the "All" group and the default policy), settings, deletion. */
 export class Accounts {
   constructor(
@@ -23,6 +26,17 @@ export class Accounts {
   ) {}
 
   async createAccount(opts: { createdBy?: string; domain?: string; dnsDomain?: string; network?: string } = {}): Promise<Account> {
+    const account = await this.insertAccount(opts, false);
+    if (!account) throw new Error('unreachable: an unclaimed account insert cannot lose');
+    return account;
+  }
+
+  /**
+   * Writes a new account with its All group and default policy. With `asInstance` it also claims the
+   * instance's one account slot in the same transaction; when another process (the CLI next to a
+   * running server) claimed it first, nothing is written and undefined is returned.
+   */
+  private async insertAccount(opts: { createdBy?: string; domain?: string; dnsDomain?: string; network?: string }, asInstance: boolean): Promise<Account | undefined> {
     const now = this.core.now();
     const network = opts.network ?? randomAccountNetwork();
     const net = parseCidr(network);
@@ -66,23 +80,50 @@ export class Accounts {
         },
       ],
     };
-    await this.core.store.transaction(async (q) => {
-      await q.insertAccount(account);
-      await q.insertGroup(all);
-      await q.insertPolicy(policy, 0);
-      await q.insertEvent({ id: newId(), accountId: account.id, timestamp: now, activityCode: ACT.accountCreate, initiatorId: account.createdBy, targetId: account.id, meta: {} });
-    });
+    const lost = Symbol('lost');
+    try {
+      await this.core.store.transaction(async (q) => {
+        if (asInstance && (await q.claimInstanceValue(INSTANCE_ACCOUNT_KEY, account.id)) !== account.id) throw lost;
+        await q.insertAccount(account);
+        await q.insertGroup(all);
+        await q.insertPolicy(policy, 0);
+        await q.insertEvent({ id: newId(), accountId: account.id, timestamp: now, activityCode: ACT.accountCreate, initiatorId: account.createdBy, targetId: account.id, meta: {} });
+      });
+    } catch (err) {
+      if (err === lost) return undefined;
+      throw err;
+    }
     this.core.index(new AccountState({ account, users: [], groups: [all], policies: [policy], setupKeys: [], peers: [] }));
     return account;
   }
 
   /** The instance's account (the oldest), created on a fresh store. */
   async defaultAccount(): Promise<Account> {
-    return this.core.globalLock.run(async () => {
+    return this.core.globalLock.run(() => this.instanceAccount());
+  }
+
+  /**
+   * The instance's one account; call under the global lock. One per instance by construction: the
+   * oldest in memory, else the oldest in the store (another process may have made it since we
+   * loaded), else a new one that claims the instance's account slot in the store, so two processes
+   * on one store can never each make their own.
+   */
+  async instanceAccount(opts: { domain?: string } = {}): Promise<Account> {
+    for (;;) {
       const first = [...this.core.accounts.values()].sort((a, b) => a.account.createdAt - b.account.createdAt || (a.id < b.id ? -1 : 1))[0];
       if (first) return first.account;
-      return this.createAccount();
-    });
+      const [oldestId] = await this.core.store.listAccountIds();
+      const claimed = await this.core.store.getInstanceValue(INSTANCE_ACCOUNT_KEY);
+      const id = oldestId ?? claimed;
+      if (id !== undefined) {
+        const data = await this.core.store.loadAccount(id);
+        if (!data) throw new ManagementError('internal', `the store names account ${id} as this instance's but does not hold it; restore a backup`);
+        this.core.index(new AccountState(data), data.objects);
+        continue;
+      }
+      const created = await this.insertAccount({ domain: opts.domain }, true);
+      if (created) return created;
+    }
   }
 
   listAccounts(): Account[] {

@@ -20,6 +20,11 @@ export interface UserUpdateInput {
 
 export const USER_ROLES: readonly UserRole[] = ['owner', 'admin', 'user', 'auditor', 'network_admin', 'billing_admin'];
 
+/** Instance key of a deleted user's tombstone (value: deletion time, ms). */
+function deletedUserKey(userId: string): string {
+  return `deleted_user:${userId}`;
+}
+
 /**
  * Users: service users, roles and ownership, blocking, auto-groups (with group propagation to their
  * peers), local credentials, the headless owner set-up and the users behind JWTs (with IdP group sync).
@@ -121,6 +126,10 @@ export class Users {
       throw new ManagementError('failed_precondition', 'the owner role can only be handed over by making another user the owner');
     }
     if (old.role === 'owner' && input.blocked) throw new ManagementError('failed_precondition', 'the account owner cannot be blocked');
+    if (input.role === 'owner' && old.role !== 'owner') {
+      if (old.isServiceUser) throw new ManagementError('failed_precondition', 'a service user cannot own the account; hand ownership to a person');
+      if (old.blocked || input.blocked) throw new ManagementError('failed_precondition', 'a blocked user cannot own the account; unblock them first');
+    }
     const next: User = {
       ...old,
       role: input.role ?? old.role,
@@ -214,6 +223,8 @@ export class Users {
       await q.deleteUserTokens(userId);
       await q.deleteCredential(userId);
       await q.deleteUser(userId);
+      // Remembered so that a JWT issued before the deletion cannot bring the user back (ensureJwtUser).
+      await q.setInstanceValue(deletedUserKey(userId), String(this.core.now()));
       events.push({ activityCode: old.isServiceUser ? ACT.serviceUserDelete : ACT.userDelete, initiatorId: '', targetId: userId, meta: { name: old.name, email: old.email } });
       return {
         result: undefined,
@@ -257,9 +268,7 @@ export class Users {
       if (this.hasUsers() || (await this.core.store.countUsers()) > 0) throw new ManagementError('failed_precondition', 'setup was already completed');
       const email = input.email.trim().toLowerCase();
       if (await this.core.store.findCredentialByEmail(email)) throw new ManagementError('already_exists', `a user with e-mail ${email} exists`);
-      const oldest = [...this.core.accounts.values()].sort((a, b) => a.account.createdAt - b.account.createdAt || (a.id < b.id ? -1 : 1))[0];
-      const domain = email.split('@')[1] ?? '';
-      const account = oldest ? oldest.account : await this.accounts.createAccount({ domain });
+      const account = await this.accounts.instanceAccount({ domain: email.split('@')[1] ?? '' });
       const state = this.core.accountState(account.id);
       const now = this.core.now();
       const user: User = {
@@ -302,9 +311,13 @@ export class Users {
    * The user behind a validated JWT: an existing user by id (the token's subject), or a new one in
    * the instance's account (its owner when the account has no users yet, else a regular user).
    */
-  async ensureJwtUser(claims: { userId: string; email: string; name: string }): Promise<{ state: AccountState; user: User; created: boolean }> {
+  async ensureJwtUser(claims: { userId: string; email: string; name: string; issuedAt?: number }): Promise<{ state: AccountState; user: User; created: boolean }> {
     const found = this.findUser(claims.userId);
     if (found) return { ...found, created: false };
+    const deletedAt = Number(await this.core.store.getInstanceValue(deletedUserKey(claims.userId)));
+    if (deletedAt > 0 && (claims.issuedAt === undefined || claims.issuedAt * 1000 <= deletedAt)) {
+      throw new ManagementError('unauthenticated', 'this user was deleted after the token was issued; sign in again');
+    }
     const account = await this.accounts.defaultAccount();
     const state = this.core.accountState(account.id);
     return this.core.change<{ state: AccountState; user: User; created: boolean }>(account.id, async (q, _s, now) => {

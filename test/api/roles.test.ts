@@ -43,7 +43,8 @@ test('role matrix over read and write endpoints', async (t) => {
     ['GET', '/api/groups', undefined, [Y, Y, Y, Y, N, Y]],
     ['GET', `/api/groups/${allGroup}`, undefined, [Y, Y, Y, Y, N, N]],
     ['GET', '/api/policies', undefined, [Y, Y, Y, Y, N, Y]],
-    ['GET', '/api/setup-keys', undefined, [Y, Y, Y, Y, N, Y]],
+    // Setup keys register peers: regular users never read them, view block or not (issue 15 item 10).
+    ['GET', '/api/setup-keys', undefined, [Y, Y, Y, Y, N, N]],
     ['GET', '/api/routes', undefined, [Y, Y, Y, Y, N, Y]],
     ['GET', '/api/networks', undefined, [Y, Y, Y, Y, N, Y]],
     ['GET', '/api/dns/nameservers', undefined, [Y, Y, Y, Y, N, Y]],

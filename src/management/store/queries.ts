@@ -55,6 +55,12 @@ export class Queries {
       .execute();
   }
 
+  /** Sets `key` only when it has no value yet; returns the value it holds afterwards. */
+  async claimInstanceValue(key: string, value: string): Promise<string> {
+    await this.db.insertInto('instance').values({ key, value }).onConflict((oc) => oc.column('key').doNothing()).execute();
+    return (await this.getInstanceValue(key)) ?? value;
+  }
+
   // ----- accounts -----
   async listAccountIds(): Promise<string[]> {
     const rows = await this.db.selectFrom('accounts').select('id').orderBy('created_at').orderBy('id').execute();
