@@ -7,6 +7,7 @@ import { AUTH_FAILURE_MESSAGE, AuthError, AuthFailureLimiter, Authenticator, Jwt
 import { type AuthedCtx, type Ctx, type Endpoint, HttpError } from './endpoint.js';
 import { type AuthorizeParams, EmbeddedIdp, IDP_BASE_PATH, SESSION_COOKIE, isAllowedRedirect } from './idp.js';
 import { buildOpenApi } from './openapi.js';
+import { NO_CONTROL_CHARS } from './schema.js';
 import { PasswordCheckBusyError } from './password.js';
 import { endpoints } from './routes.js';
 
@@ -110,6 +111,9 @@ function validationMessage(err: FastifyError): { status: number; message: string
   let message = `${field}: ${v.message ?? 'is invalid'}`;
   if (params.missingProperty) message = `${field}: field is required`;
   if (params.allowedValues) message = `${field}: must be one of ${params.allowedValues.map((x) => JSON.stringify(x)).join(', ')}`;
+  if (v.keyword === 'pattern' && (params as { pattern?: string }).pattern === NO_CONTROL_CHARS) message = `${field}: must not contain control characters (NUL, CR, LF, tab, ...)`;
+  if (v.keyword === 'maxLength') message = `${field}: is too long (at most ${(params as { limit?: number }).limit} characters)`;
+  if (v.keyword === 'maxItems') message = `${field}: has too many entries (at most ${(params as { limit?: number }).limit})`;
   // A wrong JSON type is a malformed body (400); a missing field or bad value breaks a rule (422).
   return { status: v.keyword === 'type' ? 400 : 422, message };
 }

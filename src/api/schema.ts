@@ -5,17 +5,28 @@
 
 export type Schema = { [k: string]: unknown };
 
-export const str = (extra: Schema = {}): Schema => ({ type: 'string', ...extra });
+/**
+ * Input limits, declared once: every string is bounded and free of control characters (NUL, CR, LF,
+ * ...: they break logs, DNS labels and other peers' maps); names are short; lists are bounded.
+ */
+export const LIMITS = { string: 4096, name: 255, items: 10_000 } as const;
+export const NO_CONTROL_CHARS = '^[^\\u0000-\\u001f\\u007f]*$';
+
+export const str = (extra: Schema = {}): Schema => ({ type: 'string', maxLength: LIMITS.string, pattern: NO_CONTROL_CHARS, ...extra });
+/** A display name (of a group, policy, route, key, ...). */
+const name = str({ maxLength: LIMITS.name });
+/** Secrets may hold any character, but are still bounded. */
+const secret = { type: 'string', maxLength: 1024, format: 'password' } as const;
 export const bool: Schema = { type: 'boolean' };
 export const int = (extra: Schema = {}): Schema => ({ type: 'integer', ...extra });
-export const arr = (items: Schema, extra: Schema = {}): Schema => ({ type: 'array', items, ...extra });
+export const arr = (items: Schema, extra: Schema = {}): Schema => ({ type: 'array', items, maxItems: LIMITS.items, ...extra });
 export const obj = (required: string[], properties: Record<string, Schema>, extra: Schema = {}): Schema => ({ type: 'object', required, properties, ...extra });
 export const strings = arr(str());
 
 export const SetupRequest = obj(['email', 'password', 'name'], {
   email: str(),
-  password: str({ format: 'password' }),
-  name: str(),
+  password: secret,
+  name,
   create_pat: bool,
   pat_expire_in: int(),
 });
@@ -28,7 +39,7 @@ const settings = obj(['peer_login_expiration_enabled', 'peer_login_expiration'],
   regular_users_view_blocked: bool,
   groups_propagation_enabled: bool,
   jwt_groups_enabled: bool,
-  jwt_groups_claim_name: str(),
+  jwt_groups_claim_name: name,
   jwt_allow_groups: strings,
   routing_peer_dns_resolution_enabled: bool,
   dns_domain: str(),
@@ -40,7 +51,7 @@ export const AccountRequest = obj(['settings'], { settings, onboarding: { type: 
 
 export const UserCreateRequest = obj(['role', 'auto_groups', 'is_service_user'], {
   email: str(),
-  name: str(),
+  name,
   role: str(),
   auto_groups: strings,
   is_service_user: bool,
@@ -48,12 +59,12 @@ export const UserCreateRequest = obj(['role', 'auto_groups', 'is_service_user'],
 
 export const UserRequest = obj(['role', 'auto_groups', 'is_blocked'], { role: str(), auto_groups: strings, is_blocked: bool });
 
-export const PasswordChangeRequest = obj(['old_password', 'new_password'], { old_password: str(), new_password: str() });
+export const PasswordChangeRequest = obj(['old_password', 'new_password'], { old_password: secret, new_password: secret });
 
-export const PersonalAccessTokenRequest = obj(['name', 'expires_in'], { name: str(), expires_in: int() });
+export const PersonalAccessTokenRequest = obj(['name', 'expires_in'], { name, expires_in: int() });
 
 export const PeerRequest = obj(['name', 'ssh_enabled', 'login_expiration_enabled', 'inactivity_expiration_enabled'], {
-  name: str(),
+  name,
   ssh_enabled: bool,
   login_expiration_enabled: bool,
   inactivity_expiration_enabled: bool,
@@ -62,7 +73,7 @@ export const PeerRequest = obj(['name', 'ssh_enabled', 'login_expiration_enabled
 });
 
 export const CreateSetupKeyRequest = obj(['name', 'type', 'expires_in', 'auto_groups', 'usage_limit'], {
-  name: str(),
+  name,
   type: str({ enum: ['reusable', 'one-off'] }),
   expires_in: int(),
   auto_groups: strings,
@@ -76,13 +87,13 @@ export const SetupKeyRequest = obj(['revoked', 'auto_groups'], { revoked: bool, 
 
 const resource = obj(['id', 'type'], { id: str(), type: str({ enum: ['host', 'subnet', 'domain', 'peer'] }) });
 
-export const GroupRequest = obj(['name'], { name: str(), peers: strings, resources: arr(resource) });
+export const GroupRequest = obj(['name'], { name, peers: strings, resources: arr(resource) });
 
 const portRange = obj(['start', 'end'], { start: int(), end: int() });
 
 const rule = obj(['name', 'enabled', 'action', 'bidirectional', 'protocol'], {
   id: str(),
-  name: str(),
+  name,
   description: str(),
   enabled: bool,
   action: str({ enum: ['accept', 'drop'] }),
@@ -98,7 +109,7 @@ const rule = obj(['name', 'enabled', 'action', 'bidirectional', 'protocol'], {
 });
 
 export const PolicyRequest = obj(['name', 'enabled', 'rules'], {
-  name: str(),
+  name,
   description: str(),
   enabled: bool,
   source_posture_checks: strings,
@@ -121,10 +132,10 @@ export const RouteRequest = obj(['description', 'network_id', 'enabled', 'metric
   skip_auto_apply: bool,
 });
 
-export const NetworkRequest = obj(['name'], { name: str(), description: str() });
+export const NetworkRequest = obj(['name'], { name, description: str() });
 
 export const NetworkResourceRequest = obj(['name', 'address', 'enabled', 'groups'], {
-  name: str(),
+  name,
   description: str(),
   address: str(),
   enabled: bool,
@@ -142,7 +153,7 @@ export const NetworkRouterRequest = obj(['metric', 'masquerade', 'enabled'], {
 const nameserver = obj(['ip', 'ns_type', 'port'], { ip: str(), ns_type: str({ enum: ['udp'] }), port: int() });
 
 export const NameserverGroupRequest = obj(['name', 'description', 'nameservers', 'enabled', 'groups', 'primary', 'domains', 'search_domains_enabled'], {
-  name: str(),
+  name,
   description: str(),
   nameservers: arr(nameserver),
   enabled: bool,
@@ -155,7 +166,7 @@ export const NameserverGroupRequest = obj(['name', 'description', 'nameservers',
 export const DNSSettings = obj(['disabled_management_groups'], { disabled_management_groups: strings });
 
 export const ZoneRequest = obj(['name', 'domain', 'enable_search_domain', 'distribution_groups'], {
-  name: str(),
+  name,
   domain: str(),
   enabled: bool,
   enable_search_domain: bool,
@@ -163,17 +174,17 @@ export const ZoneRequest = obj(['name', 'domain', 'enable_search_domain', 'distr
 });
 
 export const DNSRecordRequest = obj(['name', 'type', 'content', 'ttl'], {
-  name: str(),
+  name,
   type: str({ enum: ['A', 'AAAA', 'CNAME'] }),
   content: str(),
   ttl: int(),
 });
 
-export const PostureCheckUpdate = obj(['name', 'checks'], { name: str(), description: str(), checks: { type: 'object' } });
+export const PostureCheckUpdate = obj(['name', 'checks'], { name, description: str(), checks: { type: 'object' } });
 
 export const UserInviteCreateRequest = obj(['email', 'name', 'role', 'auto_groups'], {
   email: str(),
-  name: str(),
+  name,
   role: str(),
   auto_groups: strings,
   expires_in: int(),
@@ -181,11 +192,11 @@ export const UserInviteCreateRequest = obj(['email', 'name', 'role', 'auto_group
 
 export const UserInviteRegenerateRequest = obj([], { expires_in: int() });
 
-export const UserInviteAcceptRequest = obj(['password'], { password: str({ format: 'password' }) });
+export const UserInviteAcceptRequest = obj(['password'], { password: secret });
 
 export const IdentityProviderRequest = obj(['type', 'name', 'issuer', 'client_id', 'client_secret'], {
   type: str({ enum: ['oidc', 'zitadel', 'entra', 'google', 'okta', 'pocketid', 'microsoft', 'adfs'] }),
-  name: str(),
+  name,
   issuer: str(),
   client_id: str(),
   client_secret: str(),

@@ -99,8 +99,42 @@ export function toGrpcError(err: unknown, log?: (m: string) => void): Partial<gr
   return statusError(grpc.status.INTERNAL, 'failed handling request');
 }
 
-/** PeerSystemMeta (wire) -> stored meta. Only `true` flags are kept, to keep rows small. */
+/**
+ * Bounds of what a peer may say about itself. Its meta is stored, shown in the API and (hostname,
+ * version) copied into every other peer's map, so one peer must not be able to bloat them all. Real
+ * clients stay far below these.
+ */
+export const PEER_META_LIMITS = { string: 256, path: 4096, networkAddresses: 256, capabilities: 64, files: 256 } as const;
+
+const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
+
+function checkMetaString(field: string, v: string, max: number = PEER_META_LIMITS.string): string {
+  if (v.length > max) throw new ManagementError('invalid_argument', `meta.${field}: ${v.length} characters, at most ${max}`);
+  if (CONTROL_CHARS.test(v)) throw new ManagementError('invalid_argument', `meta.${field}: must not contain control characters`);
+  return v;
+}
+
+function checkMetaCount(field: string, n: number, max: number): void {
+  if (n > max) throw new ManagementError('invalid_argument', `meta.${field}: ${n} entries, at most ${max}`);
+}
+
+/** PeerSystemMeta (wire) -> stored meta, within PEER_META_LIMITS. Only `true` flags are kept, to keep rows small. */
 export function metaFromProto(m: management.PeerSystemMeta): PeerMeta {
+  for (const f of ['hostname', 'goOS', 'kernel', 'core', 'platform', 'OS', 'netbirdVersion', 'uiVersion', 'kernelVersion', 'OSVersion', 'sysSerialNumber', 'sysProductName', 'sysManufacturer'] as const) {
+    checkMetaString(f, m[f]);
+  }
+  checkMetaCount('networkAddresses', m.networkAddresses.length, PEER_META_LIMITS.networkAddresses);
+  for (const a of m.networkAddresses) {
+    checkMetaString('networkAddresses.netIP', a.netIP);
+    checkMetaString('networkAddresses.mac', a.mac);
+  }
+  checkMetaCount('capabilities', m.capabilities.length, PEER_META_LIMITS.capabilities);
+  checkMetaCount('files', m.files.length, PEER_META_LIMITS.files);
+  for (const f of m.files) checkMetaString('files.path', f.path, PEER_META_LIMITS.path);
+  if (m.environment) {
+    checkMetaString('environment.cloud', m.environment.cloud);
+    checkMetaString('environment.platform', m.environment.platform);
+  }
   const flags: Record<string, boolean> = {};
   if (m.flags) for (const [k, v] of Object.entries(m.flags)) if (v === true) flags[k] = true;
   return {
