@@ -248,7 +248,12 @@ export class KyselyFlowStore implements FlowStore {
     let owned = false;
     if (typeof opts.db === 'string') {
       const sqlite = new Database(opts.db);
-      sqlite.pragma('journal_mode = WAL');
+      try {
+        sqlite.pragma('journal_mode = WAL');
+      } catch (err) {
+        sqlite.close();
+        throw err;
+      }
       db = new Kysely<FlowDb>({ dialect: new SqliteDialect({ database: sqlite }) });
       owned = true;
     } else {

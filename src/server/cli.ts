@@ -258,6 +258,23 @@ async function runServer(argv: string[]): Promise<number> {
   if (values['turn-secret'] !== undefined && !values.turn?.length) throw new UsageError('--turn-secret needs at least one --turn URI');
   const dataDir = resolve(values['data-dir'] ?? './data');
   const dsn = values['store-dsn'] ?? process.env.NETBIRD_STORE_DSN;
+  // Signal handlers go in before the server starts and prints its banner (scripts send SIGTERM as
+  // soon as they see it; a signal that beat the handlers killed the process before the store was
+  // closed): a signal during start-up gets a clean shutdown once start-up is done, a second one
+  // forces the exit.
+  const stopRequested = new Promise<void>((resolveStop) => {
+    let stopping = false;
+    const stop = (): void => {
+      if (stopping) {
+        process.stderr.write('netbird-server: second signal, exiting without a clean shutdown\n');
+        process.exit(130);
+      }
+      stopping = true;
+      resolveStop();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
   const server = await NetbirdServer.start({
     dataDir,
     host: listen.host,
@@ -292,15 +309,7 @@ async function runServer(argv: string[]): Promise<number> {
   ];
   process.stdout.write(lines.join('\n') + '\n');
 
-  await new Promise<void>((resolveStop) => {
-    const stop = (): void => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      resolveStop();
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
+  await stopRequested;
   process.stdout.write('netbird-server: shutting down\n');
   await server.close();
   return 0;

@@ -1,5 +1,6 @@
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
+import { existsSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { KyselyFlowStore, createFlowReceiver, type FlowReceiver } from '../flow/index.js';
 import type { AccountManager, InfraConfig } from '../management/index.js';
@@ -38,11 +39,23 @@ export class FlowCollector {
     const db = o.postgresDsn
       ? new Kysely<unknown>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: o.postgresDsn, max: 4 }) }) })
       : join(o.dataDir, FLOW_SQLITE_FILE);
-    const store = await KyselyFlowStore.open({
+    const open = (): Promise<KyselyFlowStore> => KyselyFlowStore.open({
       db,
       retentionDays: o.retentionDays ?? 30,
       onError: (e) => o.log?.(`flow store: ${String(e)}`),
     });
+    let store: KyselyFlowStore;
+    try {
+      store = await open();
+    } catch (err) {
+      // Traffic events are a log, not state: a damaged flow.db must not keep the VPN down. Keep it
+      // aside for inspection and start an empty one.
+      if (typeof db !== 'string' || !/^SQLITE_(CORRUPT|NOTADB)/.test((err as { code?: string }).code ?? '')) throw err;
+      const aside = `${db}.damaged-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+      for (const suffix of ['', '-wal', '-shm']) if (existsSync(db + suffix)) renameSync(db + suffix, aside + suffix);
+      o.log?.(`flow store: ${db} is damaged (${(err as Error).message}); moved it to ${aside} and started an empty one (earlier traffic events are in that file)`);
+      store = await open();
+    }
     const receiver = createFlowReceiver({
       secret,
       store,

@@ -1,11 +1,12 @@
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
 import pg from 'pg';
 import { LATEST_MIGRATION, migrationProvider } from './migrations.js';
 import { Queries } from './queries.js';
 import type { Database } from './schema.js';
+import { ManagementError } from '../types.js';
 
 export { OBJECT_TABLE } from './records.js';
 export type { AccountData, AccountObjects, LocalCredential, ObjectKind } from './records.js';
@@ -36,8 +37,19 @@ export class Store extends Queries {
   static async open(options: StoreOptions): Promise<Store> {
     let kysely: Kysely<Database>;
     if (options.kind === 'sqlite') {
-      if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
-      const database = new BetterSqlite3(options.path);
+      if (options.path !== ':memory:') {
+        mkdirSync(dirname(options.path), { recursive: true });
+        preflightSqliteFile(options.path);
+      }
+      let database: BetterSqlite3.Database;
+      try {
+        database = new BetterSqlite3(options.path);
+        // A truncated or overwritten file often opens fine and fails on first read: check it now.
+        const check = database.pragma('quick_check', { simple: true });
+        if (check !== 'ok') throw Object.assign(new Error(String(check)), { code: 'SQLITE_CORRUPT' });
+      } catch (err) {
+        throw unreadableSqliteFile(options.path, err);
+      }
       database.pragma('journal_mode = WAL');
       database.pragma('synchronous = FULL');
       database.pragma('foreign_keys = ON');
@@ -62,7 +74,7 @@ export class Store extends Queries {
       await store.migrate();
     } catch (err) {
       await kysely.destroy();
-      throw err;
+      throw options.kind === 'sqlite' ? unreadableSqliteFile(options.path, err) : err;
     }
     return store;
   }
@@ -86,4 +98,33 @@ export class Store extends Queries {
   async close(): Promise<void> {
     await this.kysely.destroy();
   }
+}
+
+/**
+ * Refuses to start on a SQLite file that lost data, rather than silently starting a new instance
+ * whose first `/api/setup` would take over (an empty file) or running without recent writes (a
+ * deleted write-ahead log: SQLite leaves -shm and -wal together until a clean close).
+ */
+function preflightSqliteFile(path: string): void {
+  const name = basename(path);
+  const restore = `restore a backup with "netbird-server restore FILE --data-dir ${dirname(path)}"`;
+  if (existsSync(path) && statSync(path).size === 0) {
+    throw new ManagementError('failed_precondition',
+      `${path} is empty (0 bytes): the database was truncated or not copied whole, and starting on it would make a new instance that orphans every peer. ` +
+      `${restore[0]!.toUpperCase()}${restore.slice(1)}; or, only if this really is a new instance, delete ${name}.`);
+  }
+  if (existsSync(`${path}-shm`) && !existsSync(`${path}-wal`) && existsSync(path)) {
+    throw new ManagementError('failed_precondition',
+      `${path}-wal is missing while ${name}-shm is there: the write-ahead log was deleted after an unclean stop, so the most recent changes are gone. ` +
+      `${restore[0]!.toUpperCase()}${restore.slice(1)}; or, to accept the loss and go on with what ${name} holds, delete ${path}-shm and start again.`);
+  }
+}
+
+/** A clear error for a database file SQLite cannot read (truncated, overwritten, not a database). */
+function unreadableSqliteFile(path: string, err: unknown): Error {
+  const code = (err as { code?: string }).code ?? '';
+  if (!/^SQLITE_(CORRUPT|NOTADB)/.test(code)) return err as Error;
+  return new ManagementError('failed_precondition',
+    `${path} is damaged (${(err as Error).message}): SQLite cannot read it. Restore a backup with "netbird-server restore FILE --data-dir ${dirname(path)}" ` +
+    `(the damaged file is kept aside), or move ${basename(path)} away to start a new, empty instance.`);
 }
