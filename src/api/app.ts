@@ -48,6 +48,8 @@ export interface ApiOptions {
   geo?: GeoDatabase | false;
   /** Lifetime of the embedded IdP's access tokens, seconds (default: env NB_IDP_TOKEN_TTL, else 3600). */
   idpTokenTtlSeconds?: number;
+  /** Seals the embedded IdP's signing key in the store (see EmbeddedIdpOptions.keyEncryptionKey). */
+  idpKeyEncryptionKey?: Uint8Array;
   /** Origins (besides loopback and publicUrl's) whose pages may sign in at the embedded IdP (default: env NB_IDP_REDIRECT_ORIGINS, comma-separated). */
   idpRedirectOrigins?: string[];
   log?: (msg: string) => void;
@@ -175,7 +177,7 @@ export async function createApi(opts: ApiOptions): Promise<Api> {
   const envTtl = Number(process.env.NB_IDP_TOKEN_TTL);
   const tokenTtlSeconds = opts.idpTokenTtlSeconds ?? (Number.isInteger(envTtl) && envTtl >= 5 ? envTtl : undefined);
   const redirectOrigins = opts.idpRedirectOrigins ?? (process.env.NB_IDP_REDIRECT_ORIGINS ?? '').split(',').map((x) => x.trim()).filter(Boolean);
-  const idp = opts.embeddedIdp === false ? undefined : await EmbeddedIdp.open(manager, { issuer: `${publicUrl}${IDP_BASE_PATH}`, tokenTtlSeconds, redirectOrigins });
+  const idp = opts.embeddedIdp === false ? undefined : await EmbeddedIdp.open(manager, { issuer: `${publicUrl}${IDP_BASE_PATH}`, tokenTtlSeconds, redirectOrigins, keyEncryptionKey: opts.idpKeyEncryptionKey });
   const secureCookies = publicUrl.startsWith('https:');
   const auth = new Authenticator(manager, new JwtValidator(idp, opts.oidc ?? []));
   const limiter = new AuthFailureLimiter(opts.authFailures?.max, opts.authFailures?.windowMs);

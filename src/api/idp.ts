@@ -1,5 +1,6 @@
 import { createHash, randomBytes, randomInt, randomUUID } from 'node:crypto';
 import { type CryptoKey, type JWK, type JWTPayload, SignJWT, exportJWK, generateKeyPair, importJWK, jwtVerify } from 'jose';
+import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 import type { AccountManager, User } from '../management/index.js';
 import { verifyPassword } from './password.js';
 
@@ -9,11 +10,14 @@ import { verifyPassword } from './password.js';
  * (`/oauth2/.well-known/openid-configuration`), its JWKS (`/oauth2/keys`) and a token endpoint
  * (`/oauth2/token`, grant type `password` per RFC 6749 §4.3, for headless use with curl) issuing
  * ES256-signed access and ID tokens. The signing key is generated once and kept in the store's
- * instance table, so tokens survive restarts and every server on a shared PostgreSQL store agrees.
+ * instance table, so tokens survive restarts and every server on a shared PostgreSQL store agrees;
+ * netbird-server seals it there with a key from its data dir (idp.secret).
  */
 
 export const IDP_BASE_PATH = '/oauth2';
 const KEY_ENTRY = 'idp.signing_jwk';
+/** File of netbird-server's data dir that holds the key sealing KEY_ENTRY. */
+export const IDP_SECRET_FILE = 'idp.secret';
 export const DEFAULT_CLIENT_ID = 'netbird';
 /** Client ids of NetBird's own dashboard and CLI (the reference's embedded IdP registers these). */
 export const NETBIRD_CLIENT_IDS = ['netbird-dashboard', 'netbird-cli'] as const;
@@ -33,6 +37,32 @@ export interface EmbeddedIdpOptions {
   tokenTtlSeconds?: number;
   /** Origins besides loopback and the issuer's own that may receive codes (a dashboard elsewhere). */
   redirectOrigins?: readonly string[];
+  /**
+   * 32-byte key that seals the signing key in the store (netbird-server keeps it in a file of the
+   * data dir), so a copy of the database alone cannot forge tokens. Without it the key is stored
+   * as plain JWK (tests, embedding).
+   */
+  keyEncryptionKey?: Uint8Array;
+}
+
+const SEALED_PREFIX = 'sealed:v1:';
+
+/** XChaCha20-Poly1305 of the JWK text under the key-encryption key; the entry name is bound as AAD. */
+function sealJwk(text: string, kek: Uint8Array): string {
+  const nonce = randomBytes(24);
+  const box = xchacha20poly1305(kek, nonce, new TextEncoder().encode(KEY_ENTRY)).encrypt(new TextEncoder().encode(text));
+  return SEALED_PREFIX + Buffer.concat([nonce, box]).toString('base64');
+}
+
+function openJwk(stored: string, kek: Uint8Array | undefined): string {
+  if (!stored.startsWith(SEALED_PREFIX)) return stored;
+  if (!kek) throw new Error(`the identity provider's signing key in the store is sealed, but no key-encryption key was given (netbird-server keeps it in ${IDP_SECRET_FILE} of the data dir)`);
+  const raw = Buffer.from(stored.slice(SEALED_PREFIX.length), 'base64');
+  try {
+    return new TextDecoder().decode(xchacha20poly1305(kek, raw.subarray(0, 24), new TextEncoder().encode(KEY_ENTRY)).decrypt(raw.subarray(24)));
+  } catch {
+    throw new Error(`the identity provider's signing key in the store cannot be opened with ${IDP_SECRET_FILE}: the file was replaced or belongs to another data dir; put the original back (from a backup of the data dir)`);
+  }
 }
 
 /** RFC 8628 device authorization response. */
@@ -148,18 +178,25 @@ export class EmbeddedIdp {
   private readonly codes = new Map<string, PendingCode>();
 
   static async open(manager: AccountManager, opts: EmbeddedIdpOptions): Promise<EmbeddedIdp> {
+    const kek = opts.keyEncryptionKey;
+    if (kek && kek.length !== 32) throw new Error(`the key-encryption key must be 32 bytes, got ${kek.length}`);
     let stored = await manager.store.getInstanceValue(KEY_ENTRY);
+    if (stored && kek && !stored.startsWith(SEALED_PREFIX)) {
+      // A key stored in the clear by an earlier version: seal it in place.
+      await manager.store.setInstanceValue(KEY_ENTRY, sealJwk(stored, kek));
+      stored = (await manager.store.getInstanceValue(KEY_ENTRY))!;
+    }
     if (!stored) {
       const { privateKey } = await generateKeyPair('ES256', { extractable: true });
       const jwk = await exportJWK(privateKey);
       jwk.kid = randomUUID();
       jwk.alg = 'ES256';
       jwk.use = 'sig';
-      await manager.store.setInstanceValue(KEY_ENTRY, JSON.stringify(jwk));
+      await manager.store.setInstanceValue(KEY_ENTRY, kek ? sealJwk(JSON.stringify(jwk), kek) : JSON.stringify(jwk));
       // Two servers starting at once on one store: whoever wrote last wins; read back that one.
       stored = (await manager.store.getInstanceValue(KEY_ENTRY))!;
     }
-    const jwk = JSON.parse(stored) as JWK;
+    const jwk = JSON.parse(openJwk(stored, kek)) as JWK;
     const privateKey = (await importJWK(jwk, 'ES256')) as CryptoKey;
     const { d: _d, ...pub } = jwk;
     const publicKey = (await importJWK(pub, 'ES256')) as CryptoKey;

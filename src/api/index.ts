@@ -10,7 +10,7 @@ export { HttpError } from './endpoint.js';
 export type { Endpoint, HttpMethod } from './endpoint.js';
 export { AuthError, AuthFailureLimiter, Authenticator, JwtValidator } from './auth.js';
 export type { OidcIssuerConfig, Principal, VerifiedJwt } from './auth.js';
-export { EmbeddedIdp, IDP_BASE_PATH, DEFAULT_CLIENT_ID, isAllowedRedirect } from './idp.js';
+export { EmbeddedIdp, IDP_BASE_PATH, IDP_SECRET_FILE, DEFAULT_CLIENT_ID, isAllowedRedirect } from './idp.js';
 export type { AuthorizeParams, DeviceCodeResponse, DevicePoll, EmbeddedIdpOptions, TokenResponse } from './idp.js';
 export { decide } from './access.js';
 export type { Decision, Resource } from './access.js';

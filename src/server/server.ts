@@ -5,7 +5,7 @@ import { networkInterfaces } from 'node:os';
 import { type Duplex, Duplex as DuplexStream } from 'node:stream';
 import { TLSSocket, createSecureContext } from 'node:tls';
 import { WebSocketServer, createWebSocketStream } from 'ws';
-import { type Api, type OidcIssuerConfig, createApi } from '../api/index.js';
+import { type Api, IDP_SECRET_FILE, type OidcIssuerConfig, createApi } from '../api/index.js';
 import { type InfraConfig, Management } from '../management/index.js';
 import { RelayServer } from '../relay/index.js';
 import { createSignalServer, type SignalServer } from '../signal/index.js';
@@ -289,6 +289,7 @@ export class NetbirdServer {
           publicUrl: `${publicTls ? 'https' : 'http'}://${pub}`,
           oidc: opts.oidc,
           embeddedIdp: opts.embeddedIdp,
+          idpKeyEncryptionKey: opts.embeddedIdp === false ? undefined : Buffer.from(loadOrCreateSecret(opts.dataDir, IDP_SECRET_FILE), 'base64'),
           setupPatEnabled: opts.setupPatEnabled,
           trustedProxies: opts.trustedProxies,
           flowStore: flow?.store,
