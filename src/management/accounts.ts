@@ -174,7 +174,11 @@ export class Accounts {
   async deleteAccount(accountId: string): Promise<void> {
     const state = this.core.accountState(accountId);
     await this.core.lock(accountId).run(async () => {
-      await this.core.store.transaction((q) => q.deleteAccount(accountId));
+      await this.core.store.transaction(async (q) => {
+        await q.deleteAccount(accountId);
+        // The instance's account is gone: the next one made takes its slot.
+        if ((await q.getInstanceValue(INSTANCE_ACCOUNT_KEY)) === accountId) await q.deleteInstanceValue(INSTANCE_ACCOUNT_KEY);
+      });
       for (const p of state.peers.values()) this.peers.forget(accountId, p);
       for (const k of state.setupKeys.values()) this.core.keyHashIndex.delete(k.keyHash);
       this.core.accounts.delete(accountId);

@@ -77,4 +77,9 @@ test('one account per instance: a setup key made by the CLI before /api/setup be
   assert.deepEqual(keys.body.map((k: { name: string }) => k.name), ['cli']);
   assert.equal((await a.store.listAccountIds()).length, 1);
   assert.ok(key.length > 0);
+  // Deleting the instance's account frees its slot: the next start-up makes a new one.
+  await a.manager.deleteAccount(owner.accountId);
+  const next = await a.manager.defaultAccount();
+  assert.notEqual(next.id, owner.accountId);
+  assert.deepEqual(await a.store.listAccountIds(), [next.id]);
 });

@@ -55,6 +55,10 @@ export class Queries {
       .execute();
   }
 
+  async deleteInstanceValue(key: string): Promise<void> {
+    await this.db.deleteFrom('instance').where('key', '=', key).execute();
+  }
+
   /** Sets `key` only when it has no value yet; returns the value it holds afterwards. */
   async claimInstanceValue(key: string, value: string): Promise<string> {
     await this.db.insertInto('instance').values({ key, value }).onConflict((oc) => oc.column('key').doNothing()).execute();
