@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { isIP } from 'node:net';
 import { Reader, type Response } from 'mmdb-lib';
+import { unmapIPv4 } from '../shared/index.js';
 
 /**
  * IP geolocation from the DB-IP "city lite" database (CC BY 4.0, https://db-ip.com) that ships inside
@@ -92,7 +93,7 @@ export class GeoDatabase {
 
   /** Where `ip` is, or undefined for private or unknown addresses. IPv4-mapped IPv6 counts as IPv4. */
   lookup(address: string): GeoLocation | undefined {
-    const ip = address.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/i, '$1');
+    const ip = unmapIPv4(address);
     if (!isPublicAddress(ip)) return undefined;
     // DB-IP's records are flat ({country_code, city, ...}), not MaxMind's nested CityResponse.
     const rec = this.open(isIP(ip) === 4 ? 4 : 6).reader.get(ip) as unknown as CityRecord | null;

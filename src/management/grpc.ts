@@ -9,6 +9,7 @@ import type { PeerLocation, PeerMeta } from './types.js';
 import { ManagementError, emptyPeerMeta } from './types.js';
 import { boxBeforeNm, sealFrameInPlace } from './wire.js';
 import { type UpdateHub, flowSwitchFor } from './updates.js';
+import { unmapIPv4 } from '../shared/index.js';
 
 /**
  * The gRPC face of the management service (protocol.md §3-4): envelope decryption of every request,
@@ -46,7 +47,7 @@ export interface ManagementGrpcOptions {
 export function loginAddress(peer: string, metadata: grpc.Metadata): string {
   if (peer === 'unknown') return forwardedAddress(metadata);
   const m = /^(?:ipv[46]:)?\[?([^\]]+?)\]?(?::\d+)?$/.exec(peer);
-  let ip = (m?.[1] ?? '').replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/i, '$1');
+  let ip = unmapIPv4(m?.[1] ?? '');
   if (!isPublicAddress(ip)) ip = forwardedAddress(metadata) || ip;
   return ip;
 }

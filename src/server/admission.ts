@@ -1,4 +1,5 @@
 import { isIPv6 } from 'node:net';
+import { unmapIPv4 } from '../shared/index.js';
 
 /**
  * Admission control for the server's one TCP listener. A connection is "pending" from the moment it
@@ -94,8 +95,8 @@ export function shareAdmission(from: object, wrapper: object): void {
 /** The address a limit applies to: IPv4 address, IPv6 /64 (one subscriber's usual allocation). */
 export function addressKey(remote: string | undefined): string {
   if (!remote) return '?';
-  if (remote.startsWith('::ffff:') && remote.includes('.')) return remote.slice(7);
-  if (!isIPv6(remote)) return remote;
+  const v4 = unmapIPv4(remote);
+  if (v4 !== remote || !isIPv6(remote)) return v4;
   const [head = '', tail] = remote.split('::');
   const left = head === '' ? [] : head.split(':');
   const right = tail === undefined || tail === '' ? [] : tail.split(':');

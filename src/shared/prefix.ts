@@ -9,12 +9,17 @@ export class PrefixFormatError extends Error {
   override readonly name = 'PrefixFormatError';
 }
 
+/** "::ffff:a.b.c.d" (IPv4-mapped IPv6, as dual-stack sockets report IPv4 peers) -> "a.b.c.d"; others unchanged. */
+export function unmapIPv4(ip: string): string {
+  return /^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(ip) ? ip.slice(7) : ip;
+}
+
 /** Raw bytes of an IP address (4 or 16); IPv4-mapped IPv6 becomes 4 bytes. */
 export function ipToBytes(ip: string): Buffer {
   if (isIPv4(ip)) return Buffer.from(ip.split('.').map(Number));
   if (!isIPv6(ip)) throw new PrefixFormatError(`not an IP address: ${JSON.stringify(ip)}`);
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
-  if (mapped) return ipToBytes(mapped[1]!);
+  const v4 = unmapIPv4(ip);
+  if (v4 !== ip) return ipToBytes(v4);
   let text = ip;
   const v4tail = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
   if (v4tail) {
