@@ -2,7 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { type IncomingMessage, type ServerResponse, createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { type AddressInfo, type Server as NetServer, type Socket, createServer as createNetServer } from 'node:net';
 import { networkInterfaces } from 'node:os';
-import { type Duplex, Duplex as DuplexStream } from 'node:stream';
+import type { Duplex } from 'node:stream';
 import { TLSSocket, createSecureContext } from 'node:tls';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import { type Api, IDP_SECRET_FILE, type OidcIssuerConfig, createApi } from '../api/index.js';
@@ -101,41 +101,6 @@ function defaultPublicHost(host: string): string {
     for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
   }
   return '127.0.0.1';
-}
-
-/** A Duplex that yields `head` and then whatever `socket` reads, and writes through to `socket`. */
-function replayStream(socket: Socket, head: Buffer): Duplex {
-  const d = new DuplexStream({
-    read() {
-      socket.resume();
-    },
-    write(chunk: Buffer, _enc, cb) {
-      socket.write(chunk, cb);
-    },
-    final(cb) {
-      socket.end();
-      cb();
-    },
-    destroy(err, cb) {
-      socket.destroy(err ?? undefined);
-      cb(err);
-    },
-  });
-  Object.defineProperties(d, {
-    remoteAddress: { get: () => socket.remoteAddress },
-    remotePort: { get: () => socket.remotePort },
-    localAddress: { get: () => socket.localAddress },
-    localPort: { get: () => socket.localPort },
-  });
-  d.push(head);
-  socket.on('data', (c: Buffer) => {
-    if (!d.push(c)) socket.pause();
-  });
-  socket.on('end', () => d.push(null));
-  socket.on('error', (e) => d.destroy(e));
-  socket.on('close', () => d.destroy());
-  socket.setNoDelay(true);
-  return d;
 }
 
 function hostPort(host: string, port: number): string {
@@ -391,11 +356,11 @@ export class NetbirdServer {
           s.pause();
           if (h2) {
             markHandshaken(s);
-            // Node's HTTP/2 reads straight from the socket handle and would miss the bytes peeked
-            // here, so gRPC gets a stream that replays them first.
-            const replay = replayStream(s, head);
-            shareAdmission(s, replay);
-            injector.injectConnection(replay);
+            // The peeked bytes go back into the socket's read buffer; Node's HTTP/2 session feeds
+            // what a socket has buffered to its parser before it reads from the handle, so gRPC gets
+            // the socket itself (no JS stream hop on every Sync write).
+            s.unshift(head);
+            injector.injectConnection(s);
           } else {
             s.unshift(head);
             http.emit('connection', s);
