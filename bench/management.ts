@@ -195,8 +195,9 @@ async function benchN(n: number): Promise<{ n: number; deliverCpuMs: number; cac
       hub.open(
         { state, peer: p },
         {
-          send: (frame) => {
+          send: (frame, written) => {
             sealFrameInPlace(frame, boxKey, serverPubText);
+            written();
             received++;
             if (received >= target) done();
           },

@@ -262,10 +262,11 @@ export function createManagementService(opts: ManagementGrpcOptions): {
         }
         const boxKey = boxBeforeNm(peerPub, serverKey.privateKey);
         session = hub.open(ref, {
-          send: (frame) => {
+          send: (frame, written) => {
             if (ended) return;
             // Already the EncryptedMessage wire bytes; the service's serializer passes Buffers through.
-            call.write(sealFrameInPlace(frame, boxKey, serverPub) as unknown as management.EncryptedMessage);
+            // The callback fires once HTTP/2 took the frame (within the peer's flow-control window).
+            call.write(sealFrameInPlace(frame, boxKey, serverPub) as unknown as management.EncryptedMessage, written);
           },
           end: (error) => {
             if (ended) return;

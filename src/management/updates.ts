@@ -9,12 +9,17 @@ import { ManagementError } from './types.js';
 /**
  * Live network-map delivery to connected Sync streams (protocol.md §4.5).
  *
- * Changes reported by the AccountManager are collected for the rest of the current event-loop turn
- * (so a burst of admin edits costs one pass), then for each affected connected peer the map is
- * recomputed and compared with the digest of the last map that peer received: only peers whose map
- * really changed get a message. Per peer, the first update goes out at once; further updates within
- * `debounceMs` of each other are merged (only the newest map is sent when the burst goes quiet, or
- * after `maxDelayMs` at the latest), while credential refreshes queue in order.
+ * Changes reported by the AccountManager only mark the affected connected sessions dirty; maps are
+ * computed later, when a session is taken from the run queue, so a burst of changes costs one map per
+ * peer and a map always shows the newest state. Delivery is flow-controlled: a stream has at most
+ * one map in flight (the next one is computed only after the transport took the previous one), and
+ * all streams together keep at most `maxInFlightBytes` of encoded maps waiting in the transport, so
+ * memory stays bounded however many streams there are and however slowly they read. The queue is
+ * worked in slices of `sliceMs`, giving logins, REST and keepalives their turn between slices.
+ * Only peers whose map really changed (digest of the last map sent) get a message. Per peer, the
+ * first update goes out at once; further updates within `debounceMs` of each other are merged (only
+ * the newest map is sent when the burst goes quiet, or after `maxDelayMs` at the latest), while
+ * credential refreshes queue in order.
  */
 
 /** Traffic events for `peer`: the account switch, limited to `network_traffic_logs_groups` when set. */
@@ -29,8 +34,12 @@ export function flowSwitchFor(state: AccountState, peer: Peer): FlowSwitch {
 
 /** Where a session's SyncResponse messages go; the gRPC layer seals and writes them. */
 export interface SyncSink {
-  /** `frame` holds a plaintext SyncResponse after SYNC_HEADROOM free bytes (see wire.ts sealFrameInPlace). */
-  send(frame: Buffer): void;
+  /**
+   * `frame` holds a plaintext SyncResponse after SYNC_HEADROOM free bytes (see wire.ts
+   * sealFrameInPlace). `written` is called once the transport has taken the frame (its write
+   * callback), which is what lets the hub send the next map of this stream.
+   */
+  send(frame: Buffer, written: () => void): void;
   /** Ends the stream: normally, or with the given error. */
   end(error?: ManagementError): void;
 }
@@ -38,6 +47,10 @@ export interface SyncSink {
 export interface UpdateHubOptions {
   debounceMs?: number;
   maxDelayMs?: number;
+  /** Bound on encoded maps handed to streams but not yet taken by their transport (default 64 MiB). */
+  maxInFlightBytes?: number;
+  /** Longest stretch of map work before the event loop gets a turn (default 15 ms). */
+  sliceMs?: number;
 }
 
 export interface UpdateHubStats {
@@ -45,6 +58,11 @@ export interface UpdateHubStats {
   mapsComputed: number;
   mapsSent: number;
   configsSent: number;
+  /** Encoded maps handed to transports and not yet taken (bytes), and the most there ever was. */
+  inFlightBytes: number;
+  inFlightPeakBytes: number;
+  /** Sessions waiting in the run queue. */
+  queued: number;
 }
 
 function flowKeyOf(sw: FlowSwitch): string {
@@ -53,6 +71,10 @@ function flowKeyOf(sw: FlowSwitch): string {
 
 export class SyncSession {
   lastDigest = '';
+  /** The first message (full map + NetbirdConfig) has not gone out yet. */
+  initial = true;
+  /** Bytes of this stream's frames not yet taken by the transport; a map waits while > 0. */
+  inFlight = 0;
   /** The traffic-event switch this peer was last told (see refreshFlow). */
   flowKey = '';
   closed = false;
@@ -75,11 +97,16 @@ export class UpdateHub implements ChangeListener {
   private readonly sessions = new Map<string, SyncSession>();
   private readonly byAccount = new Map<string, Set<SyncSession>>();
   private readonly pending = new Map<string, Set<string> | 'all'>();
+  /** Sessions whose map may have changed, in the order they became dirty (Set keeps insertion order). */
+  private readonly runQueue = new Set<SyncSession>();
   private flushScheduled = false;
+  private pumpScheduled = false;
   private readonly debounceMs: number;
   private readonly maxDelayMs: number;
+  private readonly maxInFlightBytes: number;
+  private readonly sliceMs: number;
   private readonly unsubscribe: () => void;
-  readonly stats: UpdateHubStats = { connected: 0, mapsComputed: 0, mapsSent: 0, configsSent: 0 };
+  readonly stats: UpdateHubStats = { connected: 0, mapsComputed: 0, mapsSent: 0, configsSent: 0, inFlightBytes: 0, inFlightPeakBytes: 0, queued: 0 };
 
   constructor(
     private readonly manager: AccountManager,
@@ -88,6 +115,8 @@ export class UpdateHub implements ChangeListener {
   ) {
     this.debounceMs = options.debounceMs ?? 1000;
     this.maxDelayMs = options.maxDelayMs ?? 5000;
+    this.maxInFlightBytes = options.maxInFlightBytes ?? 64 * 1024 * 1024;
+    this.sliceMs = options.sliceMs ?? 15;
     this.unsubscribe = manager.addListener(this);
   }
 
@@ -101,8 +130,9 @@ export class UpdateHub implements ChangeListener {
   }
 
   /**
-   * Registers a Sync stream for an authenticated, registered peer and sends the initial message
-   * (full map + NetbirdConfig). A newer stream of the same peer replaces the older one.
+   * Registers a Sync stream for an authenticated, registered peer; its first message (full map +
+   * NetbirdConfig) goes out from the run queue like every other map. A newer stream of the same peer
+   * replaces the older one.
    */
   open(ref: PeerRef, sink: SyncSink): SyncSession {
     const old = this.sessions.get(ref.peer.id);
@@ -114,21 +144,13 @@ export class UpdateHub implements ChangeListener {
     // The old stream ends after the new one is registered, so its end handler sees the peer as still
     // connected (isConnected) and does not mark it offline.
     if (old) {
-      this.clearTimers(old);
-      old.closed = true;
-      set.delete(old);
+      this.remove(old);
+      this.sessions.set(s.peerId, s);
       old.sink.end(undefined);
     }
     this.stats.connected = this.sessions.size;
-
-    const state = ref.state;
-    const peer = state.peers.get(ref.peer.id) ?? ref.peer;
-    const map = encodeNetworkMap(state, peer, this.manager.now(), forwarderPort(state));
-    this.stats.mapsComputed++;
-    s.lastDigest = map.digest;
-    s.flowKey = flowKeyOf(flowSwitchFor(state, peer));
-    sink.send(encodeSyncResponse(map, state.account.serial, peer, sessionExpiresAt(state, peer), this.infra.full(true, flowSwitchFor(state, peer))));
-    this.stats.mapsSent++;
+    s.dirty = true;
+    this.enqueue(s);
     this.armRefresh(s);
     return s;
   }
@@ -136,8 +158,7 @@ export class UpdateHub implements ChangeListener {
   /** The stream ended (client went away). Returns true if it was the peer's current stream. */
   close(s: SyncSession): boolean {
     if (this.sessions.get(s.peerId) !== s) {
-      this.clearTimers(s);
-      s.closed = true;
+      this.release(s);
       return false;
     }
     this.remove(s);
@@ -150,9 +171,28 @@ export class UpdateHub implements ChangeListener {
     for (const s of [...this.sessions.values()]) this.drop(s, undefined);
   }
 
-  private remove(s: SyncSession): void {
+  /**
+   * Works the run queue to the end now, ignoring time slices and the in-flight bound (benchmarks
+   * and tests that want synchronous delivery).
+   */
+  drain(): void {
+    this.flush();
+    this.pump(Infinity, Infinity);
+  }
+
+  /** Forgets a session's timers, queue place and in-flight bytes; it sends nothing more. */
+  private release(s: SyncSession): void {
     this.clearTimers(s);
     s.closed = true;
+    if (this.runQueue.delete(s)) this.stats.queued = this.runQueue.size;
+    this.stats.inFlightBytes -= s.inFlight;
+    s.inFlight = 0;
+    s.queuedConfigs = [];
+    if (this.stats.inFlightBytes < this.maxInFlightBytes && this.runQueue.size > 0) this.schedulePump();
+  }
+
+  private remove(s: SyncSession): void {
+    this.release(s);
     if (this.sessions.get(s.peerId) === s) this.sessions.delete(s.peerId);
     this.byAccount.get(s.accountId)?.delete(s);
     this.stats.connected = this.sessions.size;
@@ -168,6 +208,25 @@ export class UpdateHub implements ChangeListener {
     s.windowTimer = undefined;
     for (const t of s.timers) clearInterval(t);
     s.timers.length = 0;
+  }
+
+  /** Hands a frame to the session's transport, counting it in flight until the transport took it. */
+  private write(s: SyncSession, frame: Buffer): void {
+    const size = frame.length;
+    s.inFlight += size;
+    const st = this.stats;
+    st.inFlightBytes += size;
+    if (st.inFlightBytes > st.inFlightPeakBytes) st.inFlightPeakBytes = st.inFlightBytes;
+    let done = false;
+    s.sink.send(frame, () => {
+      if (done || s.closed) return;
+      done = true;
+      s.inFlight -= size;
+      st.inFlightBytes -= size;
+      // The stream can take its next map; others may have waited for room.
+      if (s.inFlight === 0 && s.dirty && !s.windowTimer) this.enqueue(s);
+      else if (this.runQueue.size > 0) this.schedulePump();
+    });
   }
 
   // ----- credential refresh -----
@@ -199,8 +258,10 @@ export class UpdateHub implements ChangeListener {
    * message with the new FlowConfig (and a fresh relay token, since a config without relay disables it).
    */
   private refreshFlow(s: SyncSession, state: AccountState): void {
+    // The first message is built later and carries the switch as it is then.
+    if (s.closed || s.initial) return;
     const peer = state.peers.get(s.peerId);
-    if (!peer || s.closed) return;
+    if (!peer) return;
     const sw = flowSwitchFor(state, peer);
     const key = flowKeyOf(sw);
     if (key === s.flowKey) return;
@@ -210,12 +271,22 @@ export class UpdateHub implements ChangeListener {
 
   private enqueueConfig(s: SyncSession, msg: Buffer): void {
     if (s.closed) return;
-    if (s.windowTimer) {
+    // Behind a held-back map, or before the first message: keep the order.
+    if (s.windowTimer || s.initial) {
       s.queuedConfigs.push(msg);
       return;
     }
-    s.sink.send(msg);
+    this.write(s, msg);
     this.stats.configsSent++;
+  }
+
+  private sendQueuedConfigs(s: SyncSession): void {
+    const configs = s.queuedConfigs;
+    s.queuedConfigs = [];
+    for (const c of configs) {
+      this.write(s, c);
+      this.stats.configsSent++;
+    }
   }
 
   // ----- change handling -----
@@ -239,11 +310,12 @@ export class UpdateHub implements ChangeListener {
     } catch {
       state = undefined;
     }
+    this.remove(s);
     if (state) {
-      s.sink.send(encodeDeletedPeerResponse(state, peer, state.account.serial, forwarderPort(state)));
+      s.sink.send(encodeDeletedPeerResponse(state, peer, state.account.serial, forwarderPort(state)), () => {});
       this.stats.mapsSent++;
     }
-    this.drop(s, undefined);
+    s.sink.end(undefined);
   }
 
   peerLoginExpired(_accountId: string, peer: Peer): void {
@@ -251,9 +323,10 @@ export class UpdateHub implements ChangeListener {
     if (s) this.drop(s, new ManagementError('permission_denied', 'peer login has expired, please log in once more'));
   }
 
-  /** Processes all changes collected so far. Exposed for benchmarks (synchronous delivery). */
+  /** Marks the sessions of all changes collected so far dirty (cheap: no map is computed here). */
   flush(): void {
     this.flushScheduled = false;
+    if (this.pending.size === 0) return;
     const pending = [...this.pending];
     this.pending.clear();
     for (const [accountId, affected] of pending) {
@@ -265,24 +338,22 @@ export class UpdateHub implements ChangeListener {
       } catch {
         continue;
       }
-      const fwd = forwarderPort(state);
-      const targets: SyncSession[] = [];
-      if (affected === 'all') targets.push(...sessions);
+      const mark = (s: SyncSession): void => {
+        this.refreshFlow(s, state);
+        this.notify(s);
+      };
+      if (affected === 'all') for (const s of sessions) mark(s);
       else for (const id of affected) {
         const s = this.sessions.get(id);
-        if (s && s.accountId === accountId) targets.push(s);
-      }
-      for (const s of targets) {
-        this.refreshFlow(s, state);
-        this.notify(s, state, fwd);
+        if (s && s.accountId === accountId) mark(s);
       }
     }
   }
 
-  private notify(s: SyncSession, state: AccountState, fwd: number): void {
+  private notify(s: SyncSession): void {
     if (s.closed) return;
+    s.dirty = true;
     if (s.windowTimer) {
-      s.dirty = true;
       // Debounce: restart the quiet period, unless the burst has already been held back maxDelayMs.
       if (this.manager.now() - s.windowStart < this.maxDelayMs) {
         clearTimeout(s.windowTimer);
@@ -290,10 +361,78 @@ export class UpdateHub implements ChangeListener {
       }
       return;
     }
-    if (this.sendMapIfChanged(s, state, fwd)) {
-      s.windowStart = this.manager.now();
-      s.windowTimer = this.windowTimer(s, this.debounceMs);
+    if (s.inFlight === 0) this.enqueue(s);
+    // else: the write callback of the map in flight queues it.
+  }
+
+  private enqueue(s: SyncSession): void {
+    if (s.closed || this.runQueue.has(s)) return;
+    this.runQueue.add(s);
+    this.stats.queued = this.runQueue.size;
+    this.schedulePump();
+  }
+
+  private schedulePump(): void {
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
+      this.pump(this.sliceMs, this.maxInFlightBytes);
+    });
+  }
+
+  /**
+   * Computes and sends maps for queued sessions, oldest first, until the slice is used up or the
+   * in-flight bound is reached (a write callback resumes it then). One account state lookup per
+   * account and slice.
+   */
+  private pump(sliceMs: number, maxInFlight: number): void {
+    const deadline = performance.now() + sliceMs;
+    const states = new Map<string, { state: AccountState; fwd: number } | undefined>();
+    for (const s of this.runQueue) {
+      if (this.stats.inFlightBytes >= maxInFlight) break;
+      this.runQueue.delete(s);
+      if (s.closed || !s.dirty) continue;
+      if (s.inFlight > 0 || s.windowTimer) continue; // requeued by its write callback / window end
+      let ctx = states.get(s.accountId);
+      if (!states.has(s.accountId)) {
+        try {
+          const state = this.manager.accountState(s.accountId);
+          ctx = { state, fwd: forwarderPort(state) };
+        } catch {
+          ctx = undefined;
+        }
+        states.set(s.accountId, ctx);
+      }
+      s.dirty = false;
+      if (ctx) this.deliver(s, ctx.state, ctx.fwd);
+      if (performance.now() >= deadline) break;
     }
+    this.stats.queued = this.runQueue.size;
+    if (this.runQueue.size > 0 && this.stats.inFlightBytes < maxInFlight) this.schedulePump();
+  }
+
+  private deliver(s: SyncSession, state: AccountState, fwd: number): void {
+    const peer = state.peers.get(s.peerId);
+    if (!peer) return;
+    const map = encodeNetworkMap(state, peer, this.manager.now(), fwd);
+    this.stats.mapsComputed++;
+    if (s.initial) {
+      s.initial = false;
+      s.lastDigest = map.digest;
+      const sw = flowSwitchFor(state, peer);
+      s.flowKey = flowKeyOf(sw);
+      this.write(s, encodeSyncResponse(map, state.account.serial, peer, sessionExpiresAt(state, peer), this.infra.full(true, sw)));
+      this.stats.mapsSent++;
+      this.sendQueuedConfigs(s);
+      return;
+    }
+    if (map.digest === s.lastDigest) return;
+    s.lastDigest = map.digest;
+    this.write(s, encodeSyncResponse(map, state.account.serial, peer, sessionExpiresAt(state, peer), undefined));
+    this.stats.mapsSent++;
+    s.windowStart = this.manager.now();
+    s.windowTimer = this.windowTimer(s, this.debounceMs);
   }
 
   private windowTimer(s: SyncSession, ms: number): NodeJS.Timeout {
@@ -305,35 +444,7 @@ export class UpdateHub implements ChangeListener {
   private windowEnd(s: SyncSession): void {
     s.windowTimer = undefined;
     if (s.closed) return;
-    const configs = s.queuedConfigs;
-    s.queuedConfigs = [];
-    for (const c of configs) {
-      s.sink.send(c);
-      this.stats.configsSent++;
-    }
-    if (!s.dirty) return;
-    s.dirty = false;
-    let state: AccountState;
-    try {
-      state = this.manager.accountState(s.accountId);
-    } catch {
-      return;
-    }
-    if (this.sendMapIfChanged(s, state, forwarderPort(state))) {
-      s.windowStart = this.manager.now();
-      s.windowTimer = this.windowTimer(s, this.debounceMs);
-    }
-  }
-
-  private sendMapIfChanged(s: SyncSession, state: AccountState, fwd: number): boolean {
-    const peer = state.peers.get(s.peerId);
-    if (!peer) return false;
-    const map = encodeNetworkMap(state, peer, this.manager.now(), fwd);
-    this.stats.mapsComputed++;
-    if (map.digest === s.lastDigest) return false;
-    s.lastDigest = map.digest;
-    s.sink.send(encodeSyncResponse(map, state.account.serial, peer, sessionExpiresAt(state, peer), undefined));
-    this.stats.mapsSent++;
-    return true;
+    this.sendQueuedConfigs(s);
+    if (s.dirty && s.inFlight === 0) this.enqueue(s);
   }
 }

@@ -31,7 +31,7 @@ interface Env {
   clock: { now: number };
 }
 
-async function env(t: { after(fn: () => unknown): void }, opts: { infra?: InfraConfig; debounceMs?: number; maxDelayMs?: number; ephemeralTimeoutMs?: number; fakeClock?: boolean } = {}): Promise<Env> {
+async function env(t: { after(fn: () => unknown): void }, opts: { infra?: InfraConfig; debounceMs?: number; maxDelayMs?: number; maxInFlightBytes?: number; ephemeralTimeoutMs?: number; fakeClock?: boolean } = {}): Promise<Env> {
   const tmp = tempDir();
   const store = await Store.open({ kind: 'sqlite', path: join(tmp.dir, 'm.db') });
   const clock = { now: Date.now() };
@@ -41,7 +41,7 @@ async function env(t: { after(fn: () => unknown): void }, opts: { infra?: InfraC
     expirationCheckMs: 3_600_000,
     now: opts.fakeClock ? () => clock.now : undefined,
   });
-  const hub = new UpdateHub(manager, new NetbirdConfigBuilder(opts.infra ?? {}), { debounceMs: opts.debounceMs ?? 50, maxDelayMs: opts.maxDelayMs ?? 1000 });
+  const hub = new UpdateHub(manager, new NetbirdConfigBuilder(opts.infra ?? {}), { debounceMs: opts.debounceMs ?? 50, maxDelayMs: opts.maxDelayMs ?? 1000, maxInFlightBytes: opts.maxInFlightBytes });
   t.after(async () => {
     hub.shutdown();
     manager.close();
@@ -61,7 +61,10 @@ function sink(): { sink: SyncSink; inbox: Inbox<management.SyncResponse>; ended:
     inbox,
     ended,
     sink: {
-      send: (frame) => inbox.push(management.SyncResponse.decode(frame.subarray(SYNC_HEADROOM))),
+      send: (frame, written) => {
+        inbox.push(management.SyncResponse.decode(frame.subarray(SYNC_HEADROOM)));
+        written();
+      },
       end: (err) => {
         ended.push(err);
         inbox.end(err ?? new Error('ended'));
@@ -98,6 +101,94 @@ test('bursts are coalesced: first update at once, then only the newest after the
   assert.ok(Date.now() - t0 >= 300, 'held back until the burst went quiet');
   assert.equal(await a.inbox.quiet(500), true, 'nothing else follows');
   assert.ok(merged.NetworkMap!.Serial > first.NetworkMap!.Serial);
+});
+
+/** A stream whose transport takes frames only when told to (a slow reader). */
+function heldSink(): { sink: SyncSink; inbox: Inbox<management.SyncResponse>; release(): number } {
+  const inbox = new Inbox<management.SyncResponse>();
+  const held: Array<() => void> = [];
+  return {
+    inbox,
+    sink: {
+      send: (frame, written) => {
+        inbox.push(management.SyncResponse.decode(frame.subarray(SYNC_HEADROOM)));
+        held.push(written);
+      },
+      end: (err) => inbox.end(err ?? new Error('ended')),
+    },
+    release: () => {
+      const n = held.length;
+      for (const w of held.splice(0)) w();
+      return n;
+    },
+  };
+}
+
+test('flow control: a stream that has not taken its map gets no other; then only the newest', async (t) => {
+  const e = await env(t, { debounceMs: 10, maxDelayMs: 50 });
+  const ka = newKey();
+  const kb = newKey();
+  await e.manager.loginPeer({ peerKey: ka, setupKey: e.setupKey, meta: meta('a') });
+  const b = await e.manager.loginPeer({ peerKey: kb, setupKey: e.setupKey, meta: meta('b') });
+  const a = heldSink();
+  e.hub.open(await e.manager.syncPeer(ka, meta('a')), a.sink);
+  const first = await a.inbox.next();
+  assert.ok(first.netbirdConfig, 'the first message carries the NetbirdConfig');
+  for (let i = 1; i <= 3; i++) {
+    await e.manager.updatePeer(e.accountId, b.peer.id, { name: `b-${i}` });
+    await new Promise((r) => setTimeout(r, 40));
+  }
+  assert.equal(await a.inbox.quiet(300), true, 'nothing more while the first map is still in the transport');
+  assert.equal(e.hub.stats.inFlightBytes > 0, true);
+  a.release();
+  const next = await a.inbox.next(2000);
+  assert.equal(next.NetworkMap!.remotePeers[0]!.fqdn, 'b-3.netbird.cloud', 'the newest state, not the ones in between');
+  a.release();
+  assert.equal(await a.inbox.quiet(300), true, 'one map for the whole backlog');
+  assert.equal(e.hub.stats.inFlightBytes, 0);
+});
+
+test('in-flight bound: streams wait for room in turn and every one gets its map', async (t) => {
+  // A bound of one byte: one frame in flight for the whole hub at a time.
+  const e = await env(t, { maxInFlightBytes: 1 });
+  const sinks: Array<ReturnType<typeof heldSink>> = [];
+  for (let i = 0; i < 4; i++) {
+    const k = newKey();
+    await e.manager.loginPeer({ peerKey: k, setupKey: e.setupKey, meta: meta(`p${i}`) });
+    const s = heldSink();
+    e.hub.open(await e.manager.syncPeer(k, meta(`p${i}`)), s.sink);
+    sinks.push(s);
+  }
+  await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(sinks.map((s) => s.inbox.size), [1, 0, 0, 0], 'only the first stream got its map');
+  assert.equal(e.hub.stats.queued, 3);
+  for (let i = 0; i < 3; i++) {
+    assert.equal(sinks[i]!.release(), 1);
+    await sinks[i + 1]!.inbox.next(2000);
+  }
+  sinks[3]!.release();
+  assert.ok((await sinks[0]!.inbox.next()).netbirdConfig, 'each stream got its first message');
+  for (const s of sinks) assert.equal(await s.inbox.quiet(100), true);
+  assert.equal(e.hub.stats.queued, 0);
+  assert.equal(e.hub.stats.inFlightBytes, 0);
+  assert.ok(e.hub.stats.inFlightPeakBytes > 0);
+});
+
+test('a closed stream frees its place in flight for the others', async (t) => {
+  const e = await env(t, { maxInFlightBytes: 1 });
+  const ka = newKey();
+  const kb = newKey();
+  await e.manager.loginPeer({ peerKey: ka, setupKey: e.setupKey, meta: meta('a') });
+  await e.manager.loginPeer({ peerKey: kb, setupKey: e.setupKey, meta: meta('b') });
+  const a = heldSink();
+  const b = heldSink();
+  const sa = e.hub.open(await e.manager.syncPeer(ka, meta('a')), a.sink);
+  e.hub.open(await e.manager.syncPeer(kb, meta('b')), b.sink);
+  await a.inbox.next();
+  assert.equal(await b.inbox.quiet(150), true, 'b waits for room');
+  e.hub.close(sa); // a went away without reading
+  const mb = await b.inbox.next(2000);
+  assert.ok(mb.netbirdConfig);
 });
 
 test('on-/offline changes nobody else\'s map; a version change reaches the peers that see it', async (t) => {
