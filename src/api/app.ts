@@ -206,6 +206,19 @@ export async function createApi(opts: ApiOptions): Promise<Api> {
     done(null, t === '' ? undefined : Object.fromEntries(new URLSearchParams(text)));
   };
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, lenient);
+  // Clients label body-less requests (DELETE, GET) as JSON too (`curl -X DELETE -H 'Content-Type:
+  // application/json'`, generic API clients); NetBird ignores the label there, so an empty JSON body
+  // is no body, and routes that need one say so.
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    const text = body.toString();
+    if (text.trim() === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(text));
+    } catch (err) {
+      done(new HttpError(400, `couldn't parse JSON request: ${(err as Error).message}`));
+    }
+  });
   app.addContentTypeParser('*', { parseAs: 'string' }, lenient);
 
   app.setErrorHandler((err: FastifyError, _req, reply) => {

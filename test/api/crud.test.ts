@@ -390,6 +390,16 @@ test('request limits: oversized bodies 413, malformed JSON 400, unknown paths 40
   const bad = await a.call('POST', '/api/groups', { token, body: '{"name":', headers: { 'content-type': 'application/json' } });
   assert.equal(bad.status, 400);
   assert.match(bad.body.message, /couldn't parse JSON/);
+  // A body-less request labelled as JSON (curl -X DELETE -H 'Content-Type: application/json') is served.
+  const g = await a.call('POST', '/api/groups', { token, body: { name: 'to-delete' } });
+  const del = await a.call('DELETE', `/api/groups/${g.body.id}`, { token, headers: { 'content-type': 'application/json' } });
+  assert.equal(del.status, 200, JSON.stringify(del.body));
+  const list = await a.call('GET', '/api/groups', { token, headers: { 'content-type': 'application/json' } });
+  assert.equal(list.status, 200);
+  // ... but a route that needs a body says so.
+  const none = await a.call('POST', '/api/groups', { token, body: '', headers: { 'content-type': 'application/json' } });
+  assert.equal(none.status, 400, JSON.stringify(none.body));
+  assert.match(none.body.message, /body/);
   const nf = await a.call('GET', '/api/nothing', { token });
   assert.deepEqual(Object.keys(nf.body).sort(), ['code', 'message']);
   assert.equal(nf.status, 404);
