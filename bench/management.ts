@@ -17,7 +17,7 @@ import {
   type Peer,
 } from '../src/management/index.js';
 import { management } from '../src/proto/index.js';
-import { benchManagementGrpc } from './mgmt-grpc.js';
+import { type TopologyKind, benchManagementGrpc } from './mgmt-grpc.js';
 
 /**
  * Management benchmark: for N = 100, 1,000, 5,000 peers in one account with realistic groups and
@@ -260,6 +260,10 @@ const USAGE = `management benchmark options (after "--"):
                       processes) or all (default); env NBMG_BENCH_MODE
   --peers N,N,...     peer counts of the grpc mode (default 1000,5000,10000); env NBMG_BENCH_PEERS
   --backends B,B      sqlite and/or postgres (default both); env NBMG_BENCH_BACKENDS
+  --topology T,T      teams (infra servers everybody reaches + teams that reach themselves; the
+                      policy that changes is All -> infra) and/or mesh (All <-> All: every map lists
+                      every peer, N maps of N peers per change); default teams,mesh; env NBMG_BENCH_TOPOLOGY
+  --team-size S       peers per team (default 50)   --infra-peers I   infra servers (default 20)
   --phase-timeout S   bound of every grpc phase in seconds (default max(60, 0.06 x N))
   --policy-rounds R   policy changes measured per N (default 3)
   --server-node-args="A B"  extra node flags for the server, e.g. --server-node-args="--cpu-prof --cpu-prof-dir=/tmp/p"
@@ -283,6 +287,9 @@ export async function benchManagement(args: string[] = []): Promise<void> {
       mode: { type: 'string' },
       peers: { type: 'string' },
       backends: { type: 'string' },
+      topology: { type: 'string' },
+      'team-size': { type: 'string' },
+      'infra-peers': { type: 'string' },
       'phase-timeout': { type: 'string' },
       'policy-rounds': { type: 'string' },
       'server-node-args': { type: 'string' },
@@ -300,6 +307,12 @@ export async function benchManagement(args: string[] = []): Promise<void> {
   if (!['inproc', 'grpc', 'all'].includes(mode)) throw new Error(`--mode: expected inproc, grpc or all, got ${JSON.stringify(mode)}\n${USAGE}`);
   const backends = (values.backends ?? process.env.NBMG_BENCH_BACKENDS ?? 'sqlite,postgres').split(',').map((b) => b.trim());
   for (const b of backends) if (b !== 'sqlite' && b !== 'postgres') throw new Error(`--backends: expected sqlite and/or postgres, got ${JSON.stringify(b)}`);
+  const topologies = (values.topology ?? process.env.NBMG_BENCH_TOPOLOGY ?? 'teams,mesh').split(',').map((b) => b.trim());
+  for (const t of topologies) if (t !== 'teams' && t !== 'mesh') throw new Error(`--topology: expected teams and/or mesh, got ${JSON.stringify(t)}`);
+  const teamSize = Number(values['team-size'] ?? 50);
+  if (!Number.isInteger(teamSize) || teamSize < 2) throw new Error('--team-size: expected an integer >= 2');
+  const infraPeers = Number(values['infra-peers'] ?? 20);
+  if (!Number.isInteger(infraPeers) || infraPeers < 1) throw new Error('--infra-peers: expected an integer >= 1');
   const timeout = values['phase-timeout'] !== undefined ? Number(values['phase-timeout']) : undefined;
   if (timeout !== undefined && !(timeout > 0)) throw new Error('--phase-timeout: expected seconds > 0');
   const rounds = Number(values['policy-rounds'] ?? 3);
@@ -315,6 +328,9 @@ export async function benchManagement(args: string[] = []): Promise<void> {
   await benchManagementGrpc({
     peers,
     backends: backends as Array<'sqlite' | 'postgres'>,
+    topologies: topologies as TopologyKind[],
+    teamSize,
+    infraPeers,
     phaseTimeoutMs: timeout !== undefined ? timeout * 1000 : undefined,
     policyRounds: rounds,
     serverNodeArgs: nodeArgs,

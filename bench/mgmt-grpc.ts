@@ -11,7 +11,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pgUnavailableReason, startPgCluster, type PgCluster } from '../test/management/pg-cluster.js';
-import type { LoadCommand, LoadReply } from './mgmt-load.js';
+import type { LoadCommand, LoadReply, Topology } from './mgmt-load.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SERVER_BIN = join(ROOT, 'bin', 'netbird-server');
@@ -20,8 +20,18 @@ const LOAD_SCRIPT = fileURLToPath(new URL('./mgmt-load.ts', import.meta.url));
 /** Issue 16's targets. */
 const TARGET = { policyP99Ms: 1000, joinMs: 1000, rssMb: 1024, failedLogins: 0 };
 
+export type TopologyKind = 'teams' | 'mesh';
+
 export interface GrpcBenchOptions {
   peers: number[];
+  /**
+   * teams: a company-like account — `infra` servers everybody reaches (the policy that changes is
+   * All -> infra) and teams of `teamSize` that reach each other; mesh: the default All <-> All policy,
+   * where every map lists every peer, so each change sends N maps of N peers (the worst case).
+   */
+  topologies: TopologyKind[];
+  teamSize: number;
+  infraPeers: number;
   backends: Array<'sqlite' | 'postgres'>;
   /** Upper bound of every phase; default max(60 s, 60 ms x N). */
   phaseTimeoutMs?: number;
@@ -32,6 +42,7 @@ export interface GrpcBenchOptions {
 }
 
 interface Row {
+  topology: TopologyKind;
   backend: string;
   n: number;
   registerMs: number;
@@ -279,18 +290,18 @@ function note(r: { done?: number; of?: number; timedOut?: boolean }, what = 'pee
   return r.timedOut ? `TIMED OUT at ${r.done}/${r.of} ${what}` : '';
 }
 
-async function benchOne(backend: 'sqlite' | 'postgres', n: number, o: GrpcBenchOptions): Promise<Row> {
+async function benchOne(topo: TopologyKind, backend: 'sqlite' | 'postgres', n: number, o: GrpcBenchOptions): Promise<Row> {
   const phaseMs = o.phaseTimeoutMs ?? Math.max(60_000, 60 * n);
   const dir = mkdtempSync(join(tmpdir(), 'nbmg-grpc-bench-'));
   let pg: PgCluster | undefined;
   let server: ServerProcess | undefined;
   let gen: LoadGenerator | undefined;
   const row: Row = {
-    backend, n, registerMs: NaN, registerNote: '', firstMeshMs: NaN, firstMeshNote: '', serverStartMs: NaN, restartMeshMs: NaN, restartNote: '',
+    topology: topo, backend, n, registerMs: NaN, registerNote: '', firstMeshMs: NaN, firstMeshNote: '', serverStartMs: NaN, restartMeshMs: NaN, restartNote: '',
     loginAttempts: 0, failedLogins: 0, peersWithFailedLogin: 0, syncRejected: 0, policy: undefined, joinMs: NaN, joinLoginMs: NaN, joinNote: '',
     rssPeakMb: 0, rssSteadyMb: 0, bytesTotal: 0, streamDrops: 0, generatorCpuMs: 0, generatorRssMb: 0, load: [loadavg()[0]!, 0], lastError: '',
   };
-  const log = (m: string): void => console.log(`  [${backend} N=${n}] ${m}`);
+  const log = (m: string): void => console.log(`  [${topo} ${backend} N=${n}] ${m}`);
   try {
     if (backend === 'postgres') pg = await startPgCluster();
     server = new ServerProcess(join(dir, 'data'), pg?.dsn, o.serverNodeArgs, join(dir, 'server.log'));
@@ -298,36 +309,65 @@ async function benchOne(backend: 'sqlite' | 'postgres', n: number, o: GrpcBenchO
     const port = await server.port;
     log(`server up in ${startMs} ms (pid ${server.pid}, log ${server.logPath})`);
 
-    // Account: owner + PAT, a reusable setup key, and a marker policy whose port each round changes.
+    // Account: owner + PAT, setup keys and policies of the topology, and a marker policy whose port each
+    // round changes (All <-> All in the mesh, All -> infra in teams: in both, every peer's map changes).
     const api = new Api(`http://127.0.0.1:${port}`);
     const setup = await api.call<{ personal_access_token?: string }>('POST', '/api/setup', { email: 'bench@example.com', password: 'bench-password', name: 'Bench', create_pat: true, pat_expire_in: 1 });
     if (!setup.personal_access_token) throw new Error('POST /api/setup returned no personal_access_token');
     api.token = setup.personal_access_token;
-    const key = await api.call<{ key: string }>('POST', '/api/setup-keys', { name: 'bench', type: 'reusable', expires_in: 86400, auto_groups: [], usage_limit: 0 });
     const groups = await api.call<Array<{ id: string; name: string }>>('GET', '/api/groups');
     const all = groups.find((g) => g.name === 'All')?.id;
     if (!all) throw new Error('no "All" group in the new account');
+    const newKey = async (name: string, autoGroups: string[]): Promise<string> =>
+      (await api.call<{ key: string }>('POST', '/api/setup-keys', { name, type: 'reusable', expires_in: 86400, auto_groups: autoGroups, usage_limit: 0 })).key;
+    let topology: Topology;
+    let markerTo = all;
+    let markerBidirectional = true;
+    if (topo === 'mesh') {
+      topology = { kind: 'mesh', setupKey: await newKey('bench', []) };
+    } else {
+      // Infra servers, then teams; the default All <-> All policy goes, each team reaches itself.
+      const infra = Math.min(o.infraPeers, n);
+      const teams = Math.max(1, Math.ceil((n - infra) / o.teamSize));
+      const infraGroup = await api.call<{ id: string }>('POST', '/api/groups', { name: 'infra', peers: [] });
+      const teamKeys: string[] = [];
+      for (let t = 0; t < teams; t++) {
+        const g = await api.call<{ id: string }>('POST', '/api/groups', { name: `team-${t}`, peers: [] });
+        await api.call('POST', '/api/policies', {
+          name: `team-${t}`,
+          enabled: true,
+          rules: [{ name: `team-${t}`, enabled: true, action: 'accept', bidirectional: true, protocol: 'all', sources: [g.id], destinations: [g.id] }],
+        });
+        teamKeys.push(await newKey(`team-${t}`, [g.id]));
+      }
+      for (const p of await api.call<Array<{ id: string; name: string }>>('GET', '/api/policies')) {
+        if (p.name === 'Default') await api.call('DELETE', `/api/policies/${p.id}`);
+      }
+      topology = { kind: 'teams', infra, teamSize: o.teamSize, infraKey: await newKey('infra', [infraGroup.id]), teamKeys };
+      markerTo = infraGroup.id;
+      markerBidirectional = false;
+      log(`account: ${infra} infra peers, ${teams} teams of up to ${o.teamSize}; policies: one per team, All -> infra (the one that changes)`);
+    }
     const markerRule = (port: number): unknown => ({
       name: 'bench-marker',
       enabled: true,
-      rules: [{ name: 'marker', enabled: true, action: 'accept', bidirectional: true, protocol: 'tcp', ports: [String(port)], sources: [all], destinations: [all] }],
+      rules: [{ name: 'marker', enabled: true, action: 'accept', bidirectional: markerBidirectional, protocol: 'tcp', ports: [String(port)], sources: [all], destinations: [markerTo] }],
     });
     const marker = await api.call<{ id: string }>('POST', '/api/policies', markerRule(40000));
 
     gen = new LoadGenerator();
     const ipcMs = phaseMs + 30_000;
-    await gen.send({ cmd: 'init', target: `127.0.0.1:${port}`, setupKey: key.key, streamsPerChannel: o.streamsPerChannel, loginDeadlineMs: 10_000 }, ipcMs);
+    await gen.send({ cmd: 'init', target: `127.0.0.1:${port}`, topology, streamsPerChannel: o.streamsPerChannel, loginDeadlineMs: 10_000 }, ipcMs);
 
     // 1. Register N peers (set-up, bounded concurrency), then the first connect of all streams.
     const reg = await gen.send({ cmd: 'register', count: n, concurrency: 16, timeoutMs: phaseMs }, ipcMs);
     row.registerMs = reg.ms!;
     row.registerNote = note(reg) || (reg.failed ? `${reg.failed} retried` : '');
     log(`registered ${reg.done}/${n} peers in ${reg.ms} ms ${row.registerNote}`);
-    const registered = reg.done!;
-    const first = await gen.send({ cmd: 'connect', login: false, spreadMs: 1000, expectPeers: registered - 1, timeoutMs: phaseMs }, ipcMs);
+    const first = await gen.send({ cmd: 'connect', login: false, spreadMs: 1000, timeoutMs: phaseMs }, ipcMs);
     row.firstMeshMs = first.ms!;
     row.firstMeshNote = note(first);
-    log(`first connect: ${first.done}/${first.of} streams with ${registered - 1} peers in ${first.ms} ms ${row.firstMeshNote}`);
+    log(`first connect: ${first.done}/${first.of} streams with all the peers they should list in ${first.ms} ms ${row.firstMeshNote}`);
     await sleep(2000);
 
     // 2. Restart storm: server stops, comes back on the same data; every peer logs in again (10 s
@@ -336,7 +376,7 @@ async function benchOne(backend: 'sqlite' | 'postgres', n: number, o: GrpcBenchO
     await server.stop();
     row.serverStartMs = await server.start(phaseMs);
     const cpuRestart0 = server.cpuMs();
-    const storm = await gen.send({ cmd: 'connect', login: true, spreadMs: 1000, expectPeers: registered - 1, timeoutMs: phaseMs }, ipcMs);
+    const storm = await gen.send({ cmd: 'connect', login: true, spreadMs: 1000, timeoutMs: phaseMs }, ipcMs);
     row.restartMeshMs = row.serverStartMs + storm.ms!;
     row.restartNote = note(storm);
     row.loginAttempts = storm.stats.loginAttempts;
@@ -382,7 +422,7 @@ async function benchOne(backend: 'sqlite' | 'postgres', n: number, o: GrpcBenchO
     row.policy = { p50: percentile(lat, 0.5), p99: percentile(lat, 0.99), max: lat.at(-1) ?? NaN, note: notes.join('; '), bytesPerRound: bytes / o.policyRounds, serverCpuMsPerRound: cpu / o.policyRounds, restMs: rest / o.policyRounds, stallMs: worstStall };
 
     // 4. One new peer joins: time from its Login until every other stream lists it.
-    const j = await gen.send({ cmd: 'join', expectPeers: registered, timeoutMs: phaseMs }, ipcMs);
+    const j = await gen.send({ cmd: 'join', timeoutMs: phaseMs }, ipcMs);
     row.joinMs = j.ms!;
     row.joinNote = [note(j, 'streams'), j.failed ? `${j.failed} failed login(s)` : ''].filter(Boolean).join(', ');
     row.joinLoginMs = j.loginMs ?? NaN;
@@ -421,8 +461,9 @@ const fmtMb = (b: number): string => (b >= 1024 * 1048576 ? `${(b / 1073741824).
 const ratio = (x: number, target: number): string => (Number.isNaN(x) ? '-' : `${(x / target).toFixed(2)}x`);
 
 function printTable(rows: Row[]): void {
-  const head = ['backend', 'N', 'restart->mesh', 'failed logins', 'policy p50', 'policy p99', 'policy max', 'join', 'RSS peak', 'sent total', 'sent/policy', 'drops', 'load avg'];
+  const head = ['topology', 'backend', 'N', 'restart->mesh', 'failed logins', 'policy p50', 'policy p99', 'policy max', 'join', 'RSS peak', 'sent total', 'sent/policy', 'drops', 'load avg'];
   const body = rows.map((r) => [
+    r.topology,
     r.backend,
     String(r.n),
     fmtMs(r.restartMeshMs) + (r.restartNote ? ' (timeout)' : ''),
@@ -438,6 +479,7 @@ function printTable(rows: Row[]): void {
     `${r.load[0].toFixed(1)}->${r.load[1].toFixed(1)}`,
   ]);
   const ratios = rows.map((r) => [
+    r.topology,
     r.backend,
     String(r.n),
     '',
@@ -463,7 +505,7 @@ function printTable(rows: Row[]): void {
   console.log('\ndetails:');
   for (const r of rows) {
     console.log(
-      `  ${r.backend} N=${r.n}: register ${fmtMs(r.registerMs)} ${r.registerNote}; first connect ${fmtMs(r.firstMeshMs)} ${r.firstMeshNote}; ` +
+      `  ${r.topology} ${r.backend} N=${r.n}: register ${fmtMs(r.registerMs)} ${r.registerNote}; first connect ${fmtMs(r.firstMeshMs)} ${r.firstMeshNote}; ` +
         `restart: server healthy ${fmtMs(r.serverStartMs)}, mesh ${fmtMs(r.restartMeshMs)} ${r.restartNote}, ${r.peersWithFailedLogin} peers had a failed login, ${r.syncRejected} Sync rejected; ` +
         `join: Login ${fmtMs(r.joinLoginMs)} ${r.joinNote}; policy: REST PUT ${fmtMs(r.policy?.restMs ?? NaN)}, server CPU ${fmtMs(r.policy?.serverCpuMsPerRound ?? NaN)}/change, longest GET /health answer ${fmtMs(r.policy?.stallMs ?? NaN)} ${r.policy?.note ?? ''}; ` +
         `RSS after restart ${r.rssSteadyMb.toFixed(0)} MiB; generator CPU ${fmtMs(r.generatorCpuMs)}, RSS ${r.generatorRssMb} MiB` +
@@ -480,10 +522,10 @@ export async function benchManagementGrpc(o: GrpcBenchOptions): Promise<void> {
     return !why;
   });
   console.log(
-    `real gRPC: netbird-server process + load generator process; peers ${o.peers.join(', ')}; backends ${backends.join(', ')}; ` +
+    `real gRPC: netbird-server process + load generator process; topologies ${o.topologies.join(', ')} (teams of ${o.teamSize}, ${o.infraPeers} infra peers); peers ${o.peers.join(', ')}; backends ${backends.join(', ')}; ` +
       `${o.policyRounds} policy rounds; ${o.streamsPerChannel} Sync streams per HTTP/2 connection; load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}`,
   );
   const rows: Row[] = [];
-  for (const n of o.peers) for (const b of backends) rows.push(await benchOne(b, n, o));
+  for (const topo of o.topologies) for (const n of o.peers) for (const b of backends) rows.push(await benchOne(topo, b, n, o));
   printTable(rows);
 }

@@ -9,14 +9,23 @@ import sodium from 'sodium-native';
 import { boxSharedKey, formatKey, generateKeyPair, parseKey, sealMessage } from '../src/crypto/index.js';
 import { management } from '../src/proto/index.js';
 
+/**
+ * Who sees whom. mesh: every peer sees every other (the default "All" policy). teams: the first
+ * `infra` peers (servers everybody reaches) see everybody; the others are in teams of `teamSize`
+ * and see their team and the infra peers. Each kind registers with its own setup key (auto groups).
+ */
+export type Topology =
+  | { kind: 'mesh'; setupKey: string }
+  | { kind: 'teams'; infra: number; teamSize: number; infraKey: string; teamKeys: string[] };
+
 export type LoadCommand =
-  | { cmd: 'init'; target: string; setupKey: string; streamsPerChannel: number; loginDeadlineMs: number }
+  | { cmd: 'init'; target: string; topology: Topology; streamsPerChannel: number; loginDeadlineMs: number }
   | { cmd: 'register'; count: number; concurrency: number; timeoutMs: number }
   | { cmd: 'pause' }
-  | { cmd: 'connect'; login: boolean; spreadMs: number; expectPeers: number; timeoutMs: number }
+  | { cmd: 'connect'; login: boolean; spreadMs: number; timeoutMs: number }
   | { cmd: 'watchPort'; port: number }
   | { cmd: 'awaitPort'; port: number; t0: number; timeoutMs: number }
-  | { cmd: 'join'; expectPeers: number; timeoutMs: number }
+  | { cmd: 'join'; timeoutMs: number }
   | { cmd: 'stats' }
   | { cmd: 'stop' };
 
@@ -47,6 +56,8 @@ const serializeEnc = (m: management.EncryptedMessage): Buffer => Buffer.from(man
 /** One simulated peer: its keys, the shared box key with the server, and what its last map said. */
 interface SimPeer {
   index: number;
+  /** -1: sees everybody (mesh peer or infra peer); else its team. */
+  team: number;
   priv: Buffer;
   pubText: string;
   boxKey?: Buffer;
@@ -64,7 +75,9 @@ interface SimPeer {
 }
 
 let target = '';
-let setupKey = '';
+let topology: Topology = { kind: 'mesh', setupKey: '' };
+/** Peers per team (index -1 = infra / mesh peers). */
+const teamCounts = new Map<number, number>();
 let streamsPerChannel = 500;
 let loginDeadlineMs = 10_000;
 const clients: grpc.Client[] = [];
@@ -147,7 +160,7 @@ function boxKeyOf(p: SimPeer): Buffer {
 async function login(p: SimPeer): Promise<void> {
   const key = await getServerKey(p.channel);
   const req = management.LoginRequest.fromPartial({
-    setupKey: p.registered ? '' : setupKey,
+    setupKey: p.registered ? '' : setupKeyOf(p),
     meta: meta(p.index),
     peerKeys: { sshPubKey: Buffer.alloc(0), wgPubKey: Buffer.from(p.pubText, 'ascii') },
   });
@@ -361,10 +374,34 @@ async function openPeer(p: SimPeer, withLogin: boolean): Promise<void> {
   }
 }
 
-function newPeer(): SimPeer {
+function setupKeyOf(p: SimPeer): string {
+  if (topology.kind === 'mesh') return topology.setupKey;
+  return p.team < 0 ? topology.infraKey : topology.teamKeys[p.team]!;
+}
+
+/** The team a new peer with this index goes to (teams topology: infra first, then team by team). */
+function teamOf(index: number): number {
+  if (topology.kind === 'mesh' || index < topology.infra) return -1;
+  return Math.min(Math.floor((index - topology.infra) / topology.teamSize), topology.teamKeys.length - 1);
+}
+
+/** Does a peer of team `a` see a peer of team `b`? */
+function sees(a: number, b: number): boolean {
+  return a < 0 || b < 0 || a === b;
+}
+
+/** How many remote peers `p`'s map lists once every registered peer is connected. */
+function expectedPeers(p: SimPeer): number {
+  if (p.team < 0) return peers.length - 1;
+  const infra = teamCounts.get(-1) ?? 0;
+  return infra + (teamCounts.get(p.team) ?? 0) - 1;
+}
+
+function newPeer(team = teamOf(peers.length)): SimPeer {
   const kp = generateKeyPair();
   const index = peers.length;
-  const p: SimPeer = { index, priv: kp.privateKey, pubText: formatKey(kp.publicKey), registered: false, channel: Math.floor(index / streamsPerChannel), up: false, serial: 0, remotePeers: -1, portSeenAt: 0, backoff: 0, failedLogin: false };
+  teamCounts.set(team, (teamCounts.get(team) ?? 0) + 1);
+  const p: SimPeer = { index, team, priv: kp.privateKey, pubText: formatKey(kp.publicKey), registered: false, channel: Math.floor(index / streamsPerChannel), up: false, serial: 0, remotePeers: -1, portSeenAt: 0, backoff: 0, failedLogin: false };
   peers.push(p);
   return p;
 }
@@ -387,9 +424,9 @@ async function until(done: () => boolean, timeoutMs: number): Promise<boolean> {
   return true;
 }
 
-function countMeshed(expect: number): number {
+function countMeshed(): number {
   let n = 0;
-  for (const p of peers) if (p.up && p.remotePeers === expect) n++;
+  for (const p of peers) if (p.up && p.remotePeers === expectedPeers(p)) n++;
   return n;
 }
 
@@ -397,7 +434,7 @@ async function handle(c: LoadCommand): Promise<LoadReply> {
   switch (c.cmd) {
     case 'init':
       target = c.target;
-      setupKey = c.setupKey;
+      topology = c.topology;
       streamsPerChannel = c.streamsPerChannel;
       loginDeadlineMs = c.loginDeadlineMs;
       return { ok: true, cmd: c.cmd, stats: snapshot() };
@@ -452,8 +489,8 @@ async function handle(c: LoadCommand): Promise<LoadReply> {
           void openPeer(p, c.login);
         }, Math.random() * c.spreadMs);
       }
-      const ok = await until(() => countMeshed(c.expectPeers) === peers.length, c.timeoutMs);
-      return { ok: true, cmd: c.cmd, ms: Date.now() - t0, done: countMeshed(c.expectPeers), of: peers.length, timedOut: !ok, stats: snapshot() };
+      const ok = await until(() => countMeshed() === peers.length, c.timeoutMs);
+      return { ok: true, cmd: c.cmd, ms: Date.now() - t0, done: countMeshed(), of: peers.length, timedOut: !ok, stats: snapshot() };
     }
     case 'watchPort':
       watchedPort = String(c.port);
@@ -467,10 +504,11 @@ async function handle(c: LoadCommand): Promise<LoadReply> {
       return { ok: true, cmd: c.cmd, done: latencies.length, of: peers.length, timedOut: !ok, latencies, stats: snapshot() };
     }
     case 'join': {
-      // One new peer registers with the setup key and opens its stream; every other stream must see it.
-      const others = peers.filter((p) => p.up);
+      // One new peer registers with a setup key (team 0 in the teams topology) and opens its stream;
+      // every stream that should see it must list it.
+      const p = newPeer(topology.kind === 'mesh' ? -1 : 0);
+      const others = peers.filter((o) => o !== p && o.up && sees(o.team, p.team));
       const t0 = Date.now();
-      const p = newPeer();
       const failed0 = stats.loginFailures;
       // The first Login is timed on its own (it registers the peer); a failed one is retried with backoff.
       let loginMs = NaN;
@@ -481,8 +519,9 @@ async function handle(c: LoadCommand): Promise<LoadReply> {
       } catch {
         scheduleReconnect(p, true);
       }
-      const ok = await until(() => others.every((o) => o.remotePeers >= c.expectPeers), c.timeoutMs);
-      return { ok: true, cmd: c.cmd, ms: Date.now() - t0, loginMs, failed: stats.loginFailures - failed0, done: others.filter((o) => o.remotePeers >= c.expectPeers).length, of: others.length, timedOut: !ok, stats: snapshot() };
+      const seen = (): number => others.filter((o) => o.remotePeers >= expectedPeers(o)).length;
+      const ok = await until(() => seen() === others.length, c.timeoutMs);
+      return { ok: true, cmd: c.cmd, ms: Date.now() - t0, loginMs, failed: stats.loginFailures - failed0, done: seen(), of: others.length, timedOut: !ok, stats: snapshot() };
     }
     case 'stats':
       return { ok: true, cmd: c.cmd, stats: snapshot() };
