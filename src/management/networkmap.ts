@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import { Timestamp, management } from '../proto/index.js';
-import type { AccountState, Chunk, IndexedRule, PeerFragments, RuleTemplate } from './state.js';
+import type { AccountState, Chunk, IndexedRule, PeerFragments, PeerRules, RuleTemplate } from './state.js';
 import type { Peer, PolicyRule } from './types.js';
 import { cidrBits, compareVersion, ipToInt } from './util.js';
 import { networkResourcePeers, peerCustomZones, peerNameServerGroups, peerRoutes, peerRoutesFirewallRules } from './objects.js';
@@ -41,8 +41,8 @@ export interface EncodedMap {
   /** The receiver's PeerConfig as a field-2 (tag 18) encoding: same tag in NetworkMap and SyncResponse. */
   ownConfigField: Uint8Array;
   remotePeersIsEmpty: boolean;
-  /** Encoded RemotePeerConfig of each connectable peer (for the legacy top-level copy). */
-  remotePeerChunks: Uint8Array[];
+  /** Encoded RemotePeerConfig of the connectable peers, in pieces (for the legacy top-level copy). */
+  remotePeerParts: Uint8Array[];
   remotePeerCount: number;
   firewallRuleCount: number;
 }
@@ -308,60 +308,105 @@ function sortByIp(list: PeerFragments[]): PeerFragments[] {
 }
 
 /**
- * Computes and encodes the map of `peer`. `fwdPort` is passed in because it depends on every peer
- * of the account; the caller computes it once per batch.
+ * Fragments of many remote peers in map order (remote peers, DNS records, offline peers or firewall
+ * rules), with the slot each came from, so one receiver's own fragments can be left out.
  */
-export function encodeNetworkMap(state: AccountState, peer: Peer, now: number, fwdPort: number): EncodedMap {
-  const portRanges = compareVersion(peer.meta.netbirdVersion, '0.48.0') >= 0;
-  const withPrefix = peer.meta.capabilities.includes(CAP_SOURCE_PREFIXES);
-  const rxSshNew = compareVersion(peer.meta.netbirdVersion, '0.60.0') >= 0;
-  const rules = state.rulesOf(peer.id);
+interface Run {
+  pieces: Uint8Array[];
+  /** Content hashes, two words per piece. */
+  hashes: number[];
+  slots: number[];
+  /** Firewall rules per piece (firewall runs only). */
+  counts: number[];
+  length: number;
+  count: number;
+  /** Shared runs only: the pieces joined, piece i at offs[i]..offs[i + 1], and piece indices by slot. */
+  joined?: Uint8Array;
+  offs?: Int32Array;
+  bySlot?: Map<number, number[]>;
+}
 
-  // Visible peers (management-api.md §5.1), marked by slot with this computation's stamp.
+function newRun(): Run {
+  return { pieces: [], hashes: [], slots: [], counts: [], length: 0, count: 0 };
+}
+
+function pushRun(run: Run, c: Chunk, slot: number, count: number): void {
+  run.pieces.push(c.bytes);
+  run.hashes.push(c.h1, c.h2);
+  run.slots.push(slot);
+  run.counts.push(count);
+  run.length += c.bytes.length;
+  run.count += count;
+}
+
+/** Joins a run for sharing: one buffer to slice receivers' maps from. */
+function shareRun(run: Run): void {
+  const offs = new Int32Array(run.pieces.length + 1);
+  const bySlot = new Map<number, number[]>();
+  for (let i = 0; i < run.pieces.length; i++) {
+    offs[i + 1] = offs[i]! + run.pieces[i]!.length;
+    const sl = run.slots[i]!;
+    const at = bySlot.get(sl);
+    if (at) at.push(i);
+    else bySlot.set(sl, [i]);
+  }
+  run.joined = Buffer.concat(run.pieces, run.length);
+  run.offs = offs;
+  run.bySlot = bySlot;
+}
+
+/**
+ * What a receiver sees of its remote peers: visible peers split into connectable (online) and
+ * offline, as runs. A shared view covers every peer of the receiver's rules, the receiver included
+ * when it is one of them; each receiver cuts its own fragments out (see cutRun).
+ */
+interface VisibleView {
+  remote: Run;
+  dns: Run;
+  offline: Run;
+  fw: Run;
+  onlineCount: number;
+  /** Shared views only: the slots covered and what they were when built, to tell when it is stale. */
+  slots?: Int32Array;
+  peers?: Array<Peer | undefined>;
+  frags?: Array<PeerFragments | undefined>;
+  /** Per slot: 0 connectable, 1 listed offline, 2 left out (gone or awaiting approval). */
+  listing?: Uint8Array;
+}
+
+interface ReceiverTraits {
+  portRanges: boolean;
+  withPrefix: boolean;
+  rxSshNew: boolean;
+}
+
+/** Builds the view of `visible` slots for a receiver with `rules` and `traits`. */
+function buildView(state: AccountState, rules: PeerRules, traits: ReceiverTraits, visible: readonly number[], now: number, shared: boolean): VisibleView {
   const epoch = state.nextEpoch();
-  const visit = state.visitMark;
   const online = state.onlineMark;
   const frags = state.peerCache.bySlot;
-  const selfSlot = state.slotOf(peer.id);
-  if (selfSlot !== undefined) visit[selfSlot] = epoch;
-  const visible: number[] = [];
-  for (const ir of rules.asSource) {
-    const slots = ir.destinationSlots;
-    for (let i = 0; i < slots.length; i++) {
-      const sl = slots[i]!;
-      if (visit[sl] !== epoch) {
-        visit[sl] = epoch;
-        visible.push(sl);
-      }
-    }
-  }
-  for (const ir of rules.asDestination) {
-    const slots = ir.sourceSlots;
-    for (let i = 0; i < slots.length; i++) {
-      const sl = slots[i]!;
-      if (visit[sl] !== epoch) {
-        visit[sl] = epoch;
-        visible.push(sl);
-      }
-    }
-  }
-  // Network resources connect their routers with the peers that may reach them (objects.ts).
-  for (const id of networkResourcePeers(state, peer.id)) {
-    const sl = state.slotOf(id);
-    if (sl !== undefined && visit[sl] !== epoch) {
-      visit[sl] = epoch;
-      visible.push(sl);
-    }
-  }
-
   const onlineList: PeerFragments[] = [];
   const offlineList: PeerFragments[] = [];
-  for (const sl of visible) {
+  const slotOfFrag = new Map<PeerFragments, number>();
+  const listing = shared ? new Uint8Array(visible.length) : undefined;
+  const peers: Array<Peer | undefined> = [];
+  const fragList: Array<PeerFragments | undefined> = [];
+  for (let i = 0; i < visible.length; i++) {
+    const sl = visible[i]!;
     const q = state.slotPeers[sl];
-    if (q === undefined || q.approvalRequired) continue;
+    if (shared) peers.push(q);
+    if (q === undefined || q.approvalRequired) {
+      if (listing) listing[i] = 2;
+      fragList.push(undefined);
+      continue;
+    }
     const f = frags[sl] === undefined || frags[sl]!.fwGen !== state.templateGen ? fragmentsOf(state, q) : frags[sl]!;
-    if (isListedOffline(state, q, now)) offlineList.push(f);
-    else {
+    fragList.push(f);
+    slotOfFrag.set(f, sl);
+    if (isListedOffline(state, q, now)) {
+      offlineList.push(f);
+      if (listing) listing[i] = 1;
+    } else {
       online[sl] = epoch;
       onlineList.push(f);
     }
@@ -369,8 +414,210 @@ export function encodeNetworkMap(state: AccountState, peer: Peer, now: number, f
   // Stable order (by overlay IP), so equal states always encode to equal bytes.
   sortByIp(onlineList);
   sortByIp(offlineList);
+  const view: VisibleView = { remote: newRun(), dns: newRun(), offline: newRun(), fw: newRun(), onlineCount: onlineList.length };
+  for (const f of onlineList) pushRun(view.remote, f.remote, slotOfFrag.get(f)!, 0);
+  const all = offlineList.length > 0 ? sortByIp([...onlineList, ...offlineList]) : onlineList;
+  for (const f of all) pushRun(view.dns, f.dns, slotOfFrag.get(f)!, 0);
+  for (const f of offlineList) pushRun(view.offline, f.offline, slotOfFrag.get(f)!, 0);
 
-  // `parts` are the bytes in order; the digest sees cached chunks through their hashes.
+  // Firewall rules: rule by rule, for each connectable peer on the other side. A (peer, rule,
+  // direction) can only come up twice when the receiver is on both sides of a bidirectional rule;
+  // only those rules pay for de-duplication (fragments are per remote peer, so leaving one peer out
+  // later never changes what the others de-duplicate).
+  const sourceRules = new Set(rules.asSource);
+  const onBothSides = new Set<IndexedRule>();
+  for (const ir of rules.asDestination) if (sourceRules.has(ir) && ir.rule.bidirectional) onBothSides.add(ir);
+  const seen = new Set<Chunk>();
+  const emit = (ir: IndexedRule, slots: Int32Array, dir: management.RuleDirection, dedupe: boolean): void => {
+    const fixed = ir.rule.protocol === 'netbird-ssh' ? undefined : templatesOf(ir, dir, traits.portRanges, false);
+    for (let i = 0; i < slots.length; i++) {
+      const sl = slots[i]!;
+      if (online[sl] !== epoch) continue;
+      const f = frags[sl]!;
+      // The SSH server of a netbird-ssh rule is the destination side of the traffic.
+      const t = fixed ?? templatesOf(ir, dir, traits.portRanges, dir === management.RuleDirection.IN ? traits.rxSshNew : f.sshNew);
+      const c = fwChunk(f, t, traits.withPrefix);
+      if (dedupe) {
+        if (seen.has(c)) continue;
+        seen.add(c);
+      }
+      pushRun(view.fw, c, sl, c.count);
+    }
+  };
+  for (const ir of rules.asSource) {
+    const both = onBothSides.has(ir);
+    emit(ir, ir.destinationSlots, management.RuleDirection.OUT, both);
+    if (ir.rule.bidirectional) emit(ir, ir.destinationSlots, management.RuleDirection.IN, both);
+  }
+  for (const ir of rules.asDestination) {
+    const both = onBothSides.has(ir);
+    emit(ir, ir.sourceSlots, management.RuleDirection.IN, both);
+    if (ir.rule.bidirectional) emit(ir, ir.sourceSlots, management.RuleDirection.OUT, both);
+  }
+  if (shared) {
+    shareRun(view.remote);
+    shareRun(view.dns);
+    shareRun(view.offline);
+    shareRun(view.fw);
+    view.slots = Int32Array.from(visible);
+    view.peers = peers;
+    view.frags = fragList;
+    view.listing = listing;
+  }
+  return view;
+}
+
+/** A shared view is current while the rules, the covered peers, their fragments and listings are. */
+function viewIsCurrent(state: AccountState, v: VisibleView, now: number): boolean {
+  const slots = v.slots!;
+  const frags = state.peerCache.bySlot;
+  for (let i = 0; i < slots.length; i++) {
+    const sl = slots[i]!;
+    const q = state.slotPeers[sl];
+    if (q !== v.peers![i]) return false;
+    const left = q === undefined || q.approvalRequired;
+    if (left !== (v.listing![i] === 2)) return false;
+    if (left) continue;
+    if (frags[sl] !== v.frags![i] || frags[sl]!.fwGen !== state.templateGen) return false;
+    if (isListedOffline(state, q, now) !== (v.listing![i] === 1)) return false;
+  }
+  return true;
+}
+
+/**
+ * Shared views of one account, by receiver signature (rules it is in, traits). Valid for one policy
+ * index and template generation. A signature gets a shared view from its second receiver on (one-off
+ * signatures would only cost memory), within a byte budget.
+ */
+interface ViewCache {
+  index: object;
+  templateGen: number;
+  views: Map<string, VisibleView>;
+  seen: Set<string>;
+  bytes: number;
+}
+
+const VIEW_CACHE_BYTES = 64 * 1024 * 1024;
+const viewCaches = new WeakMap<AccountState, ViewCache>();
+
+function viewCacheOf(state: AccountState): ViewCache {
+  const index = state.policyIndex();
+  let c = viewCaches.get(state);
+  if (!c || c.index !== index || c.templateGen !== state.templateGen) {
+    c = { index, templateGen: state.templateGen, views: new Map(), seen: new Set(), bytes: 0 };
+    viewCaches.set(state, c);
+  }
+  return c;
+}
+
+/**
+ * Appends `run` without the pieces of `slot` to `parts` and its pieces' hashes to `digest` (the
+ * same digest a view built for this receiver alone gives, so sharing never looks like a change);
+ * returns [bytes, firewall rules] left out.
+ */
+function cutRun(run: Run, slot: number, parts: Uint8Array[], digest: Digest): [number, number] {
+  const h = run.hashes;
+  const own = run.joined === undefined ? undefined : run.bySlot!.get(slot);
+  if (own === undefined) {
+    if (run.joined !== undefined) {
+      if (run.length > 0) parts.push(run.joined);
+    } else for (const p of run.pieces) parts.push(p);
+    for (let i = 0; i < h.length; i += 2) digest.word(h[i]!, h[i + 1]!);
+    return [0, 0];
+  }
+  const offs = run.offs!;
+  let from = 0;
+  let bytes = 0;
+  let count = 0;
+  let next = 0;
+  for (const k of own) {
+    if (offs[k]! > from) parts.push(run.joined!.subarray(from, offs[k]!));
+    from = offs[k + 1]!;
+    bytes += offs[k + 1]! - offs[k]!;
+    count += run.counts[k]!;
+    for (; next < k; next++) digest.word(h[2 * next]!, h[2 * next + 1]!);
+    next = k + 1;
+  }
+  for (; next < run.slots.length; next++) digest.word(h[2 * next]!, h[2 * next + 1]!);
+  if (from < run.length) parts.push(run.joined!.subarray(from));
+  return [bytes, count];
+}
+
+/** The receiver's view: shared with receivers of the same signature where possible. */
+function viewFor(state: AccountState, peer: Peer, rules: PeerRules, traits: ReceiverTraits, now: number, share: boolean): VisibleView {
+  const selfSlot = state.slotOf(peer.id) ?? -1;
+  const extra = networkResourcePeers(state, peer.id);
+  // Visible peers (management-api.md §5.1): everyone on the other side of the receiver's rules.
+  const epoch = state.nextEpoch();
+  const visit = state.visitMark;
+  const visible: number[] = [];
+  const mark = (sl: number): void => {
+    if (visit[sl] !== epoch) {
+      visit[sl] = epoch;
+      visible.push(sl);
+    }
+  };
+  // Network resources connect their routers with the peers that may reach them (objects.ts): such
+  // receivers get a view of their own.
+  const sharable = share && extra.size === 0 && (rules.asSource.length > 0 || rules.asDestination.length > 0);
+  let key = '';
+  let cache: ViewCache | undefined;
+  if (sharable) {
+    key = `${traits.portRanges ? 1 : 0}${traits.withPrefix ? 1 : 0}${traits.rxSshNew ? 1 : 0}`;
+    for (const ir of rules.asSource) key += `s${ir.order}`;
+    for (const ir of rules.asDestination) key += `d${ir.order}`;
+    cache = viewCacheOf(state);
+    const hit = cache.views.get(key);
+    if (hit && viewIsCurrent(state, hit, now)) return hit;
+    if (hit) {
+      cache.views.delete(key);
+      cache.bytes -= viewBytes(hit);
+    }
+  }
+  const shareThis = cache !== undefined && cache.seen.has(key) && cache.bytes < VIEW_CACHE_BYTES;
+  if (!shareThis && selfSlot >= 0) visit[selfSlot] = epoch;
+  for (const ir of rules.asSource) {
+    const slots = ir.destinationSlots;
+    for (let i = 0; i < slots.length; i++) mark(slots[i]!);
+  }
+  for (const ir of rules.asDestination) {
+    const slots = ir.sourceSlots;
+    for (let i = 0; i < slots.length; i++) mark(slots[i]!);
+  }
+  for (const id of extra) {
+    const sl = state.slotOf(id);
+    if (sl !== undefined) mark(sl);
+  }
+  const view = buildView(state, rules, traits, visible, now, shareThis);
+  if (cache) {
+    if (shareThis) {
+      cache.views.set(key, view);
+      cache.bytes += viewBytes(view);
+    } else cache.seen.add(key);
+  }
+  return view;
+}
+
+function viewBytes(v: VisibleView): number {
+  return v.remote.length + v.dns.length + v.offline.length + v.fw.length + 64 * (v.slots?.length ?? 0);
+}
+
+/**
+ * Computes and encodes the map of `peer`. `fwdPort` is passed in because it depends on every peer
+ * of the account; the caller computes it once per batch. Receivers in the same rules with the same
+ * traits share one computed view of their remote peers (`share`, on unless a test compares).
+ */
+export function encodeNetworkMap(state: AccountState, peer: Peer, now: number, fwdPort: number, share = true): EncodedMap {
+  const traits: ReceiverTraits = {
+    portRanges: compareVersion(peer.meta.netbirdVersion, '0.48.0') >= 0,
+    withPrefix: peer.meta.capabilities.includes(CAP_SOURCE_PREFIXES),
+    rxSshNew: compareVersion(peer.meta.netbirdVersion, '0.60.0') >= 0,
+  };
+  const rules = state.rulesOf(peer.id);
+  const view = viewFor(state, peer, rules, traits, now, share);
+  const selfSlot = state.slotOf(peer.id) ?? -1;
+
+  // `parts` are the bytes in order; the digest sees shared and cached pieces through their hashes.
   const parts: Uint8Array[] = [];
   const digest = new Digest();
   let length = 0;
@@ -379,21 +626,22 @@ export function encodeNetworkMap(state: AccountState, peer: Peer, now: number, f
     digest.bytes(b);
     length += b.length;
   };
-  const add = (c: Chunk): void => {
-    parts.push(c.bytes);
-    digest.word(c.h1, c.h2);
-    length += c.bytes.length;
+  const runOut = (run: Run): number => {
+    const [bytes, count] = cutRun(run, selfSlot, parts, digest);
+    length += run.length - bytes;
+    return run.count - count;
   };
+  const runLength = (run: Run): number => run.length - (run.joined === undefined ? 0 : (run.bySlot!.get(selfSlot) ?? []).reduce((n, i) => n + run.offs![i + 1]! - run.offs![i]!, 0));
 
   const own = fragmentsOf(state, peer);
   raw(own.ownConfigField);
 
-  const remotePeerChunks: Uint8Array[] = [];
-  for (const f of onlineList) {
-    add(f.remote);
-    remotePeerChunks.push(f.remote.bytes);
-  }
-  if (onlineList.length === 0) raw(REMOTE_EMPTY);
+  const remoteFrom = parts.length;
+  const remoteLen = runLength(view.remote);
+  runOut(view.remote);
+  const remotePeerParts = parts.slice(remoteFrom);
+  const remoteEmpty = remoteLen === 0;
+  if (remoteEmpty) raw(REMOTE_EMPTY);
 
   // Routes and user DNS (objects.ts; empty, and nearly free, when the account has none).
   for (const r of peerRoutes(state, peer.id)) raw(field(T_NM_ROUTE, management.Route.encode(r).finish()));
@@ -412,9 +660,7 @@ export function encodeNetworkMap(state: AccountState, peer: Peer, now: number, f
   writeVarint(fwdField, 1, fwdPort);
   if (dnsEnabled) {
     const zoneName = field(10, Buffer.from(`${state.account.dnsDomain}.`, 'utf8'));
-    let zoneLen = zoneName.length + own.dns.bytes.length;
-    for (const f of onlineList) zoneLen += f.dns.bytes.length;
-    for (const f of offlineList) zoneLen += f.dns.bytes.length;
+    const zoneLen = zoneName.length + own.dns.bytes.length + runLength(view.dns);
     const zoneHead = fieldHeader(T_DNS_ZONE, zoneLen);
     const dnsLen = DNS_SERVICE_ENABLE.length + extraDnsLen + zoneHead.length + zoneLen + fwdField.length;
     raw(fieldHeader(T_NM_DNS, dnsLen));
@@ -423,9 +669,10 @@ export function encodeNetworkMap(state: AccountState, peer: Peer, now: number, f
     // The peer zone comes first among the zones; user zones (NonAuthoritative) follow it.
     raw(zoneHead);
     raw(zoneName);
-    add(own.dns);
-    const all = offlineList.length > 0 ? sortByIp([...onlineList, ...offlineList]) : onlineList;
-    for (const f of all) add(f.dns);
+    parts.push(own.dns.bytes);
+    digest.word(own.dns.h1, own.dns.h2);
+    length += own.dns.bytes.length;
+    runOut(view.dns);
     for (const b of userZones) raw(b);
     raw(fwdField);
   } else {
@@ -433,45 +680,8 @@ export function encodeNetworkMap(state: AccountState, peer: Peer, now: number, f
     raw(fwdField);
   }
 
-  for (const f of offlineList) add(f.offline);
-
-  // Firewall rules: rule by rule, for each connectable peer on the other side. A (peer, rule,
-  // direction) can only come up twice when the receiver is on both sides of a bidirectional rule;
-  // only those rules pay for de-duplication.
-  let fwCount = 0;
-  const sourceRules = new Set(rules.asSource);
-  const onBothSides = new Set<IndexedRule>();
-  for (const ir of rules.asDestination) if (sourceRules.has(ir) && ir.rule.bidirectional) onBothSides.add(ir);
-  const seen = new Set<Chunk>();
-  const emit = (ir: IndexedRule, slots: Int32Array, dir: management.RuleDirection, dedupe: boolean): void => {
-    const fixed = ir.rule.protocol === 'netbird-ssh' ? undefined : templatesOf(ir, dir, portRanges, false);
-    for (let i = 0; i < slots.length; i++) {
-      const sl = slots[i]!;
-      if (online[sl] !== epoch) continue;
-      const f = frags[sl]!;
-      // The SSH server of a netbird-ssh rule is the destination side of the traffic.
-      const t = fixed ?? templatesOf(ir, dir, portRanges, dir === management.RuleDirection.IN ? rxSshNew : f.sshNew);
-      const c = fwChunk(f, t, withPrefix);
-      if (dedupe) {
-        if (seen.has(c)) continue;
-        seen.add(c);
-      }
-      parts.push(c.bytes);
-      digest.word(c.h1, c.h2);
-      length += c.bytes.length;
-      fwCount += c.count;
-    }
-  };
-  for (const ir of rules.asSource) {
-    const both = onBothSides.has(ir);
-    emit(ir, ir.destinationSlots, management.RuleDirection.OUT, both);
-    if (ir.rule.bidirectional) emit(ir, ir.destinationSlots, management.RuleDirection.IN, both);
-  }
-  for (const ir of rules.asDestination) {
-    const both = onBothSides.has(ir);
-    emit(ir, ir.sourceSlots, management.RuleDirection.IN, both);
-    if (ir.rule.bidirectional) emit(ir, ir.sourceSlots, management.RuleDirection.OUT, both);
-  }
+  runOut(view.offline);
+  const fwCount = runOut(view.fw);
   // Always mark empty lists explicitly: without the flag old clients assume an old server and allow all.
   if (fwCount === 0) raw(FW_EMPTY);
   const routeRules = peerRoutesFirewallRules(state, peer.id);
@@ -488,9 +698,9 @@ export function encodeNetworkMap(state: AccountState, peer: Peer, now: number, f
       return (body ??= Buffer.concat(parts, length));
     },
     ownConfigField: own.ownConfigField,
-    remotePeersIsEmpty: onlineList.length === 0,
-    remotePeerChunks,
-    remotePeerCount: onlineList.length,
+    remotePeersIsEmpty: remoteEmpty,
+    remotePeerParts,
+    remotePeerCount: view.onlineCount - (view.remote.joined !== undefined && view.remote.bySlot!.has(selfSlot) ? 1 : 0),
     firewallRuleCount: fwCount,
   };
 }
@@ -522,7 +732,7 @@ export function encodeSyncResponse(
   const deadline = field(58, Timestamp.encode(sessionDeadline).finish());
   const head = Buffer.concat([cfg, map.ownConfigField, map.remotePeersIsEmpty ? REMOTE_EMPTY : EMPTY, deadline]);
   const v = peer.meta.netbirdVersion;
-  const legacy = v !== '' && compareVersion(v, '0.29.3') < 0 ? map.remotePeerChunks : [];
+  const legacy = v !== '' && compareVersion(v, '0.29.3') < 0 ? map.remotePeerParts : [];
   let legacyLen = 0;
   for (const c of legacy) legacyLen += c.length;
   const serialLen = serial !== 0 ? 1 + varintLength(serial) : 0;

@@ -207,3 +207,97 @@ test('a policy change re-pushes routing peers, whose route firewall rules depend
   await m.createPolicy(acc.id, { name: 'p', rules: [{ name: 'p', sources: [ga.id], destinations: [acg.id] }] });
   assert.ok(seen.at(-1)!.includes(router.id), `router not among the affected peers: ${JSON.stringify(seen)}`);
 });
+
+/** Small deterministic PRNG (mulberry32), so a failing case can be replayed from its seed. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+test('maps from shared views are byte for byte the maps computed for each peer alone, through changes', async (t) => {
+  const { m, acc, add } = await setup(t);
+  const versions = ['0.60.2', '0.47.0', '0.59.0', '0.28.0'];
+  const peers = [];
+  for (let i = 0; i < 24; i++) peers.push(await add(`p${i}`, meta(`p${i}`, versions[i % versions.length]!, i % 3 === 0 ? [] : [1])));
+  const protocols = ['all', 'tcp', 'udp', 'icmp', 'netbird-ssh'] as const;
+  for (const seed of [1, 2, 3, 4, 5, 6]) {
+    const rnd = prng(seed);
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
+    for (const p of m.listPolicies(acc.id)) await m.deletePolicy(acc.id, p.id);
+    const groups = [];
+    for (let g = 0; g < 4; g++) groups.push(await m.createGroup(acc.id, { name: `s${seed}g${g}`, peers: peers.filter(() => rnd() < 0.4).map((p) => p.id) }));
+    for (let k = 0; k < 3; k++) {
+      const protocol = pick(protocols);
+      await m.createPolicy(acc.id, {
+        name: `s${seed}p${k}`,
+        rules: [
+          {
+            name: `r${k}`,
+            sources: [pick(groups).id],
+            destinations: [pick(groups).id],
+            bidirectional: protocol !== 'netbird-ssh' && rnd() < 0.5,
+            protocol,
+            action: rnd() < 0.2 ? 'drop' : 'accept',
+            ports: protocol === 'tcp' || protocol === 'udp' ? ['443'] : [],
+            portRanges: protocol === 'tcp' ? [{ start: 8000, end: 8080 }] : [],
+          },
+        ],
+      });
+    }
+    const compare = (round: string): void => {
+      const state = m.accountState(acc.id);
+      const fwd = forwarderPort(state);
+      // Twice: the first pass makes the shared views, the second uses them.
+      for (const pass of [1, 2]) {
+        for (const p of state.peers.values()) {
+          const shared = encodeNetworkMap(state, p, Date.now(), fwd);
+          const alone = encodeNetworkMap(state, p, Date.now(), fwd, false);
+          assert.deepEqual(Buffer.from(shared.body), Buffer.from(alone.body), `seed ${seed} ${round} pass ${pass}: map of ${p.name}`);
+          assert.equal(shared.remotePeerCount, alone.remotePeerCount);
+          assert.equal(shared.firewallRuleCount, alone.firewallRuleCount);
+          assert.deepEqual(Buffer.concat(shared.remotePeerParts), Buffer.concat(alone.remotePeerParts));
+        }
+      }
+    };
+    compare('start');
+    // Each change must make stale shared views go away: a renamed peer, one awaiting approval, a
+    // member added, a policy edited.
+    const renamed = pick(peers);
+    await m.updatePeer(acc.id, renamed.id, { name: `renamed-${seed}` });
+    compare('rename');
+    const held = pick(peers);
+    await m.updatePeer(acc.id, held.id, { approvalRequired: true });
+    compare('approval');
+    await m.updatePeer(acc.id, held.id, { approvalRequired: false });
+    const g = pick(groups);
+    await m.updateGroup(acc.id, g.id, { name: g.name, peers: [...new Set([...g.peers, pick(peers).id])] });
+    compare('membership');
+    const pol = m.listPolicies(acc.id)[0]!;
+    await m.updatePolicy(acc.id, pol.id, { name: pol.name, enabled: true, rules: pol.rules.map((r) => ({ ...r, protocol: 'udp', ports: ['53'], portRanges: [] })) });
+    compare('policy');
+  }
+});
+
+test('digests are the same with and without shared views and follow content', async (t) => {
+  const { m, acc, add } = await setup(t);
+  const ps = [];
+  for (let i = 0; i < 6; i++) ps.push(await add(`d${i}`));
+  const all = m.listGroups(acc.id).find((g) => g.name === 'All')!;
+  await m.createPolicy(acc.id, { name: 'all', rules: [{ name: 'all', sources: [all.id], destinations: [all.id], bidirectional: true }] });
+  const state = m.accountState(acc.id);
+  const fwd = forwarderPort(state);
+  const first = ps.map((p) => encodeNetworkMap(state, state.peers.get(p.id)!, Date.now(), fwd));
+  const again = ps.map((p) => encodeNetworkMap(state, state.peers.get(p.id)!, Date.now(), fwd));
+  // Unchanged state: the same digest whether or not the view was shared yet; different peers differ.
+  for (let i = 0; i < ps.length; i++) assert.equal(again[i]!.digest, first[i]!.digest);
+  assert.equal(new Set(again.map((e) => e.digest)).size, ps.length);
+  await m.updatePeer(acc.id, ps[0]!.id, { name: 'moved' });
+  const after = ps.map((p) => encodeNetworkMap(state, state.peers.get(p.id)!, Date.now(), fwd));
+  for (let i = 1; i < ps.length; i++) assert.notEqual(after[i]!.digest, again[i]!.digest, `peer ${i} sees the rename`);
+});
