@@ -86,10 +86,10 @@ function GeoLocations({ value, onChange, error }: { value: Array<{ country_code:
       )}
       <Field label="Country" error={error}>
         {(p) =>
-          countries.data ? (
-            <select {...p} value={country} onChange={(e) => setCountry(e.target.value)}>
-              <option value="">Choose a country…</option>
-              {countries.data.map((c) => (
+          !countries.error ? (
+            <select {...p} value={country} onChange={(e) => setCountry(e.target.value)} disabled={!countries.data}>
+              <option value="">{countries.data ? 'Choose a country…' : 'Loading countries…'}</option>
+              {(countries.data ?? []).map((c) => (
                 <option key={c.country_code} value={c.country_code}>
                   {c.country_name}
                 </option>

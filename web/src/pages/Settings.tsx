@@ -2,13 +2,14 @@ import { type FormEvent, type ReactNode, useState } from 'react';
 import { type Account, type AccountSettings, api } from '../api.js';
 import { Field, FormError, LoadError, PageHeader, SubmitRow, Switch, errorFor, fullTime, useResource, useSubmit } from '../ui.js';
 
-type Unit = 'hours' | 'days';
-const UNIT_S: Record<Unit, number> = { hours: 3600, days: 86400 };
+type Unit = 'minutes' | 'hours' | 'days';
+const UNIT_S: Record<Unit, number> = { minutes: 60, hours: 3600, days: 86400 };
 
-/** Seconds as a number of days when whole, else hours (how the form shows a duration). */
+/** Seconds in the largest unit that holds them whole (else minutes), as the form shows a duration. */
 function toDuration(seconds: number): { n: string; unit: Unit } {
   if (seconds % 86400 === 0) return { n: String(seconds / 86400), unit: 'days' };
-  return { n: String(Math.round((seconds / 3600) * 100) / 100), unit: 'hours' };
+  if (seconds % 3600 === 0) return { n: String(seconds / 3600), unit: 'hours' };
+  return { n: String(Math.round((seconds / 60) * 100) / 100), unit: 'minutes' };
 }
 
 function Duration({ label, value, onChange, disabled, error }: { label: string; value: { n: string; unit: Unit }; onChange: (v: { n: string; unit: Unit }) => void; disabled: boolean; error?: string }): ReactNode {
@@ -20,6 +21,7 @@ function Duration({ label, value, onChange, disabled, error }: { label: string; 
       <Field label={`${label}: unit`}>
         {(p) => (
           <select {...p} disabled={disabled} value={value.unit} onChange={(e) => onChange({ ...value, unit: e.target.value as Unit })}>
+            <option value="minutes">minutes</option>
             <option value="hours">hours</option>
             <option value="days">days</option>
           </select>
@@ -64,12 +66,17 @@ function SettingsForm({ account, onSaved }: { account: Account; onSaved: () => v
   const submit = async (e: FormEvent): Promise<void> => {
     e.preventDefault();
     setSaved(false);
-    const seconds = (d: { n: string; unit: Unit }): number => Math.round(Number(d.n.replace(',', '.')) * UNIT_S[d.unit]);
+    const seconds = (d: { n: string; unit: Unit }, old: number): number => {
+      // An untouched duration keeps its exact stored value (the shown one may be rounded).
+      const shown = toDuration(old);
+      if (d.n === shown.n && d.unit === shown.unit) return old;
+      return d.n.trim() === '' ? NaN : Math.round(Number(d.n.replace(',', '.')) * UNIT_S[d.unit]);
+    };
     const settings = {
       peer_login_expiration_enabled: s.peer_login_expiration_enabled,
-      peer_login_expiration: seconds(loginExp),
+      peer_login_expiration: seconds(loginExp, account.settings.peer_login_expiration),
       peer_inactivity_expiration_enabled: s.peer_inactivity_expiration_enabled,
-      peer_inactivity_expiration: seconds(inactExp),
+      peer_inactivity_expiration: seconds(inactExp, account.settings.peer_inactivity_expiration),
       regular_users_view_blocked: s.regular_users_view_blocked,
       groups_propagation_enabled: s.groups_propagation_enabled,
       jwt_groups_enabled: s.jwt_groups_enabled,
