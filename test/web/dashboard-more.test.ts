@@ -152,7 +152,8 @@ test('web dashboard: peer detail, posture checks, DNS zones, networks and settin
     await min.fill('0.30.0');
     await page.getByLabel('Location', { exact: true }).check();
     await page.getByLabel('Location rule').selectOption('allow');
-    await page.getByLabel('Country').selectOption('DE');
+    // The first country list loads the geolocation database (seconds on a busy machine).
+    await page.getByLabel('Country').selectOption('DE', { timeout: 40_000 });
     await page.getByLabel('City (optional)').fill('Berlin');
     await page.getByRole('button', { name: 'Add location' }).click();
     await page.getByRole('list', { name: 'Locations' }).getByText('Berlin, Germany').waitFor();
@@ -171,6 +172,11 @@ test('web dashboard: peer detail, posture checks, DNS zones, networks and settin
     await page.getByLabel('Minimum NetBird version').fill('0.31.0');
     await page.getByLabel('Peer network range', { exact: true }).check();
     await page.getByLabel('Ranges (CIDR)').fill('10.0.0.0/8, 192.168.0.0/16');
+    await page.getByLabel('Running processes', { exact: true }).check();
+    await page.getByLabel('Process 1 Linux path').fill('/usr/bin/clamd');
+    await page.getByRole('button', { name: 'Add process' }).click();
+    await page.getByLabel('Process 2 Windows path').fill('C:\\Program Files\\Defender\\MsMpEng.exe');
+    await audit(page, 'posture check edit form');
     await page.getByRole('button', { name: 'Save check' }).click();
     await row.getByText('NetBird ≥ 0.31.0').waitFor();
     const list = await call<Array<{ id: string; name: string; checks: Record<string, unknown> }>>('GET', '/api/posture-checks');
@@ -179,6 +185,8 @@ test('web dashboard: peer detail, posture checks, DNS zones, networks and settin
     assert.deepEqual(list[0]!.checks.nb_version_check, { min_version: '0.31.0' });
     assert.deepEqual(list[0]!.checks.geo_location_check, { action: 'allow', locations: [{ country_code: 'DE', city_name: 'Berlin' }] });
     assert.deepEqual(list[0]!.checks.peer_network_range_check, { action: 'allow', ranges: ['10.0.0.0/8', '192.168.0.0/16'] });
+    assert.deepEqual(list[0]!.checks.process_check, { processes: [{ linux_path: '/usr/bin/clamd' }, { windows_path: 'C:\\Program Files\\Defender\\MsMpEng.exe' }] });
+    await row.getByText('2 processes running').waitFor();
     const os = list[0]!.checks.os_version_check as Record<string, unknown>;
     assert.deepEqual(os.linux, { min_kernel_version: '5.10' });
     assert.equal(os.ios, undefined, 'iOS is not allowed');
@@ -339,6 +347,20 @@ test('web dashboard: peer detail, posture checks, DNS zones, networks and settin
     assert.equal(await page.getByLabel('Login expires after', { exact: true }).inputValue(), '7');
     assert.equal(await page.getByLabel('DNS domain').inputValue(), 'corp.internal');
     await audit(page, 'settings');
+  });
+
+  await step('small screens: the new pages do not scroll sideways', async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    for (const [label, heading] of [['Posture checks', 'Posture checks'], ['Networks', 'Networks'], ['DNS', 'DNS'], ['Settings', 'Settings'], ['Peers', 'Peers']] as const) {
+      await go(page, label, heading);
+      const overflow = (await page.evaluate('document.documentElement.scrollWidth - document.documentElement.clientWidth')) as number;
+      assert.ok(overflow <= 1, `${label} scrolls sideways by ${overflow}px`);
+    }
+    await page.locator('tr[data-peer="detail-peer"]').getByRole('link', { name: 'detail-peer' }).click();
+    await page.getByRole('heading', { level: 1, name: 'detail-peer' }).waitFor();
+    const overflow = (await page.evaluate('document.documentElement.scrollWidth - document.documentElement.clientWidth')) as number;
+    assert.ok(overflow <= 1, `peer detail scrolls sideways by ${overflow}px`);
+    await shot(page, '35-peer-detail-mobile');
   });
 
   assert.deepEqual(consoleErrors, [], 'no script errors in the browser console');

@@ -149,7 +149,7 @@ function PolicyPosture({ policy, checks, onSaved }: { policy: Policy; checks: Po
   if (!open) {
     return (
       <div className="policy-posture">
-        <span className="muted">Posture checks:</span> {names.length ? <Chips items={names} /> : <span className="muted">none</span>}{' '}
+        <span className="muted">Posture checks:</span> {names.length ? <Chips items={names} label="posture checks" /> : <span className="muted">none</span>}{' '}
         <button
           type="button"
           className="btn ghost small"

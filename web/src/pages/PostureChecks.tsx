@@ -104,7 +104,8 @@ function GeoLocations({ value, onChange, error }: { value: Array<{ country_code:
         {(p) => <input {...p} list={listId} value={city} onChange={(e) => setCity(e.target.value)} disabled={!country} />}
       </Field>
       <datalist id={listId}>
-        {(cities.data ?? []).slice(0, 2000).map((c) => (
+        {/* Suggestions only for what was typed: a country can have thousands of cities. */}
+        {(city.trim().length < 2 ? [] : (cities.data ?? []).filter((c) => c.city_name.toLowerCase().startsWith(city.trim().toLowerCase())).slice(0, 100)).map((c) => (
           <option key={c.geoname_id} value={c.city_name} />
         ))}
       </datalist>
