@@ -232,7 +232,7 @@ test('web dashboard: peer detail, posture checks, DNS zones, networks and settin
     await page.getByRole('button', { name: 'Add zone' }).click();
     const zone = page.locator('li[data-zone="internal.example.com"]');
     await zone.waitFor();
-    await zone.getByLabel('Record name in internal.example.com').fill('db');
+    await zone.getByLabel('Record name').fill('db');
     await zone.getByLabel('Content').fill('10.0.0.5');
     await zone.getByRole('button', { name: 'Add record' }).click();
     const rec = zone.locator('tr[data-record="db.internal.example.com"]');
@@ -347,6 +347,15 @@ test('web dashboard: peer detail, posture checks, DNS zones, networks and settin
     assert.equal(await page.getByLabel('Login expires after', { exact: true }).inputValue(), '7');
     assert.equal(await page.getByLabel('DNS domain').inputValue(), 'corp.internal');
     await audit(page, 'settings');
+  });
+
+  await step('a peer or network that does not exist: the server\'s answer is shown', async () => {
+    await page.goto(url + '/peers/no-such-peer');
+    await page.getByRole('alert').filter({ hasText: /Could not load: .*not found/ }).waitFor();
+    await page.getByRole('link', { name: 'All peers' }).waitFor();
+    await page.goto(url + '/networks/no-such-network');
+    await page.getByRole('alert').filter({ hasText: /Could not load: .*not found/ }).waitFor();
+    await audit(page, 'missing network');
   });
 
   await step('small screens: the new pages do not scroll sideways', async () => {

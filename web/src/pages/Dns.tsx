@@ -176,8 +176,8 @@ function RecordForm({ zone, record, onDone }: { zone: DnsZone; record?: DnsRecor
   };
   const title = record ? `Edit record ${record.name}` : `Add a record to ${zone.domain}`;
   return (
-    <form noValidate className="form-row inline-form" onSubmit={(e) => void submit(e)} aria-label={title}>
-      <Field label={record ? 'Record name' : `Record name in ${zone.domain}`} hint={`e.g. db (becomes db.${zone.domain}) or @`} error={errorFor(error, 'name')}>
+    <form noValidate className="form-row record-form" onSubmit={(e) => void submit(e)} aria-label={title}>
+      <Field label="Record name" hint={`db becomes db.${zone.domain}; @ is the zone itself.`} error={errorFor(error, 'name')}>
         {(p) => <input {...p} value={name} onChange={(e) => setName(e.target.value)} className="mono" />}
       </Field>
       <Field label="Type" error={errorFor(error, 'type')}>
