@@ -14,13 +14,13 @@ function toDuration(seconds: number): { n: string; unit: Unit } {
 
 function Duration({ label, value, onChange, disabled, error }: { label: string; value: { n: string; unit: Unit }; onChange: (v: { n: string; unit: Unit }) => void; disabled: boolean; error?: string }): ReactNode {
   return (
-    <div className="form-row">
+    <div className="form-row duration-row">
       <Field label={label} error={error}>
         {(p) => <input {...p} inputMode="decimal" disabled={disabled} value={value.n} onChange={(e) => onChange({ ...value, n: e.target.value })} />}
       </Field>
-      <Field label={`${label}: unit`}>
+      <Field label="Unit">
         {(p) => (
-          <select {...p} disabled={disabled} value={value.unit} onChange={(e) => onChange({ ...value, unit: e.target.value as Unit })}>
+          <select {...p} aria-label={`${label}: unit`} disabled={disabled} value={value.unit} onChange={(e) => onChange({ ...value, unit: e.target.value as Unit })}>
             <option value="minutes">minutes</option>
             <option value="hours">hours</option>
             <option value="days">days</option>
