@@ -226,17 +226,14 @@ test('web dashboard against a real netbird-server in Chromium', { skip: existsSy
     await shot(page, '07-network-map');
   });
 
-  await step('routes and networks', async () => {
-    await go(page, 'Routes & networks', 'Routes & networks');
+  await step('routes', async () => {
+    await go(page, 'Routes', 'Routes');
     await page.getByLabel('Route name').fill('office-lan');
     await page.getByLabel('Network (CIDR)').fill('192.168.50.0/24');
     await page.getByLabel('Routing peer').selectOption({ label: (await page.getByLabel('Routing peer').locator('option', { hasText: 'web-peer-1' }).textContent())! });
     await page.getByRole('group', { name: 'Distribution groups' }).getByLabel('All').check();
     await page.getByRole('button', { name: 'Add route' }).click();
     await page.getByRole('cell', { name: '192.168.50.0/24' }).waitFor();
-    await page.getByLabel('Network name').fill('Office');
-    await page.getByRole('button', { name: 'Add network' }).click();
-    await page.getByRole('cell', { name: 'Office', exact: true }).waitFor();
     await shot(page, '08-routes');
   });
 
@@ -244,7 +241,7 @@ test('web dashboard against a real netbird-server in Chromium', { skip: existsSy
     await go(page, 'DNS', 'DNS');
     await page.getByLabel('Name', { exact: true }).fill('Public DNS');
     await page.getByLabel('Nameserver addresses').fill('1.1.1.1, 9.9.9.9');
-    await page.getByRole('group', { name: 'Distribution groups' }).getByLabel('All').check();
+    await page.getByRole('group', { name: 'Distribution groups', exact: true }).getByLabel('All').check();
     await page.getByRole('button', { name: 'Add nameservers' }).click();
     await page.getByRole('cell', { name: 'Public DNS' }).waitFor();
     await page.getByRole('button', { name: 'Save settings' }).click();

@@ -7,7 +7,11 @@ import { GroupsPage } from './pages/Groups.js';
 import { NetworkMapPage } from './pages/NetworkMap.js';
 import { FirstPeer, Onboarding } from './pages/Onboarding.js';
 import { CALLBACK_PATH, type OidcConfig, finishOidcSignIn, loadDashboardConfig } from './oidc.js';
+import { PeerDetailPage } from './pages/PeerDetail.js';
 import { PeersPage } from './pages/Peers.js';
+import { PostureChecksPage } from './pages/PostureChecks.js';
+import { NetworkDetailPage, NetworksPage } from './pages/Networks.js';
+import { SettingsPage } from './pages/Settings.js';
 import { PoliciesPage } from './pages/Policies.js';
 import { RoutesPage } from './pages/Routes.js';
 import { SetupKeysPage } from './pages/SetupKeys.js';
@@ -26,12 +30,24 @@ const PAGES: PageDef[] = [
   { path: '/setup-keys', label: 'Setup keys', render: () => <SetupKeysPage /> },
   { path: '/groups', label: 'Groups', render: () => <GroupsPage /> },
   { path: '/policies', label: 'Access control', render: () => <PoliciesPage /> },
-  { path: '/routes', label: 'Routes & networks', render: () => <RoutesPage /> },
+  { path: '/posture-checks', label: 'Posture checks', render: () => <PostureChecksPage /> },
+  { path: '/networks', label: 'Networks', render: () => <NetworksPage /> },
+  { path: '/routes', label: 'Routes', render: () => <RoutesPage /> },
   { path: '/dns', label: 'DNS', render: () => <DnsPage /> },
   { path: '/users', label: 'Users & tokens', render: () => <UsersPage /> },
   { path: '/events/audit', label: 'Audit events', render: () => <AuditPage /> },
   { path: '/events/traffic', label: 'Traffic events', render: () => <TrafficPage /> },
+  { path: '/settings', label: 'Settings', render: () => <SettingsPage /> },
 ];
+
+/** A page under a list page (/peers/{id}): shown with its list page marked in the navigation. */
+function subPage(path: string): { parent: PageDef; render: () => ReactNode } | undefined {
+  const m = /^\/(peers|networks)\/([^/]+)$/.exec(path);
+  if (!m) return undefined;
+  const parent = PAGES.find((p) => p.path === `/${m[1]}`)!;
+  const id = decodeURIComponent(m[2]!);
+  return { parent, render: () => (m[1] === 'peers' ? <PeerDetailPage key={id} id={id} /> : <NetworkDetailPage key={id} id={id} />) };
+}
 
 type Phase =
   | { kind: 'loading' }
@@ -121,7 +137,8 @@ export function App(): ReactNode {
   if (phase.kind === 'firstPeer') return <FirstPeer cred={phase.cred} onDone={(cred) => void enter(cred)} />;
   if (phase.kind === 'signin') return <SignIn oidc={oidc} notice={phase.notice} onSignedIn={(cred) => void enter(cred)} />;
 
-  const page = PAGES.find((p) => p.path === path) ?? (path === '/' || path === '' ? PAGES[0]! : undefined);
+  const sub = subPage(path);
+  const page = sub?.parent ?? PAGES.find((p) => p.path === path) ?? (path === '/' || path === '' ? PAGES[0]! : undefined);
   const signOut = (): void => {
     setCredential(undefined);
     setPhase({ kind: 'signin', notice: 'Signed out.' });
@@ -159,7 +176,7 @@ export function App(): ReactNode {
       </aside>
       <main id="main" className="content">
         {page ? (
-          page.render()
+          (sub ?? page).render()
         ) : (
           <section>
             <h1 id="page-title" tabIndex={-1}>

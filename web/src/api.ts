@@ -253,6 +253,14 @@ export interface Peer {
   approval_required: boolean;
   accessible_peers_count?: number;
   ephemeral?: boolean;
+  created_at?: string;
+  last_login?: string;
+  kernel_version?: string;
+  ui_version?: string;
+  country_code?: string;
+  city_name?: string;
+  serial_number?: string;
+  extra_dns_labels?: string[];
 }
 
 export interface SetupKey {
@@ -320,6 +328,98 @@ export interface Network {
   routing_peers_count: number;
   resources: string[];
   policies: string[];
+}
+
+export interface NetworkResource {
+  id: string;
+  type: 'host' | 'subnet' | 'domain';
+  groups: GroupMinimum[];
+  name: string;
+  description: string;
+  address: string;
+  enabled: boolean;
+}
+
+export interface NetworkRouter {
+  id: string;
+  peer?: string;
+  peer_groups?: string[];
+  metric: number;
+  masquerade: boolean;
+  enabled: boolean;
+}
+
+export interface DnsRecord {
+  id: string;
+  name: string;
+  type: 'A' | 'AAAA' | 'CNAME';
+  content: string;
+  ttl: number;
+}
+
+export interface DnsZone {
+  id: string;
+  name: string;
+  domain: string;
+  enabled: boolean;
+  enable_search_domain: boolean;
+  distribution_groups: string[];
+  records: DnsRecord[];
+}
+
+/** Posture check conditions (management-api.md §3); every part is optional, at least one is set. */
+export interface PostureChecks {
+  nb_version_check?: { min_version: string };
+  os_version_check?: Partial<Record<'android' | 'darwin' | 'ios' | 'linux' | 'windows', { min_version?: string; min_kernel_version?: string }>>;
+  geo_location_check?: { locations: Array<{ country_code: string; city_name?: string }>; action: 'allow' | 'deny' };
+  peer_network_range_check?: { ranges: string[]; action: 'allow' | 'deny' };
+  process_check?: { processes: Array<{ linux_path?: string; mac_path?: string; windows_path?: string }> };
+}
+
+export interface PostureCheck {
+  id: string;
+  name: string;
+  description: string;
+  checks: PostureChecks;
+}
+
+export interface Country {
+  country_code: string;
+  country_name: string;
+}
+
+export interface City {
+  geoname_id: number;
+  city_name: string;
+}
+
+export interface AccountSettings {
+  peer_login_expiration_enabled: boolean;
+  peer_login_expiration: number;
+  peer_inactivity_expiration_enabled: boolean;
+  peer_inactivity_expiration: number;
+  regular_users_view_blocked: boolean;
+  groups_propagation_enabled: boolean;
+  jwt_groups_enabled: boolean;
+  jwt_groups_claim_name: string;
+  jwt_allow_groups: string[];
+  routing_peer_dns_resolution_enabled: boolean;
+  dns_domain: string;
+  network_range: string;
+  lazy_connection_enabled: boolean;
+  extra?: {
+    peer_approval_enabled?: boolean;
+    network_traffic_logs_enabled?: boolean;
+    network_traffic_logs_groups?: string[];
+    network_traffic_packet_counter_enabled?: boolean;
+  };
+}
+
+export interface Account {
+  id: string;
+  domain: string;
+  created_at: string;
+  settings: AccountSettings;
 }
 
 export interface NameserverGroup {

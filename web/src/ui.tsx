@@ -246,10 +246,10 @@ export function GroupPicker({ groups, value, onChange, label, error, name }: { g
   );
 }
 
-export function Chips({ items }: { items: string[] }): ReactNode {
+export function Chips({ items, label = 'groups' }: { items: string[]; label?: string }): ReactNode {
   if (items.length === 0) return <span className="muted">—</span>;
   return (
-    <ul className="chips" aria-label="groups">
+    <ul className="chips" aria-label={label}>
       {items.map((x) => (
         <li key={x} className="chip">
           {x}

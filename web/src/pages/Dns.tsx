@@ -1,6 +1,6 @@
 import { type FormEvent, type ReactNode, useEffect, useState } from 'react';
-import { type Group, type NameserverGroup, api } from '../api.js';
-import { SubmitRow, DataTable, Chips, ConfirmButton, Empty, Field, FormError, GroupPicker, LoadError, PageHeader, errorFor, useResource, useSubmit } from '../ui.js';
+import { type DnsRecord, type DnsZone, type Group, type NameserverGroup, api } from '../api.js';
+import { SubmitRow, DataTable, Chips, ConfirmButton, Empty, Field, FormError, GroupPicker, LoadError, PageHeader, Switch, errorFor, useResource, useSubmit } from '../ui.js';
 
 const NS_FIELDS = ['name', 'description', 'nameservers', 'ip', 'groups', 'domains', 'primary'];
 
@@ -96,6 +96,245 @@ function DnsSettings({ groups }: { groups: Group[] }): ReactNode {
   );
 }
 
+const ZONE_FIELDS = ['name', 'domain', 'enable_search_domain', 'distribution_groups', 'enabled'];
+
+function zoneBody(z: { name: string; domain: string; enabled: boolean; enable_search_domain: boolean; distribution_groups: string[] }): Record<string, unknown> {
+  return { name: z.name.trim(), domain: z.domain.trim(), enabled: z.enabled, enable_search_domain: z.enable_search_domain, distribution_groups: z.distribution_groups };
+}
+
+function ZoneForm({ zone, groups, onDone }: { zone?: DnsZone; groups: Group[]; onDone: () => void }): ReactNode {
+  const [name, setName] = useState(zone?.name ?? '');
+  const [domain, setDomain] = useState(zone?.domain ?? '');
+  const [search, setSearch] = useState(zone?.enable_search_domain ?? false);
+  const [dist, setDist] = useState<string[]>(zone?.distribution_groups ?? []);
+  const { busy, error, run } = useSubmit();
+  const submit = async (e: FormEvent): Promise<void> => {
+    e.preventDefault();
+    const body = zoneBody({ name, domain, enabled: zone?.enabled ?? true, enable_search_domain: search, distribution_groups: dist });
+    const r = await run(() => (zone ? api.put<DnsZone>(`/api/dns/zones/${zone.id}`, body) : api.post<DnsZone>('/api/dns/zones', body)));
+    if (r) {
+      if (!zone) {
+        setName('');
+        setDomain('');
+        setSearch(false);
+        setDist([]);
+      }
+      onDone();
+    }
+  };
+  const title = zone ? `Edit zone ${zone.name}` : 'Add a DNS zone';
+  return (
+    <form noValidate className="card form-grid" onSubmit={(e) => void submit(e)} aria-label={title}>
+      <h2>{title}</h2>
+      <Field label="Zone name" error={errorFor(error, 'name')}>
+        {(p) => <input {...p} value={name} onChange={(e) => setName(e.target.value)} placeholder="e.g. Internal services" />}
+      </Field>
+      <Field label="Zone domain" hint={zone && zone.records.length > 0 ? 'Fixed while the zone has records.' : undefined} error={errorFor(error, 'domain')}>
+        {(p) => <input {...p} value={domain} onChange={(e) => setDomain(e.target.value)} placeholder="internal.example.com" className="mono" />}
+      </Field>
+      <label className="check">
+        <input type="checkbox" checked={search} onChange={(e) => setSearch(e.target.checked)} /> Add as a search domain (peers resolve short names in it)
+      </label>
+      <GroupPicker name={`zone-groups-${zone?.id ?? 'new'}`} label="Distribution groups (peers that resolve this zone)" groups={groups} value={dist} onChange={setDist} error={errorFor(error, 'distribution_groups')} />
+      <FormError error={error} fields={ZONE_FIELDS} />
+      <SubmitRow label={zone ? 'Save zone' : 'Add zone'} busy={busy}>
+        {zone && (
+          <button type="button" className="btn ghost" onClick={onDone}>
+            Cancel
+          </button>
+        )}
+      </SubmitRow>
+    </form>
+  );
+}
+
+/** A record's name as the API wants it: a full name inside the zone ("db" and "@" are made full). */
+function recordName(input: string, domain: string): string {
+  const n = input.trim().replace(/\.$/, '').toLowerCase();
+  if (n === '' || n === '@') return domain;
+  return n === domain || n.endsWith(`.${domain}`) ? n : `${n}.${domain}`;
+}
+
+function RecordForm({ zone, record, onDone }: { zone: DnsZone; record?: DnsRecord; onDone: () => void }): ReactNode {
+  const [name, setName] = useState(record?.name ?? '');
+  const [type, setType] = useState<DnsRecord['type']>(record?.type ?? 'A');
+  const [content, setContent] = useState(record?.content ?? '');
+  const [ttl, setTtl] = useState(String(record?.ttl ?? 300));
+  const { busy, error, run } = useSubmit();
+  const submit = async (e: FormEvent): Promise<void> => {
+    e.preventDefault();
+    const body = { name: recordName(name, zone.domain), type, content: content.trim(), ttl: Number(ttl) };
+    const base = `/api/dns/zones/${zone.id}/records`;
+    const r = await run(() => (record ? api.put<DnsRecord>(`${base}/${record.id}`, body) : api.post<DnsRecord>(base, body)));
+    if (r) {
+      if (!record) {
+        setName('');
+        setContent('');
+      }
+      onDone();
+    }
+  };
+  const title = record ? `Edit record ${record.name}` : `Add a record to ${zone.domain}`;
+  return (
+    <form noValidate className="form-row record-form" onSubmit={(e) => void submit(e)} aria-label={title}>
+      <Field label="Record name" hint={`db becomes db.${zone.domain}; @ is the zone itself.`} error={errorFor(error, 'name')}>
+        {(p) => <input {...p} value={name} onChange={(e) => setName(e.target.value)} className="mono" />}
+      </Field>
+      <Field label="Type" error={errorFor(error, 'type')}>
+        {(p) => (
+          <select {...p} value={type} onChange={(e) => setType(e.target.value as DnsRecord['type'])}>
+            <option value="A">A (IPv4)</option>
+            <option value="AAAA">AAAA (IPv6)</option>
+            <option value="CNAME">CNAME (alias)</option>
+          </select>
+        )}
+      </Field>
+      <Field label="Content" error={errorFor(error, 'content')}>
+        {(p) => <input {...p} value={content} onChange={(e) => setContent(e.target.value)} className="mono" placeholder={type === 'CNAME' ? 'target.example.com' : type === 'A' ? '10.0.0.5' : 'fd00::5'} />}
+      </Field>
+      <Field label="TTL (seconds)" error={errorFor(error, 'ttl')}>
+        {(p) => <input {...p} value={ttl} onChange={(e) => setTtl(e.target.value)} inputMode="numeric" />}
+      </Field>
+      <FormError error={error} fields={['name', 'type', 'content', 'ttl']} />
+      <div className="row-actions">
+        <button type="submit" className="btn primary small" disabled={busy}>
+          {record ? 'Save record' : 'Add record'}
+        </button>
+        {record && (
+          <button type="button" className="btn ghost small" onClick={onDone}>
+            Cancel
+          </button>
+        )}
+      </div>
+    </form>
+  );
+}
+
+function ZoneCard({ zone, groups, onChanged }: { zone: DnsZone; groups: Group[]; onChanged: () => void }): ReactNode {
+  const [editing, setEditing] = useState(false);
+  const [editRecord, setEditRecord] = useState<string | undefined>(undefined);
+  const action = useSubmit();
+  const groupName = (id: string): string => groups.find((g) => g.id === id)?.name ?? id;
+  if (editing) {
+    return (
+      <li data-zone={zone.domain}>
+        <ZoneForm
+          zone={zone}
+          groups={groups}
+          onDone={() => {
+            setEditing(false);
+            onChanged();
+          }}
+        />
+      </li>
+    );
+  }
+  const rec = zone.records.find((r) => r.id === editRecord);
+  return (
+    <li className={`card policy ${zone.enabled ? '' : 'disabled'}`} data-zone={zone.domain}>
+      <div className="policy-head">
+        <div>
+          <h3 className="policy-name">
+            {zone.name} <span className="mono muted">{zone.domain}</span>
+          </h3>
+          <div className="muted policy-posture">
+            For <Chips items={zone.distribution_groups.map(groupName)} />
+            {zone.enable_search_domain && ' · search domain'}
+          </div>
+        </div>
+        <div className="policy-controls">
+          <Switch
+            label={`Zone ${zone.domain} enabled`}
+            checked={zone.enabled}
+            onChange={async (v) => {
+              if (await action.run(() => api.put(`/api/dns/zones/${zone.id}`, zoneBody({ ...zone, enabled: v })))) onChanged();
+            }}
+          />
+          <button type="button" className="btn ghost small" aria-label={`Edit zone ${zone.domain}`} onClick={() => setEditing(true)}>
+            Edit
+          </button>
+          <ConfirmButton
+            className="small"
+            label="Delete"
+            confirmLabel={`Delete zone ${zone.domain}?`}
+            onConfirm={async () => {
+              if (await action.run(() => api.del(`/api/dns/zones/${zone.id}`))) onChanged();
+            }}
+          />
+        </div>
+      </div>
+      {action.error && (
+        <p className="form-error" role="alert">
+          {action.error.message}
+        </p>
+      )}
+      {zone.records.length === 0 ? (
+        <p className="muted">No records yet.</p>
+      ) : (
+        <DataTable columns={['Record', 'Type', 'Content', 'TTL']} actions>
+          {zone.records.map((r) => (
+            <tr key={r.id} data-record={r.name}>
+              <td data-label="Record" className="mono">
+                {r.name}
+              </td>
+              <td data-label="Type">{r.type}</td>
+              <td data-label="Content" className="mono">
+                {r.content}
+              </td>
+              <td data-label="TTL">{r.ttl}</td>
+              <td className="actions">
+                <button type="button" className="btn ghost small" aria-label={`Edit record ${r.name} ${r.type}`} onClick={() => setEditRecord(r.id)}>
+                  Edit
+                </button>
+                <ConfirmButton
+                  className="small"
+                  label="Delete"
+                  confirmLabel={`Delete ${r.name}?`}
+                  onConfirm={async () => {
+                    if (await action.run(() => api.del(`/api/dns/zones/${zone.id}/records/${r.id}`))) {
+                      setEditRecord(undefined);
+                      onChanged();
+                    }
+                  }}
+                />
+              </td>
+            </tr>
+          ))}
+        </DataTable>
+      )}
+      {rec ? (
+        <RecordForm
+          key={rec.id}
+          zone={zone}
+          record={rec}
+          onDone={() => {
+            setEditRecord(undefined);
+            onChanged();
+          }}
+        />
+      ) : (
+        <RecordForm zone={zone} onDone={onChanged} />
+      )}
+    </li>
+  );
+}
+
+function DnsZones({ groups }: { groups: Group[] }): ReactNode {
+  const zones = useResource<DnsZone[]>('/api/dns/zones');
+  return (
+    <>
+      <h2 className="section-title">DNS zones</h2>
+      <p className="muted">Zones hold your own records (A, AAAA, CNAME) that the peers of the distribution groups resolve.</p>
+      <ZoneForm groups={groups} onDone={() => void zones.reload()} />
+      <LoadError error={zones.error} />
+      {zones.data && zones.data.length === 0 && <Empty title="No DNS zones" />}
+      <ul className="policy-list">
+        {zones.data?.map((z) => <ZoneCard key={z.id} zone={z} groups={groups} onChanged={() => void zones.reload()} />)}
+      </ul>
+    </>
+  );
+}
+
 export function DnsPage(): ReactNode {
   const ns = useResource<NameserverGroup[]>('/api/dns/nameservers');
   const groups = useResource<Group[]>('/api/groups');
@@ -143,6 +382,7 @@ export function DnsPage(): ReactNode {
               ))}
         </DataTable>
       )}
+      <DnsZones groups={groups.data ?? []} />
       <DnsSettings groups={groups.data ?? []} />
     </section>
   );

@@ -9,7 +9,7 @@ export function peerState(p: Peer): { state: 'online' | 'offline' | 'warn'; labe
   return p.connected ? { state: 'online', label: 'Online' } : { state: 'offline', label: 'Offline' };
 }
 
-function peerBody(p: Peer, change: Partial<Peer>): Record<string, unknown> {
+export function peerBody(p: Peer, change: Partial<Peer>): Record<string, unknown> {
   const n = { ...p, ...change };
   return {
     name: n.name,
@@ -108,7 +108,9 @@ export function PeersPage(): ReactNode {
                           />
                         ) : (
                           <div className="name-cell">
-                            <strong>{p.name}</strong>
+                            <Link to={`/peers/${p.id}`} className="strong-link">
+                              {p.name}
+                            </Link>
                             <span className="muted mono">{dnsName(p.dns_label, domain)}</span>
                           </div>
                         )}

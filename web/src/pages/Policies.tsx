@@ -1,8 +1,8 @@
 import { type FormEvent, type ReactNode, useState } from 'react';
-import { type Group, type Policy, type PolicyRule, type Protocol, api } from '../api.js';
+import { type Group, type Policy, type PolicyRule, type PostureCheck, type Protocol, api } from '../api.js';
 import { SubmitRow, Chips, ConfirmButton, Empty, Field, FormError, GroupPicker, LoadError, PageHeader, Switch, errorFor, useResource, useSubmit } from '../ui.js';
 
-const FIELDS = ['name', 'description', 'sources', 'destinations', 'protocol', 'ports', 'port_ranges', 'action', 'rules'];
+const FIELDS = ['name', 'description', 'sources', 'destinations', 'protocol', 'ports', 'port_ranges', 'action', 'rules', 'source_posture_checks'];
 
 /** A policy as a PUT/POST body (groups by id). */
 export function policyBody(p: Policy, change: Partial<Policy> = {}): Record<string, unknown> {
@@ -34,7 +34,7 @@ export function portsText(r: Pick<PolicyRule, 'protocol' | 'ports' | 'port_range
   return `${r.protocol.toUpperCase()} ${parts.length ? parts.join(', ') : 'all ports'}`;
 }
 
-function CreatePolicy({ groups, onCreated }: { groups: Group[]; onCreated: () => void }): ReactNode {
+function CreatePolicy({ groups, checks, onCreated }: { groups: Group[]; checks: PostureCheck[]; onCreated: () => void }): ReactNode {
   const [name, setName] = useState('');
   const [description, setDescription] = useState('');
   const [sources, setSources] = useState<string[]>([]);
@@ -43,6 +43,7 @@ function CreatePolicy({ groups, onCreated }: { groups: Group[]; onCreated: () =>
   const [ports, setPorts] = useState('');
   const [bidirectional, setBidirectional] = useState(true);
   const [action, setAction] = useState<'accept' | 'drop'>('accept');
+  const [posture, setPosture] = useState<string[]>([]);
   const { busy, error, run } = useSubmit();
   const portsEnabled = protocol === 'tcp' || protocol === 'udp';
 
@@ -62,6 +63,7 @@ function CreatePolicy({ groups, onCreated }: { groups: Group[]; onCreated: () =>
         name: name.trim(),
         description: description.trim(),
         enabled: true,
+        source_posture_checks: posture,
         rules: [
           {
             name: name.trim(),
@@ -82,6 +84,7 @@ function CreatePolicy({ groups, onCreated }: { groups: Group[]; onCreated: () =>
       setName('');
       setDescription('');
       setPorts('');
+      setPosture([]);
       onCreated();
     }
   };
@@ -128,8 +131,59 @@ function CreatePolicy({ groups, onCreated }: { groups: Group[]; onCreated: () =>
           </select>
         )}
       </Field>
+      {checks.length > 0 && (
+        <GroupPicker name="source_posture_checks" label="Posture checks (sources must pass them)" groups={checks} value={posture} onChange={setPosture} error={errorFor(error, 'source_posture_checks')} />
+      )}
       <FormError error={error} fields={FIELDS} />
       <SubmitRow label="Create policy" busy={busy} />
+    </form>
+  );
+}
+
+/** Which posture checks a policy's sources must pass (source_posture_checks), edited in place. */
+function PolicyPosture({ policy, checks, onSaved }: { policy: Policy; checks: PostureCheck[]; onSaved: () => void }): ReactNode {
+  const [open, setOpen] = useState(false);
+  const [value, setValue] = useState<string[]>(policy.source_posture_checks);
+  const { busy, error, run } = useSubmit();
+  const names = policy.source_posture_checks.map((id) => checks.find((c) => c.id === id)?.name ?? id);
+  if (!open) {
+    return (
+      <div className="policy-posture">
+        <span className="muted">Posture checks:</span> {names.length ? <Chips items={names} label="posture checks" /> : <span className="muted">none</span>}{' '}
+        <button
+          type="button"
+          className="btn ghost small"
+          aria-label={`Edit posture checks of ${policy.name}`}
+          onClick={() => {
+            setValue(policy.source_posture_checks);
+            setOpen(true);
+          }}
+        >
+          Edit
+        </button>
+      </div>
+    );
+  }
+  const submit = async (e: FormEvent): Promise<void> => {
+    e.preventDefault();
+    if (await run(() => api.put(`/api/policies/${policy.id}`, policyBody(policy, { source_posture_checks: value })))) {
+      setOpen(false);
+      onSaved();
+    }
+  };
+  return (
+    <form noValidate className="inline-form" onSubmit={(e) => void submit(e)} aria-label={`Posture checks of ${policy.name}`}>
+      <GroupPicker name={`posture-${policy.id}`} label={`Posture checks of ${policy.name}`} groups={checks} value={value} onChange={setValue} error={errorFor(error, 'source_posture_checks')} />
+      {checks.length === 0 && <p className="hint">No posture checks yet: create them on the Posture checks page.</p>}
+      <FormError error={error} fields={['source_posture_checks']} />
+      <div className="row-actions">
+        <button className="btn primary small" type="submit" disabled={busy}>
+          Save posture checks
+        </button>
+        <button className="btn ghost small" type="button" onClick={() => setOpen(false)}>
+          Cancel
+        </button>
+      </div>
     </form>
   );
 }
@@ -137,13 +191,14 @@ function CreatePolicy({ groups, onCreated }: { groups: Group[]; onCreated: () =>
 export function PoliciesPage(): ReactNode {
   const policies = useResource<Policy[]>('/api/policies');
   const groups = useResource<Group[]>('/api/groups');
+  const checks = useResource<PostureCheck[]>('/api/posture-checks');
   const action = useSubmit();
   return (
     <section aria-labelledby="page-title">
       <PageHeader title="Access control">
         <p>Peers can reach each other only where a policy allows it. Rules connect source groups to destination groups.</p>
       </PageHeader>
-      <CreatePolicy groups={groups.data ?? []} onCreated={() => void policies.reload()} />
+      <CreatePolicy groups={groups.data ?? []} checks={checks.data ?? []} onCreated={() => void policies.reload()} />
       <LoadError error={policies.error} />
       {action.error && (
         <p className="form-error" role="alert">
@@ -193,6 +248,7 @@ export function PoliciesPage(): ReactNode {
                 </li>
               ))}
             </ul>
+            <PolicyPosture key={p.source_posture_checks.join(',')} policy={p} checks={checks.data ?? []} onSaved={() => void policies.reload()} />
           </li>
         ))}
       </ul>

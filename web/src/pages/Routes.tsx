@@ -1,6 +1,7 @@
 import { type FormEvent, type ReactNode, useState } from 'react';
-import { type Group, type Network, type Peer, type Route, api } from '../api.js';
+import { type Group, type Peer, type Route, api } from '../api.js';
 import { SubmitRow, DataTable, Chips, ConfirmButton, Empty, Field, FormError, GroupPicker, LoadError, PageHeader, Switch, errorFor, useResource, useSubmit } from '../ui.js';
+import { Link } from '../router.js';
 
 const ROUTE_FIELDS = ['network_id', 'network', 'domains', 'peer', 'peer_groups', 'groups', 'metric', 'description'];
 
@@ -81,38 +82,8 @@ function CreateRoute({ peers, groups, onCreated }: { peers: Peer[]; groups: Grou
   );
 }
 
-function CreateNetwork({ onCreated }: { onCreated: () => void }): ReactNode {
-  const [name, setName] = useState('');
-  const [description, setDescription] = useState('');
-  const { busy, error, run } = useSubmit();
-  const submit = async (e: FormEvent): Promise<void> => {
-    e.preventDefault();
-    if (await run(() => api.post<Network>('/api/networks', { name: name.trim(), description: description.trim() }))) {
-      setName('');
-      setDescription('');
-      onCreated();
-    }
-  };
-  return (
-    <form noValidate className="card form-row" onSubmit={(e) => void submit(e)} aria-labelledby="new-network">
-      <h2 id="new-network">Add a network</h2>
-      <Field label="Network name" error={errorFor(error, 'name')}>
-        {(p) => <input {...p} value={name} onChange={(e) => setName(e.target.value)} />}
-      </Field>
-      <Field label="Description" error={errorFor(error, 'description')}>
-        {(p) => <input {...p} value={description} onChange={(e) => setDescription(e.target.value)} />}
-      </Field>
-      <FormError error={error} fields={['name', 'description']} />
-      <button type="submit" className="btn primary" disabled={busy}>
-        Add network
-      </button>
-    </form>
-  );
-}
-
 export function RoutesPage(): ReactNode {
   const routes = useResource<Route[]>('/api/routes');
-  const networks = useResource<Network[]>('/api/networks');
   const peers = useResource<Peer[]>('/api/peers');
   const groups = useResource<Group[]>('/api/groups');
   const action = useSubmit();
@@ -120,8 +91,10 @@ export function RoutesPage(): ReactNode {
   const groupName = (id: string): string => groups.data?.find((g) => g.id === id)?.name ?? id;
   return (
     <section aria-labelledby="page-title">
-      <PageHeader title="Routes & networks">
-        <p>Routes let peers reach networks behind a routing peer. Networks group resources with their routers.</p>
+      <PageHeader title="Routes">
+        <p>
+          Routes let peers reach networks behind a routing peer. For resources with access control, use <Link to="/networks">Networks</Link>.
+        </p>
       </PageHeader>
       {action.error && (
         <p className="form-error" role="alert">
@@ -162,34 +135,6 @@ export function RoutesPage(): ReactNode {
                       label="Delete"
                       onConfirm={async () => {
                         if (await action.run(() => api.del(`/api/routes/${r.id}`))) await routes.reload();
-                      }}
-                    />
-                  </td>
-                </tr>
-              ))}
-        </DataTable>
-      )}
-      <h2 className="section-title">Networks</h2>
-      <CreateNetwork onCreated={() => void networks.reload()} />
-      <LoadError error={networks.error} />
-      {networks.data && networks.data.length === 0 && <Empty title="No networks" />}
-      {networks.data && networks.data.length > 0 && (
-        <DataTable columns={['Name', 'Resources', 'Routing peers', 'Policies']} actions>
-              {networks.data.map((n) => (
-                <tr key={n.id}>
-                  <td data-label="Name">
-                    <strong>{n.name}</strong>
-                    {n.description && <span className="muted block">{n.description}</span>}
-                  </td>
-                  <td data-label="Resources">{n.resources.length}</td>
-                  <td data-label="Routing peers">{n.routing_peers_count}</td>
-                  <td data-label="Policies">{n.policies.length}</td>
-                  <td className="actions">
-                    <ConfirmButton
-                      className="small"
-                      label="Delete"
-                      onConfirm={async () => {
-                        if (await action.run(() => api.del(`/api/networks/${n.id}`))) await networks.reload();
                       }}
                     />
                   </td>
