@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
+import { KyselyFlowStore } from '../../src/flow/index.js';
 import { TestPeer } from '../management/helpers.js';
 import { CHROMIUM, SHOTS, a11yIssues, buildDashboard, launchChromium, shot, startServer, stopServer } from './helpers.js';
 
@@ -348,6 +349,32 @@ test('web dashboard: peer detail, posture checks, DNS zones, networks and settin
     assert.equal(await page.getByLabel('Login expires after', { exact: true }).inputValue(), '7');
     assert.equal(await page.getByLabel('DNS domain').inputValue(), 'corp.internal');
     await audit(page, 'settings');
+  });
+
+  await step('traffic events: P2P when the reporter is an end of the connection, Routed when it forwarded', async () => {
+    // The server's own flow database, written as its flow receiver would (SQLite allows a second writer).
+    const flow = await KyselyFlowStore.open({ db: join(tmp, 'data', 'flow.db') });
+    try {
+      const list = await call<Array<{ id: string; ip: string; name: string }>>('GET', '/api/peers');
+      const web = list.find((p) => p.name === 'detail-peer' || p.name === 'web-peer-1')!;
+      const router = list.find((p) => p.name === 'router-1')!;
+      const accountId = (await call<Array<{ id: string }>>('GET', '/api/accounts'))[0]!.id;
+      const now = Date.now();
+      const base = {
+        reporterKey: 'k', userId: null, type: 'start' as const, ruleId: null, direction: 'egress' as const, protocol: 6, sourcePort: 40000, destPort: 443,
+        icmpType: null, icmpCode: null, rxPackets: 1, txPackets: 1, rxBytes: 10, txBytes: 20, sourceResourceId: null, destResourceId: null,
+        numOfStarts: 1, numOfEnds: 0, numOfDrops: 0, windowStart: now - 1000, windowEnd: now, receivedAt: now, timestamp: now, accountId,
+      };
+      await flow.add({ ...base, eventId: 'p2p'.padEnd(32, 'a'), flowId: 'flow-p2p', reporterId: web.id, sourceIp: web.ip, destIp: router.ip });
+      await flow.add({ ...base, eventId: 'routed'.padEnd(32, 'b'), flowId: 'flow-routed', reporterId: router.id, sourceIp: web.ip, destIp: '192.168.50.7' });
+      await flow.flush();
+    } finally {
+      await flow.close();
+    }
+    await go(page, 'Traffic events', 'Traffic events');
+    await page.locator('tr[data-flow="flow-p2p"] td[data-label="Connection"]', { hasText: 'P2P' }).waitFor();
+    await page.locator('tr[data-flow="flow-routed"] td[data-label="Connection"]', { hasText: 'Routed' }).waitFor();
+    await shot(page, '36-traffic-connection');
   });
 
   await step('a peer or network that does not exist: the server\'s answer is shown', async () => {

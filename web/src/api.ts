@@ -476,6 +476,8 @@ export interface TrafficEndpoint {
 
 export interface TrafficEvent {
   flow_id?: string;
+  /** Peer that reported the event. */
+  reporter_id?: string;
   window_start?: string;
   events?: Array<{ type: string; timestamp: string }>;
   protocol?: number;

@@ -1,5 +1,5 @@
 import { type ReactNode, useState } from 'react';
-import type { AuditEvent, TrafficPage as TrafficPageData } from '../api.js';
+import type { AuditEvent, TrafficEvent, TrafficPage as TrafficPageData } from '../api.js';
 import { DataTable, Empty, Field, LoadError, PageHeader, ago, fullTime, useResource } from '../ui.js';
 
 export function AuditPage(): ReactNode {
@@ -51,6 +51,15 @@ export function AuditPage(): ReactNode {
 
 const PROTO: Record<number, string> = { 1: 'ICMP', 6: 'TCP', 17: 'UDP' };
 
+/**
+ * P2P when the reporting peer is an end of the connection; Routed when it forwarded the traffic
+ * (a routing peer in front of a network resource or route), as NetBird's dashboard tells them apart.
+ */
+function connectionType(e: TrafficEvent): 'P2P' | 'Routed' {
+  const r = e.reporter_id;
+  return r !== undefined && r !== '' && (e.source?.id === r || e.destination?.id === r) ? 'P2P' : 'Routed';
+}
+
 export function TrafficPage(): ReactNode {
   const page = useResource<TrafficPageData>('/api/events/network-traffic?page=1&page_size=100', 10_000);
   return (
@@ -65,9 +74,9 @@ export function TrafficPage(): ReactNode {
         </Empty>
       )}
       {page.data && page.data.data.length > 0 && (
-        <DataTable columns={['When', 'Source', 'Destination', 'Protocol', 'Events', 'Bytes rx / tx', 'Policy']}>
+        <DataTable columns={['When', 'Source', 'Destination', 'Connection', 'Protocol', 'Events', 'Bytes rx / tx', 'Policy']}>
               {page.data.data.map((e, i) => (
-                <tr key={e.flow_id ?? i}>
+                <tr key={e.flow_id ?? i} data-flow={e.flow_id}>
                   <td data-label="When" title={fullTime(e.window_start)}>
                     {ago(e.window_start)}
                   </td>
@@ -77,6 +86,7 @@ export function TrafficPage(): ReactNode {
                   <td data-label="Destination">
                     {e.destination?.name || '—'} <span className="muted mono block">{e.destination?.address}</span>
                   </td>
+                  <td data-label="Connection">{connectionType(e)}</td>
                   <td data-label="Protocol">{PROTO[e.protocol ?? -1] ?? e.protocol}</td>
                   <td data-label="Events">{(e.events ?? []).map((x) => x.type).join(', ')}</td>
                   <td data-label="Bytes rx / tx">
