@@ -71,6 +71,37 @@ export function boxSharedKey(peerPublic: Uint8Array, ownPrivate: Uint8Array): Bu
   return Buffer.from(out.buffer);
 }
 
+/**
+ * sealEnvelope with the pair's precomputed box key (boxSharedKey): the same bytes, without the
+ * X25519 multiplication per message.
+ */
+export function sealEnvelopeWithKey(plaintext: Uint8Array, sharedKey: Uint8Array, nonce?: Uint8Array): Buffer {
+  checkKey(sharedKey, 'shared box key');
+  const body = Buffer.alloc(ENVELOPE_OVERHEAD + plaintext.length);
+  const n = body.subarray(0, NONCE_LENGTH);
+  if (nonce) {
+    if (nonce.length !== NONCE_LENGTH) throw new EnvelopeError(`nonce must be ${NONCE_LENGTH} bytes`);
+    n.set(nonce);
+  } else {
+    sodium.randombytes_buf(n);
+  }
+  sodium.crypto_secretbox_easy(body.subarray(NONCE_LENGTH), Buffer.from(plaintext), n, Buffer.from(sharedKey));
+  return body;
+}
+
+/** openEnvelope with the pair's precomputed box key (boxSharedKey). */
+export function openEnvelopeWithKey(body: Uint8Array, sharedKey: Uint8Array): Buffer {
+  checkKey(sharedKey, 'shared box key');
+  if (body.length < ENVELOPE_OVERHEAD) {
+    throw new EnvelopeError(`encrypted body too short: ${body.length} bytes, need at least ${ENVELOPE_OVERHEAD}`);
+  }
+  const b = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+  const out = Buffer.alloc(b.length - ENVELOPE_OVERHEAD);
+  const ok = sodium.crypto_secretbox_open_easy(out, b.subarray(NONCE_LENGTH), b.subarray(0, NONCE_LENGTH), Buffer.from(sharedKey));
+  if (!ok) throw new EnvelopeError('cannot decrypt message: authentication failed (wrong key or tampered body)');
+  return out;
+}
+
 /** The encode/decode pair of a ts-proto message type. */
 export interface MessageCodec<T> {
   encode(message: T): { finish(): Uint8Array };

@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import { EnvelopeError, type KeyPair, formatKey, openMessage, parseKey, sealMessage } from '../crypto/index.js';
+import { EnvelopeError, type KeyPair, formatKey, openEnvelopeWithKey, parseKey, sealEnvelopeWithKey } from '../crypto/index.js';
 import { geoDatabase, isPublicAddress } from '../geo/index.js';
 import { management } from '../proto/index.js';
 import type { NetbirdConfigBuilder } from './config.js';
@@ -173,20 +173,47 @@ export function createManagementService(opts: ManagementGrpcOptions): {
   const locate = opts.locate === null ? undefined : (opts.locate ?? ((ip: string) => geoDatabase().lookup(ip)));
   let handshakes = 0;
 
+  /**
+   * Box keys of the peers that proved they hold their key, by peer key: a restart storm costs one
+   * X25519 per peer instead of one per message (Login, its answer, Sync, the stream). Only keys that
+   * opened a message are kept, so made-up keys cannot push real ones out; bounded, oldest out first.
+   */
+  const boxKeys = new Map<string, Buffer>();
+  const BOX_KEYS_MAX = 200_000;
+  function boxKeyOf(peerKey: string, peerPub: Buffer): { key: Buffer; known: boolean } {
+    const hit = boxKeys.get(peerKey);
+    if (hit) return { key: hit, known: true };
+    return { key: boxBeforeNm(peerPub, serverKey.privateKey), known: false };
+  }
+  function remember(peerKey: string, key: Buffer): void {
+    if (boxKeys.has(peerKey)) return;
+    if (boxKeys.size >= BOX_KEYS_MAX) boxKeys.delete(boxKeys.keys().next().value!);
+    boxKeys.set(peerKey, key);
+  }
+
   /** Authenticates a request: parses the sender key and opens the envelope. */
-  function open<T>(codec: { encode(m: T): { finish(): Uint8Array }; decode(b: Uint8Array): T }, req: management.EncryptedMessage): { peerKey: string; peerPub: Buffer; msg: T } {
+  function open<T>(codec: { encode(m: T): { finish(): Uint8Array }; decode(b: Uint8Array): T }, req: management.EncryptedMessage): { peerKey: string; peerPub: Buffer; boxKey: Buffer; msg: T } {
     let peerPub: Buffer;
     try {
       peerPub = parseKey(req.wgPubKey, 'peer public key');
     } catch (err) {
       throw new ManagementError('invalid_argument', (err as Error).message);
     }
-    const msg = openMessage(codec, req.body, peerPub, serverKey.privateKey);
-    return { peerKey: formatKey(peerPub), peerPub, msg };
+    const peerKey = formatKey(peerPub);
+    const { key, known } = boxKeyOf(peerKey, peerPub);
+    const plain = openEnvelopeWithKey(req.body, key);
+    if (!known) remember(peerKey, key);
+    let msg: T;
+    try {
+      msg = codec.decode(plain);
+    } catch (err) {
+      throw new EnvelopeError(`decrypted message is not valid protobuf: ${(err as Error).message}`);
+    }
+    return { peerKey, peerPub, boxKey: key, msg };
   }
 
-  function seal<T>(codec: { encode(m: T): { finish(): Uint8Array }; decode(b: Uint8Array): T }, msg: T, peerPub: Buffer): management.EncryptedMessage {
-    return { wgPubKey: serverPub, body: sealMessage(codec, msg, peerPub, serverKey.privateKey), version: 0 };
+  function seal<T>(codec: { encode(m: T): { finish(): Uint8Array }; decode(b: Uint8Array): T }, msg: T, boxKey: Buffer): management.EncryptedMessage {
+    return { wgPubKey: serverPub, body: sealEnvelopeWithKey(codec.encode(msg).finish(), boxKey), version: 0 };
   }
 
   const implementation: management.ManagementServiceServer = {
@@ -201,7 +228,7 @@ export function createManagementService(opts: ManagementGrpcOptions): {
 
     login(call, callback) {
       void (async () => {
-        const { peerKey, peerPub, msg } = open(management.LoginRequest, call.request);
+        const { peerKey, boxKey, msg } = open(management.LoginRequest, call.request);
         if (!msg.meta) throw new ManagementError('failed_precondition', 'peer system meta has to be provided to log in');
         let jwtUserId: string | undefined;
         if (msg.jwtToken) {
@@ -225,7 +252,7 @@ export function createManagementService(opts: ManagementGrpcOptions): {
           Checks: [],
           sessionExpiresAt: sessionExpiresAt(ref.state, ref.peer),
         };
-        return seal(management.LoginResponse, resp, peerPub);
+        return seal(management.LoginResponse, resp, boxKey);
       })().then(
         (res) => callback(null, res),
         (err) => callback(toGrpcError(err, log)),
@@ -253,14 +280,13 @@ export function createManagementService(opts: ManagementGrpcOptions): {
       void (async () => {
         const opened = open(management.SyncRequest, call.request);
         peerKey = opened.peerKey;
-        const peerPub = opened.peerPub;
         const meta = opened.msg.meta ? metaFromProto(opened.msg.meta) : undefined;
         const ref = await manager.syncPeer(peerKey, meta);
         if (ended || call.cancelled) {
           await manager.peerDisconnected(peerKey);
           return;
         }
-        const boxKey = boxBeforeNm(peerPub, serverKey.privateKey);
+        const boxKey = opened.boxKey;
         session = hub.open(ref, {
           send: (frame, written) => {
             if (ended) return;
@@ -311,10 +337,10 @@ export function createManagementService(opts: ManagementGrpcOptions): {
 
     getDeviceAuthorizationFlow(call, callback) {
       void (async () => {
-        const { peerPub } = open(management.DeviceAuthorizationFlowRequest, call.request);
+        const { boxKey } = open(management.DeviceAuthorizationFlowRequest, call.request);
         const cfg = opts.deviceAuthorizationFlow?.();
         if (!cfg) throw new ManagementError('not_found', 'no device authorization flow is configured on this server');
-        return seal(management.DeviceAuthorizationFlow, { Provider: management.DeviceAuthorizationFlow_provider.HOSTED, ProviderConfig: cfg }, peerPub);
+        return seal(management.DeviceAuthorizationFlow, { Provider: management.DeviceAuthorizationFlow_provider.HOSTED, ProviderConfig: cfg }, boxKey);
       })().then(
         (res) => callback(null, res),
         (err) => callback(toGrpcError(err, log)),
@@ -323,10 +349,10 @@ export function createManagementService(opts: ManagementGrpcOptions): {
     getPkceAuthorizationFlow: opts.pkceAuthorizationFlow
       ? (call, callback) => {
           void (async () => {
-            const { peerPub } = open(management.PKCEAuthorizationFlowRequest, call.request);
+            const { boxKey } = open(management.PKCEAuthorizationFlowRequest, call.request);
             const cfg = opts.pkceAuthorizationFlow?.();
             if (!cfg) throw new ManagementError('not_found', 'no PKCE authorization flow is configured on this server');
-            return seal(management.PKCEAuthorizationFlow, { ProviderConfig: cfg }, peerPub);
+            return seal(management.PKCEAuthorizationFlow, { ProviderConfig: cfg }, boxKey);
           })().then(
             (res) => callback(null, res),
             (err) => callback(toGrpcError(err, log)),

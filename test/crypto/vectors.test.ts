@@ -5,7 +5,7 @@ import { createHash, createHmac } from 'node:crypto';
 import sodium from 'sodium-native';
 import {
   formatKey, openEnvelope, parseKey, publicKeyFromPrivate, relayPeerId, relayPeerIdString, relayTokenBinary,
-  sealEnvelope, turnCredentials, verifyRelayToken, issueRelayToken, boxSharedKey,
+  sealEnvelope, turnCredentials, verifyRelayToken, issueRelayToken, boxSharedKey, sealEnvelopeWithKey, openEnvelopeWithKey,
 } from '../../src/crypto/index.js';
 import { management } from '../../src/proto/index.js';
 import { decodeCompactPrefix, encodeCompactPrefix } from '../../src/shared/index.js';
@@ -40,6 +40,11 @@ test('A.1 shared box key: secretbox under the vector key gives the same box as c
   // ... and our beforenm derives exactly that key, from either side.
   assert.equal(boxSharedKey(parseKey(serverPubB64), clientPriv).toString('hex'), shared.toString('hex'));
   assert.equal(boxSharedKey(parseKey(clientPubB64), serverPriv).toString('hex'), shared.toString('hex'));
+  // The keyed envelope gives the vector's body and opens it; a wrong key is refused.
+  assert.equal(sealEnvelopeWithKey(plain, shared, nonce).toString('hex'), body.toString('hex'));
+  assert.equal(openEnvelopeWithKey(body, shared).toString('hex'), plain.toString('hex'));
+  assert.throws(() => openEnvelopeWithKey(body, Buffer.alloc(32, 7)), /authentication failed/);
+  assert.throws(() => openEnvelopeWithKey(body.subarray(0, 30), shared), /too short/);
 });
 
 test('A.1 SyncRequest envelope and EncryptedMessage bytes', () => {
