@@ -6,7 +6,7 @@
 // firewall-rule ports) instead of being decoded into objects.
 import * as grpc from '@grpc/grpc-js';
 import sodium from 'sodium-native';
-import { boxSharedKey, formatKey, generateKeyPair, parseKey, sealMessage } from '../src/crypto/index.js';
+import { boxSharedKey, formatKey, generateKeyPair, parseKey, sealEnvelopeWithKey } from '../src/crypto/index.js';
 import { management } from '../src/proto/index.js';
 
 /**
@@ -80,7 +80,8 @@ let topology: Topology = { kind: 'mesh', setupKey: '' };
 const teamCounts = new Map<number, number>();
 let streamsPerChannel = 500;
 let loginDeadlineMs = 10_000;
-const clients: grpc.Client[] = [];
+const streamClients: grpc.Client[] = [];
+const unaryClients: grpc.Client[] = [];
 const peers: SimPeer[] = [];
 let serverPub: Buffer | undefined;
 let paused = false;
@@ -97,7 +98,13 @@ function snapshot(): LoadStats {
   return { ...stats, heapMb: Math.round(m.heapUsed / 1048576), rssMb: Math.round(m.rss / 1048576), cpuMs: Math.round((cpu.user + cpu.system) / 1000) };
 }
 
-function clientFor(channel: number): grpc.Client {
+/**
+ * The gRPC client of a channel. Unary calls (GetServerKey, Login) get connections of their own: a
+ * real peer has its own connection, so its Login answer never waits behind other peers' maps, as it
+ * would behind the megabytes queued on a shared stream connection here.
+ */
+function clientFor(channel: number, kind: 'stream' | 'unary' = 'stream'): grpc.Client {
+  const clients = kind === 'stream' ? streamClients : unaryClients;
   while (clients.length <= channel) {
     // A local subchannel pool per client gives each its own HTTP/2 connection (the global pool would
     // put every stream on one connection and hit the server's concurrent-stream limit).
@@ -135,7 +142,7 @@ function meta(i: number): management.PeerSystemMeta {
 }
 
 function unary(channel: number, method: string, arg: Buffer | management.EncryptedMessage, deadlineMs: number): Promise<Buffer> {
-  const c = clientFor(channel);
+  const c = clientFor(channel, 'unary');
   return new Promise((resolve, reject) => {
     if (Buffer.isBuffer(arg)) {
       c.makeUnaryRequest(SVC + method, raw, raw, arg, new grpc.Metadata(), { deadline: Date.now() + deadlineMs }, (err, r) => (err ? reject(err) : resolve(r!)));
@@ -162,7 +169,7 @@ function boxKeyOf(p: SimPeer): Buffer {
 
 /** GetServerKey + Login (with the setup key the first time). Counts a failure on error or deadline. */
 async function login(p: SimPeer): Promise<void> {
-  const key = await getServerKey(p.channel);
+  await getServerKey(p.channel);
   const req = management.LoginRequest.fromPartial({
     setupKey: p.registered ? '' : setupKeyOf(p),
     meta: meta(p.index),
@@ -170,7 +177,7 @@ async function login(p: SimPeer): Promise<void> {
   });
   stats.loginAttempts++;
   try {
-    await unary(p.channel, 'Login', { wgPubKey: p.pubText, body: sealMessage(management.LoginRequest, req, key, p.priv), version: 0 }, loginDeadlineMs);
+    await unary(p.channel, 'Login', { wgPubKey: p.pubText, body: sealEnvelopeWithKey(management.LoginRequest.encode(req).finish(), boxKeyOf(p)), version: 0 }, loginDeadlineMs);
   } catch (err) {
     stats.loginFailures++;
     if (!p.failedLogin) stats.peersWithFailedLogin++;
@@ -340,9 +347,9 @@ async function openPeer(p: SimPeer, withLogin: boolean): Promise<void> {
   if (paused) return;
   try {
     if (withLogin || !p.registered) await login(p);
-    const key = await getServerKey(p.channel);
+    await getServerKey(p.channel);
     if (paused) return;
-    const req: management.EncryptedMessage = { wgPubKey: p.pubText, body: sealMessage(management.SyncRequest, { meta: meta(p.index) }, key, p.priv), version: 0 };
+    const req: management.EncryptedMessage = { wgPubKey: p.pubText, body: sealEnvelopeWithKey(management.SyncRequest.encode({ meta: meta(p.index) }).finish(), boxKeyOf(p)), version: 0 };
     const call = clientFor(p.channel).makeServerStreamRequest(SVC + 'Sync', serializeEnc, raw, req, new grpc.Metadata(), {});
     p.call = call;
     let gone = false;
@@ -535,7 +542,7 @@ async function handle(c: LoadCommand): Promise<LoadReply> {
         if (p.timer) clearTimeout(p.timer);
         p.call?.cancel();
       }
-      for (const cl of clients) cl.close();
+      for (const cl of [...streamClients, ...unaryClients]) cl.close();
       setImmediate(() => process.exit(0));
       return { ok: true, cmd: c.cmd, stats: snapshot() };
   }
