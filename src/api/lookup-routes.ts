@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { GeoDatabase } from '../geo/index.js';
-import type { AccountManager } from '../management/index.js';
+import { ACT, type AccountManager } from '../management/index.js';
 import { type Endpoint, HttpError } from './endpoint.js';
 import type { OidcIssuerConfig } from './auth.js';
 import * as J from './json.js';
@@ -10,7 +10,9 @@ import * as S from './schema.js';
  * Endpoints the official dashboard looks things up with (NetBird's paths and shapes): all network
  * resources at once, identity providers, geolocation lists for posture checks, and the
  * event-streaming integrations list (which the dashboard also probes to decide whether traffic
- * events are available).
+ * events are available). A server that answers that probe is "licensed" to the dashboard, which then
+ * also asks for the licensed features' lists: notification channels and their event types, and the
+ * peers whose EDR compliance check an admin bypassed.
  */
 
 export interface LookupDeps {
@@ -90,5 +92,20 @@ export function lookupEndpoints(deps: LookupDeps): Endpoint[] {
   for (const path of ['/api/integrations/event-streaming', '/api/event-streaming']) {
     add('GET', path, 'Event streaming', 'List event-streaming integrations (none: this server streams no events)', read('settings', true), async () => []);
   }
+
+  // ----- notifications: the activity codes channels could subscribe to; no channel is configured -----
+  add('GET', '/api/integrations/notifications/types', 'Notifications', 'Activity event type codes and their descriptions (NotificationTypeEntry)', read('settings'), async () =>
+    Object.fromEntries(Object.values(ACT).map((code) => [code, J.activityText(code)])),
+  );
+  add('GET', '/api/integrations/notifications/channels', 'Notifications', 'List notification channels (none: this server sends no notifications)', read('settings', true), async () => []);
+
+  // ----- remote jobs (debug bundles): this server has no Job stream to peers, so no job ever ran -----
+  add('GET', '/api/peers/{peerId}/jobs', 'Jobs', 'List the remote jobs of a peer (none: this server runs no remote jobs)', { kind: 'resource', resource: 'peers', write: false, list: true }, async (ctx) => {
+    manager.getPeer(ctx.accountId, ctx.params.peerId!);
+    return [];
+  });
+
+  // ----- EDR: no EDR integration, so no peer has its compliance check bypassed -----
+  add('GET', '/api/peers/edr/bypassed', 'EDR peers', 'List peers whose EDR compliance check is bypassed (none: no EDR integration)', { kind: 'resource', resource: 'peers', write: false, list: true }, async () => []);
   return list;
 }

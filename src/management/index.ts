@@ -8,6 +8,7 @@ export type { ManagementOptions } from './service.js';
 export { AccountManager } from './manager.js';
 export { DEFAULT_DNS_DOMAIN, DEFAULT_EPHEMERAL_TIMEOUT_MS } from './core.js';
 export type { AccountManagerOptions, Affected, ChangeListener, PeerRef } from './core.js';
+export { ACT } from './audit.js';
 export { USER_ROLES } from './users.js';
 export type { UserUpdateInput } from './users.js';
 export { hashPersonalAccessToken, isWellFormedPat, newPersonalAccessToken } from './pat.js';

@@ -3,6 +3,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import { decodeJwt } from 'jose';
 import { hashPassword } from '../../src/api/index.js';
+import { formatKey, generateKeyPair } from '../../src/crypto/index.js';
+import { emptyPeerMeta } from '../../src/management/index.js';
 import { type TestApi, setupOwner, startApi } from './helpers.js';
 
 /**
@@ -293,4 +295,33 @@ test('embedded IdP: netbird-cli device flow; unknown client ids refused', async 
   assert.equal((await a.call('GET', '/api/users/current', { bearer: pw.body.access_token })).status, 200);
   const f = pkce('evil', 'http://localhost:53000/');
   assert.equal((await a.call('GET', `/oauth2/auth?${new URLSearchParams(f.params)}`)).status, 400);
+});
+
+test('licensed-feature lists the dashboard asks for once the licence probe answers: notifications, EDR bypass, remote jobs', async (t) => {
+  const a = await startApi();
+  t.after(() => a.close());
+  const { token, accountId } = await setupOwner(a);
+  // NotificationTypeEntry: every activity code this server records, with its description.
+  const types = await a.call('GET', '/api/integrations/notifications/types', { token });
+  assert.equal(types.status, 200);
+  assert.equal(types.body['user.join'], 'User joined');
+  assert.equal(types.body['policy.add'], 'Policy added');
+  assert.ok(Object.values(types.body).every((v) => typeof v === 'string'));
+  assert.deepEqual((await a.call('GET', '/api/integrations/notifications/channels', { token })).body, []);
+  // BypassResponse[]: no EDR integration, no bypassed peers.
+  const bypassed = await a.call('GET', '/api/peers/edr/bypassed', { token });
+  assert.equal(bypassed.status, 200);
+  assert.deepEqual(bypassed.body, []);
+  // JobResponse[] of a peer: none ran; unknown peers are 404.
+  const key = await a.call('POST', '/api/setup-keys', { token, body: { name: 'k', type: 'reusable', expires_in: 86400, auto_groups: [], usage_limit: 0 } });
+  assert.equal(key.status, 200, JSON.stringify(key.body));
+  const ref = await a.manager.loginPeer({ peerKey: formatKey(generateKeyPair().publicKey), setupKey: key.body.key, meta: { ...emptyPeerMeta(), hostname: 'p1' } });
+  const jobs = await a.call('GET', `/api/peers/${ref.peer.id}/jobs`, { token });
+  assert.equal(jobs.status, 200);
+  assert.deepEqual(jobs.body, []);
+  assert.equal((await a.call('GET', '/api/peers/nope/jobs', { token })).status, 404);
+  // Same access as their modules: settings for notifications, peers for the rest.
+  assert.equal((await a.call('GET', '/api/integrations/notifications/types')).status, 401);
+  const user = await userToken(a, accountId, 'user');
+  assert.equal((await a.call('GET', '/api/integrations/notifications/channels', { token: user })).status, 403);
 });

@@ -31,6 +31,7 @@ const SPEC: string[] = [
   'GET /api/events/audit', 'GET /api/events/network-traffic',
   'GET /api/networks/resources', 'GET /api/identity-providers', 'GET /api/identity-providers/{idpId}',
   'GET /api/locations/countries', 'GET /api/locations/countries/{country}/cities', 'GET /api/integrations/event-streaming',
+  'GET /api/integrations/notifications/types', 'GET /api/integrations/notifications/channels', 'GET /api/peers/edr/bypassed', 'GET /api/peers/{peerId}/jobs',
   'GET /api/posture-checks', 'POST /api/posture-checks', 'GET /api/posture-checks/{postureCheckId}', 'PUT /api/posture-checks/{postureCheckId}', 'DELETE /api/posture-checks/{postureCheckId}',
 ];
 
