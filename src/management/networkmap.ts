@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import { Timestamp, management } from '../proto/index.js';
 import type { AccountState, Chunk, IndexedRule, PeerFragments, PeerRules, RuleTemplate } from './state.js';
@@ -29,6 +29,9 @@ const DNS_FORWARDER_PORT_OLD = 5353;
 const SSH_PORT = 22;
 const NETBIRD_SSH_PORT = 22022;
 const CAP_SOURCE_PREFIXES = management.PeerCapability.PeerCapabilitySourcePrefixes;
+const CHUNK_SEEDS = randomBytes(8);
+const CHUNK_SEED1 = CHUNK_SEEDS.readInt32LE(0);
+const CHUNK_SEED2 = CHUNK_SEEDS.readInt32LE(4);
 
 export interface EncodedMap {
   /** NetworkMap bytes without field 1 (Serial), in pieces (most shared with other maps). */
@@ -36,7 +39,7 @@ export interface EncodedMap {
   length: number;
   /** The pieces joined (computed on first use). */
   readonly body: Uint8Array;
-  /** SHA-1 over the map with every cached fragment replaced by its content hash: equal digests mean an identical map. */
+  /** Hash of the map with every cached fragment replaced by its content hash: equal digests mean an identical map. */
   digest: string;
   /** The receiver's PeerConfig as a field-2 (tag 18) encoding: same tag in NetworkMap and SyncResponse. */
   ownConfigField: Uint8Array;
@@ -94,19 +97,29 @@ export function compactPrefix(ip: string, bits: number): Buffer {
   return Buffer.from([(n >>> 24) & 255, (n >>> 16) & 255, (n >>> 8) & 255, n & 255, bits]);
 }
 
+/**
+ * A fragment with its 64-bit content hash: the map digest's mixing over the bytes, seeded per
+ * process. Thousands of fragments are rebuilt on a policy change, and SHA-1 cost ~100x more. A hash
+ * only decides whether a map is sent again: a collision could only hold back a change of that
+ * fragment, and the fragments a peer controls (its name, keys, version) describe only that peer;
+ * firewall fragments hold server-assigned IPs and the admin's rules.
+ */
 function chunk(bytes: Uint8Array): Chunk {
-  const d = createHash('sha1').update(bytes).digest();
-  return { bytes, h1: d.readInt32LE(0), h2: d.readInt32LE(4) };
+  const d = new Digest(CHUNK_SEED1, CHUNK_SEED2);
+  d.bytes(bytes);
+  return { bytes, h1: d.h1, h2: d.h2 };
 }
 
 /**
- * Map digest: two 32-bit lanes of murmur3-style mixing over the cached chunks' SHA-1 prefixes and
+ * Map digest: two 32-bit lanes of murmur3-style mixing over the cached chunks' content hashes and
  * the bytes of the few uncached pieces. No allocation per map; 64 bits plus the length make an
  * accidental collision (a peer missing one update) vanishingly unlikely.
  */
 class Digest {
-  h1 = 0x2545f491;
-  h2 = 0x5bd1e995;
+  constructor(
+    public h1 = 0x2545f491,
+    public h2 = 0x5bd1e995,
+  ) {}
   private static mix(h: number, k: number): number {
     k = Math.imul(k, 0xcc9e2d51);
     k = (k << 15) | (k >>> 17);
@@ -486,14 +499,12 @@ function viewIsCurrent(state: AccountState, v: VisibleView, now: number): boolea
 
 /**
  * Shared views of one account, by receiver signature (rules it is in, traits). Valid for one policy
- * index and template generation. A signature gets a shared view from its second receiver on (one-off
- * signatures would only cost memory), within a byte budget.
+ * index and template generation, within a byte budget (past it, receivers get views of their own).
  */
 interface ViewCache {
   index: object;
   templateGen: number;
   views: Map<string, VisibleView>;
-  seen: Set<string>;
   bytes: number;
 }
 
@@ -504,7 +515,7 @@ function viewCacheOf(state: AccountState): ViewCache {
   const index = state.policyIndex();
   let c = viewCaches.get(state);
   if (!c || c.index !== index || c.templateGen !== state.templateGen) {
-    c = { index, templateGen: state.templateGen, views: new Map(), seen: new Set(), bytes: 0 };
+    c = { index, templateGen: state.templateGen, views: new Map(), bytes: 0 };
     viewCaches.set(state, c);
   }
   return c;
@@ -574,7 +585,7 @@ function viewFor(state: AccountState, peer: Peer, rules: PeerRules, traits: Rece
       cache.bytes -= viewBytes(hit);
     }
   }
-  const shareThis = cache !== undefined && cache.seen.has(key) && cache.bytes < VIEW_CACHE_BYTES;
+  const shareThis = cache !== undefined && cache.bytes < VIEW_CACHE_BYTES;
   if (!shareThis && selfSlot >= 0) visit[selfSlot] = epoch;
   for (const ir of rules.asSource) {
     const slots = ir.destinationSlots;
@@ -589,11 +600,9 @@ function viewFor(state: AccountState, peer: Peer, rules: PeerRules, traits: Rece
     if (sl !== undefined) mark(sl);
   }
   const view = buildView(state, rules, traits, visible, now, shareThis);
-  if (cache) {
-    if (shareThis) {
-      cache.views.set(key, view);
-      cache.bytes += viewBytes(view);
-    } else cache.seen.add(key);
+  if (cache && shareThis) {
+    cache.views.set(key, view);
+    cache.bytes += viewBytes(view);
   }
   return view;
 }

@@ -11,7 +11,7 @@ import { ALL_GROUP_NAME } from './types.js';
 /** An encoded protobuf fragment and a short content hash (see networkmap.ts). */
 export interface Chunk {
   bytes: Uint8Array;
-  /** First 8 bytes of SHA-1(bytes) as two words: maps are compared through these, not their full bytes. */
+  /** 64-bit content hash as two words (networkmap.ts chunk()): maps are compared through these, not their full bytes. */
   h1: number;
   h2: number;
 }

@@ -177,8 +177,14 @@ export function isDevVersion(version: string): boolean {
   return version.startsWith('development') || version.startsWith('dev-') || version.startsWith('ci-');
 }
 
+/** Parsed versions by text: an account has a handful of agent versions, compared for every map. */
+const parsedVersions = new Map<string, [number, number, number] | undefined>();
+
 function parseVersion(v: string): [number, number, number] | undefined {
+  if (parsedVersions.has(v)) return parsedVersions.get(v);
   const m = /^v?(\d+)\.(\d+)\.(\d+)/.exec(v.trim());
-  if (!m) return undefined;
-  return [Number(m[1]), Number(m[2]), Number(m[3])];
+  const out: [number, number, number] | undefined = m ? [Number(m[1]), Number(m[2]), Number(m[3])] : undefined;
+  // Bounded: version strings come from peers; past the bound, parse without keeping.
+  if (parsedVersions.size < 4096) parsedVersions.set(v, out);
+  return out;
 }

@@ -60,6 +60,23 @@ export function frameOf(plain: Uint8Array): Buffer {
 export { boxSharedKey as boxBeforeNm } from '../crypto/index.js';
 
 /**
+ * Random nonces drawn from the system a few hundred at a time: one getrandom per message cost as
+ * much as sealing a small map. Each nonce is handed out once.
+ */
+const NONCE_POOL = Buffer.alloc(NONCE_LENGTH * 512);
+let noncePos = NONCE_POOL.length;
+
+function takeNonce(into: Buffer): void {
+  if (noncePos === NONCE_POOL.length) {
+    sodium.randombytes_buf(NONCE_POOL);
+    noncePos = 0;
+  }
+  NONCE_POOL.copy(into, 0, noncePos, noncePos + NONCE_LENGTH);
+  NONCE_POOL.fill(0, noncePos, noncePos + NONCE_LENGTH);
+  noncePos += NONCE_LENGTH;
+}
+
+/**
  * Seals the SyncResponse held in `frame` (after SYNC_HEADROOM) with the session's box key (from
  * boxBeforeNm) and returns the EncryptedMessage wire bytes (a view into `frame`). The body is
  * exactly what crypto_box_easy would produce: nonce || MAC || XSalsa20 ciphertext.
@@ -75,7 +92,7 @@ export function sealFrameInPlace(frame: Buffer, boxKey: Buffer, serverPublicText
   frame[pos++] = 0x12;
   pos = writeVarint(frame, pos, bodyLen);
   const nonce = frame.subarray(pos, pos + NONCE_LENGTH);
-  sodium.randombytes_buf(nonce);
+  takeNonce(nonce);
   // libsodium allows the ciphertext to overlap the message: here it starts 16 bytes (the MAC) before it.
   sodium.crypto_secretbox_easy(frame.subarray(pos + NONCE_LENGTH), frame.subarray(SYNC_HEADROOM), nonce, boxKey);
   return frame.subarray(start);
