@@ -308,7 +308,21 @@ function onFrame(p: SimPeer, frame: Buffer): void {
   p.serial = r.serial;
   p.remotePeers = r.remote;
   if (r.port && p.portSeenAt === 0) p.portSeenAt = Date.now();
-  wake();
+  wakeSoon();
+}
+
+/**
+ * Wakes a waiting `until` once per event-loop turn, not per frame: its condition scans every peer,
+ * and thousands of frames arrive per turn (per-frame scans made the generator the bottleneck).
+ */
+let wakeQueued = false;
+function wakeSoon(): void {
+  if (wakeQueued) return;
+  wakeQueued = true;
+  setImmediate(() => {
+    wakeQueued = false;
+    wake();
+  });
 }
 
 function checkScan(plain: Buffer, r: { serial: number; remote: number; port: boolean } | undefined): void {
