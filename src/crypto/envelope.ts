@@ -20,11 +20,9 @@ function checkKey(key: Uint8Array, what: string): void {
   if (key.length !== KEY_LENGTH) throw new EnvelopeError(`${what} must be ${KEY_LENGTH} bytes, got ${key.length}`);
 }
 
-/** Seals `plaintext` from `senderPrivate` to `recipientPublic`. `nonce` is random unless given (tests only). */
-export function sealEnvelope(plaintext: Uint8Array, recipientPublic: Uint8Array, senderPrivate: Uint8Array, nonce?: Uint8Array): Buffer {
-  checkKey(recipientPublic, 'recipient public key');
-  checkKey(senderPrivate, 'sender private key');
-  const body = Buffer.alloc(ENVELOPE_OVERHEAD + plaintext.length);
+/** An envelope's buffer with its nonce in place: `nonce`, or random. */
+function envelopeBody(plainLength: number, nonce: Uint8Array | undefined): { body: Buffer; n: Buffer } {
+  const body = Buffer.alloc(ENVELOPE_OVERHEAD + plainLength);
   const n = body.subarray(0, NONCE_LENGTH);
   if (nonce) {
     if (nonce.length !== NONCE_LENGTH) throw new EnvelopeError(`nonce must be ${NONCE_LENGTH} bytes`);
@@ -32,6 +30,14 @@ export function sealEnvelope(plaintext: Uint8Array, recipientPublic: Uint8Array,
   } else {
     sodium.randombytes_buf(n);
   }
+  return { body, n };
+}
+
+/** Seals `plaintext` from `senderPrivate` to `recipientPublic`. `nonce` is random unless given (tests only). */
+export function sealEnvelope(plaintext: Uint8Array, recipientPublic: Uint8Array, senderPrivate: Uint8Array, nonce?: Uint8Array): Buffer {
+  checkKey(recipientPublic, 'recipient public key');
+  checkKey(senderPrivate, 'sender private key');
+  const { body, n } = envelopeBody(plaintext.length, nonce);
   sodium.crypto_box_easy(body.subarray(NONCE_LENGTH), Buffer.from(plaintext), n, Buffer.from(recipientPublic), Buffer.from(senderPrivate));
   return body;
 }
@@ -77,14 +83,7 @@ export function boxSharedKey(peerPublic: Uint8Array, ownPrivate: Uint8Array): Bu
  */
 export function sealEnvelopeWithKey(plaintext: Uint8Array, sharedKey: Uint8Array, nonce?: Uint8Array): Buffer {
   checkKey(sharedKey, 'shared box key');
-  const body = Buffer.alloc(ENVELOPE_OVERHEAD + plaintext.length);
-  const n = body.subarray(0, NONCE_LENGTH);
-  if (nonce) {
-    if (nonce.length !== NONCE_LENGTH) throw new EnvelopeError(`nonce must be ${NONCE_LENGTH} bytes`);
-    n.set(nonce);
-  } else {
-    sodium.randombytes_buf(n);
-  }
+  const { body, n } = envelopeBody(plaintext.length, nonce);
   sodium.crypto_secretbox_easy(body.subarray(NONCE_LENGTH), Buffer.from(plaintext), n, Buffer.from(sharedKey));
   return body;
 }

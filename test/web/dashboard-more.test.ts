@@ -1,13 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { BrowserContext, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { KyselyFlowStore } from '../../src/flow/index.js';
 import { TestPeer } from '../management/helpers.js';
-import { CHROMIUM, SHOTS, a11yIssues, buildDashboard, launchChromium, shot, startServer, stopServer } from './helpers.js';
+import { CHROMIUM, a11yIssues, dashboardWorld, shot } from './helpers.js';
 
 /**
  * The dashboard's further pages end to end (a real netbird-server, Debian's Chromium): a peer's
@@ -34,22 +32,7 @@ async function switchState(page: Page, name: string, checked: boolean): Promise<
 }
 
 test('web dashboard: peer detail, posture checks, DNS zones, networks and settings in Chromium', { skip: existsSync(CHROMIUM) ? undefined : `${CHROMIUM} missing (apt-get install -y chromium)`, timeout: 170_000 }, async (t) => {
-  mkdirSync(SHOTS, { recursive: true });
-  const tmp = mkdtempSync(join(tmpdir(), 'nbwb2-'));
-  const peers: TestPeer[] = [];
-  let proc: ChildProcess | undefined;
-  let context: BrowserContext | undefined;
-  t.after(async () => {
-    for (const p of peers) p.close();
-    await context?.close().catch(() => {});
-    if (proc) await stopServer(proc);
-    rmSync(tmp, { recursive: true, force: true });
-  });
-
-  const webDir = await buildDashboard(join(tmp, 'web'));
-  const server = await startServer(join(tmp, 'data'), webDir);
-  proc = server.proc;
-  const { url, port } = server;
+  const { tmp, url, port, peers, page } = await dashboardWorld(t, 'nbwb2-');
 
   // The owner and a bearer token for checking what the UI did (the embedded IdP's password grant).
   const setup = await fetch(url + '/api/setup', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: EMAIL, password: PASSWORD, name: 'Olivia Owner' }) });
@@ -77,8 +60,6 @@ test('web dashboard: peer detail, posture checks, DNS zones, networks and settin
   await p2.login(key.key);
   const ops = await call<{ id: string }>('POST', '/api/groups', { name: 'ops', peers: [] });
 
-  context = await launchChromium(join(tmp, 'profile'));
-  const page = context.pages()[0] ?? (await context.newPage());
   const consoleErrors: string[] = [];
   page.on('console', (m) => {
     if (m.type() === 'error' && !/status of 4\d\d/.test(m.text())) consoleErrors.push(m.text());

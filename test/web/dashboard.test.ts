@@ -1,12 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { BrowserContext, Locator, Page } from 'playwright-core';
+import { existsSync } from 'node:fs';
+import type { Locator, Page } from 'playwright-core';
 import { TestPeer } from '../management/helpers.js';
-import { CHROMIUM, SHOTS, a11yIssues, buildDashboard, launchChromium, shot, startServer, stopServer } from './helpers.js';
+import { CHROMIUM, a11yIssues, dashboardWorld, shot } from './helpers.js';
 
 /**
  * The dashboard end to end: a real netbird-server (the CLI, as a child process on loopback) serving
@@ -49,25 +46,7 @@ async function apiGet<T>(url: string, token: string, path: string): Promise<T> {
 }
 
 test('web dashboard against a real netbird-server in Chromium', { skip: existsSync(CHROMIUM) ? undefined : `${CHROMIUM} missing (apt-get install -y chromium)`, timeout: 170_000 }, async (t) => {
-  mkdirSync(SHOTS, { recursive: true });
-  const tmp = mkdtempSync(join(tmpdir(), 'nbwb-'));
-  const peers: TestPeer[] = [];
-  let proc: ChildProcess | undefined;
-  let context: BrowserContext | undefined;
-  t.after(async () => {
-    for (const p of peers) p.close();
-    await context?.close().catch(() => {});
-    if (proc) await stopServer(proc);
-    rmSync(tmp, { recursive: true, force: true });
-  });
-
-  // A fresh build of the current source, so the test never checks a stale web/dist.
-  const webDir = await buildDashboard(join(tmp, 'web'));
-  const server = await startServer(join(tmp, 'data'), webDir);
-  proc = server.proc;
-  const { url, port } = server;
-  context = await launchChromium(join(tmp, 'profile'));
-  const page = context.pages()[0] ?? (await context.newPage());
+  const { url, port, peers, page } = await dashboardWorld(t, 'nbwb-');
   const consoleErrors: string[] = [];
   page.on('console', (m) => {
     // 4xx answers the test provokes on purpose show up as resource errors; anything else is a bug.

@@ -2,6 +2,9 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { type BrowserContext, type Page, chromium } from 'playwright-core';
 import { build } from 'vite';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import type { TestPeer } from '../management/helpers.js';
 
 /** Shared parts of the browser tests: a dashboard build, a real netbird-server, Debian's Chromium. */
 
@@ -131,4 +134,29 @@ const AUDIT = `(() => {
 
 export async function a11yIssues(page: Page): Promise<string[]> {
   return (await page.evaluate(AUDIT)) as string[];
+}
+
+/**
+ * A dashboard test's world: a fresh build of web/, a real server on it, Chromium with its own
+ * profile, and gRPC test peers; all of it is stopped and removed when the test ends.
+ */
+export async function dashboardWorld(t: { after(fn: () => unknown): void }, prefix: string): Promise<{ tmp: string; url: string; port: number; peers: TestPeer[]; context: BrowserContext; page: Page }> {
+  mkdirSync(SHOTS, { recursive: true });
+  const tmp = mkdtempSync(join(tmpdir(), prefix));
+  const peers: TestPeer[] = [];
+  let proc: ChildProcess | undefined;
+  let context: BrowserContext | undefined;
+  t.after(async () => {
+    for (const p of peers) p.close();
+    await context?.close().catch(() => {});
+    if (proc) await stopServer(proc);
+    rmSync(tmp, { recursive: true, force: true });
+  });
+  // A fresh build of the current source, so the test never checks a stale web/dist.
+  const webDir = await buildDashboard(join(tmp, 'web'));
+  const server = await startServer(join(tmp, 'data'), webDir);
+  proc = server.proc;
+  context = await launchChromium(join(tmp, 'profile'));
+  const page = context.pages()[0] ?? (await context.newPage());
+  return { tmp, url: server.url, port: server.port, peers, context, page };
 }

@@ -1,5 +1,5 @@
 import { Fragment, type ReactNode, useCallback, useEffect, useId, useRef, useState } from 'react';
-import { ApiError, api } from './api.js';
+import { ApiError, type Peer, api } from './api.js';
 
 /** Loads `path` (GET), reloads on demand and, with `refreshMs`, on a timer while the page is visible. */
 export function useResource<T>(path: string | undefined, refreshMs?: number): { data: T | undefined; error: ApiError | undefined; reload: () => Promise<void> } {
@@ -182,12 +182,18 @@ export function DataTable({ columns, actions, children }: { columns: string[]; a
 }
 
 /** The row under a form: its primary submit button (disabled while busy) and any further controls. */
-export function SubmitRow({ label, busy, children }: { label: string; busy: boolean; children?: ReactNode }): ReactNode {
+/** The form's submit button; `saved` announces a finished save next to it. */
+export function SubmitRow({ label, busy, saved, children }: { label: string; busy: boolean; saved?: boolean; children?: ReactNode }): ReactNode {
   return (
     <div className="form-actions">
       <button type="submit" className="btn primary" disabled={busy}>
         {label}
       </button>
+      {saved && (
+        <span role="status" className="muted">
+          Saved.
+        </span>
+      )}
       {children}
     </div>
   );
@@ -318,5 +324,23 @@ export function CommandText({ text, testId }: { text: string; testId?: string })
         </Fragment>
       ))}
     </code>
+  );
+}
+
+/** A choice of one peer (name and overlay IP), e.g. the routing peer of a route or network. */
+export function PeerSelect({ label, peers, value, onChange, error }: { label: string; peers: Peer[]; value: string; onChange: (id: string) => void; error?: string }): ReactNode {
+  return (
+    <Field label={label} error={error}>
+      {(p) => (
+        <select {...p} value={value} onChange={(e) => onChange(e.target.value)}>
+          <option value="">Choose a peer…</option>
+          {peers.map((x) => (
+            <option key={x.id} value={x.id}>
+              {x.name} ({x.ip})
+            </option>
+          ))}
+        </select>
+      )}
+    </Field>
   );
 }

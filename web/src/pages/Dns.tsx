@@ -85,13 +85,7 @@ function DnsSettings({ groups }: { groups: Group[] }): ReactNode {
         error={errorFor(error, 'disabled_management_groups')}
       />
       <FormError error={error} fields={['disabled_management_groups']} />
-      <SubmitRow label="Save settings" busy={busy}>
-        {saved && (
-          <span role="status" className="muted">
-            Saved.
-          </span>
-        )}
-      </SubmitRow>
+      <SubmitRow label="Save settings" busy={busy} saved={saved} />
     </form>
   );
 }

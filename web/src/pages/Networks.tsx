@@ -1,6 +1,6 @@
 import { type FormEvent, type ReactNode, useState } from 'react';
 import { type Group, type Network, type NetworkResource, type NetworkRouter, type Peer, api } from '../api.js';
-import { Chips, ConfirmButton, DataTable, Empty, Field, FormError, GroupPicker, LoadError, PageHeader, SubmitRow, Switch, errorFor, useResource, useSubmit } from '../ui.js';
+import { Chips, ConfirmButton, DataTable, Empty, Field, FormError, GroupPicker, LoadError, PageHeader, PeerSelect, SubmitRow, Switch, errorFor, useResource, useSubmit } from '../ui.js';
 import { Link, navigate } from '../router.js';
 
 function NetworkForm({ network, onDone }: { network?: Network; onDone: (n?: Network) => void }): ReactNode {
@@ -175,18 +175,7 @@ function RouterForm({ networkId, router, peers, groups, onDone }: { networkId: s
         </label>
       </fieldset>
       {mode === 'peer' ? (
-        <Field label="Routing peer" error={errorFor(error, 'peer')}>
-          {(p) => (
-            <select {...p} value={peer} onChange={(e) => setPeer(e.target.value)}>
-              <option value="">Choose a peer…</option>
-              {peers.map((x) => (
-                <option key={x.id} value={x.id}>
-                  {x.name} ({x.ip})
-                </option>
-              ))}
-            </select>
-          )}
-        </Field>
+        <PeerSelect label="Routing peer" peers={peers} value={peer} onChange={setPeer} error={errorFor(error, 'peer')} />
       ) : (
         <GroupPicker name="router-groups" label="Routing peer groups" groups={groups} value={peerGroups} onChange={setPeerGroups} error={errorFor(error, 'peer_groups')} />
       )}

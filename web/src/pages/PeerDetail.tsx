@@ -37,13 +37,7 @@ function NameForm({ peer, onSaved }: { peer: Peer; onSaved: () => void }): React
         {(p) => <input {...p} value={name} onChange={(e) => setName(e.target.value)} />}
       </Field>
       <FormError error={error} fields={['name']} />
-      <SubmitRow label="Save name" busy={busy}>
-        {saved && (
-          <span role="status" className="muted">
-            Saved.
-          </span>
-        )}
-      </SubmitRow>
+      <SubmitRow label="Save name" busy={busy} saved={saved} />
     </form>
   );
 }
@@ -81,13 +75,7 @@ function PeerGroups({ peer, onSaved }: { peer: Peer; onSaved: () => void }): Rea
       <LoadError error={groups.error} />
       <GroupPicker name="peer-groups" label="Assigned groups (every peer is in All)" groups={editable} value={value.filter((id) => editable.some((g) => g.id === id))} onChange={setValue} error={errorFor(error, 'peers')} />
       <FormError error={error} fields={['peers']} />
-      <SubmitRow label="Save groups" busy={busy}>
-        {saved && (
-          <span role="status" className="muted">
-            Saved.
-          </span>
-        )}
-      </SubmitRow>
+      <SubmitRow label="Save groups" busy={busy} saved={saved} />
     </form>
   );
 }

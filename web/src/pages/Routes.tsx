@@ -1,6 +1,6 @@
 import { type FormEvent, type ReactNode, useState } from 'react';
 import { type Group, type Peer, type Route, api } from '../api.js';
-import { SubmitRow, DataTable, Chips, ConfirmButton, Empty, Field, FormError, GroupPicker, LoadError, PageHeader, Switch, errorFor, useResource, useSubmit } from '../ui.js';
+import { SubmitRow, DataTable, Chips, ConfirmButton, Empty, Field, FormError, GroupPicker, LoadError, PageHeader, PeerSelect, Switch, errorFor, useResource, useSubmit } from '../ui.js';
 import { Link } from '../router.js';
 
 const ROUTE_FIELDS = ['network_id', 'network', 'domains', 'peer', 'peer_groups', 'groups', 'metric', 'description'];
@@ -60,18 +60,7 @@ function CreateRoute({ peers, groups, onCreated }: { peers: Peer[]; groups: Grou
       <Field label="Network (CIDR)" error={errorFor(error, 'network')}>
         {(p) => <input {...p} value={network} onChange={(e) => setNetwork(e.target.value)} placeholder="192.168.10.0/24" className="mono" />}
       </Field>
-      <Field label="Routing peer" error={errorFor(error, 'peer')}>
-        {(p) => (
-          <select {...p} value={peer} onChange={(e) => setPeer(e.target.value)}>
-            <option value="">Choose a peer…</option>
-            {peers.map((x) => (
-              <option key={x.id} value={x.id}>
-                {x.name} ({x.ip})
-              </option>
-            ))}
-          </select>
-        )}
-      </Field>
+      <PeerSelect label="Routing peer" peers={peers} value={peer} onChange={setPeer} error={errorFor(error, 'peer')} />
       <Field label="Description" error={errorFor(error, 'description')}>
         {(p) => <input {...p} value={description} onChange={(e) => setDescription(e.target.value)} />}
       </Field>

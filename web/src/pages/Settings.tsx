@@ -184,13 +184,7 @@ function SettingsForm({ account, onSaved }: { account: Account; onSaved: () => v
         </ul>
       </div>
       <FormError error={error} fields={FIELDS.filter((f) => f !== 'settings')} />
-      <SubmitRow label="Save settings" busy={busy}>
-        {saved && (
-          <span role="status" className="muted">
-            Saved.
-          </span>
-        )}
-      </SubmitRow>
+      <SubmitRow label="Save settings" busy={busy} saved={saved} />
     </form>
   );
 }
