@@ -270,7 +270,9 @@ const USAGE = `management benchmark options (after "--"):
                       (then the server's temp dir is kept); env NBMG_BENCH_SERVER_NODE_ARGS
                       (the load generator's: env NBMG_BENCH_LOAD_NODE_ARGS)
   --streams-per-connection S   Sync streams sharing one HTTP/2 connection of the generator (default
-                      500; 1 = a connection per peer, like real clients, but costly at large N)
+                      500; 1 = a connection per peer, like real clients, but costly at large N);
+                      GetServerKey and Login go over connections of their own, as a real peer's
+                      answers never wait behind other peers' maps
   --inproc-sizes N,N  peer counts of the inproc mode (default 100,1000,5000); env NBMG_BENCH_SIZES
 `;
 

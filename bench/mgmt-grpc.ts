@@ -68,6 +68,8 @@ interface Row {
   generatorRssMb: number;
   load: [number, number];
   lastError: string;
+  /** Generator errors by call and status. */
+  errors: string;
 }
 
 async function freePort(): Promise<number> {
@@ -299,7 +301,7 @@ async function benchOne(topo: TopologyKind, backend: 'sqlite' | 'postgres', n: n
   const row: Row = {
     topology: topo, backend, n, registerMs: NaN, registerNote: '', firstMeshMs: NaN, firstMeshNote: '', serverStartMs: NaN, restartMeshMs: NaN, restartNote: '',
     loginAttempts: 0, failedLogins: 0, peersWithFailedLogin: 0, syncRejected: 0, policy: undefined, joinMs: NaN, joinLoginMs: NaN, joinNote: '',
-    rssPeakMb: 0, rssSteadyMb: 0, bytesTotal: 0, streamDrops: 0, generatorCpuMs: 0, generatorRssMb: 0, load: [loadavg()[0]!, 0], lastError: '',
+    rssPeakMb: 0, rssSteadyMb: 0, bytesTotal: 0, streamDrops: 0, generatorCpuMs: 0, generatorRssMb: 0, load: [loadavg()[0]!, 0], lastError: '', errors: '',
   };
   const log = (m: string): void => console.log(`  [${topo} ${backend} N=${n}] ${m}`);
   try {
@@ -437,6 +439,7 @@ async function benchOne(topo: TopologyKind, backend: 'sqlite' | 'postgres', n: n
     row.generatorCpuMs = st.cpuMs;
     row.generatorRssMb = st.rssMb;
     row.lastError = st.lastError;
+    row.errors = Object.entries(st.errors).map(([k, n]) => `${k} x${n}`).join(', ');
     if (st.scanMismatches > 0) row.lastError = `${st.scanMismatches} scanned maps disagreed with a full decode (${st.lastError})`;
   } catch (err) {
     row.lastError = (err as Error).message;
@@ -509,6 +512,7 @@ function printTable(rows: Row[]): void {
         `restart: server healthy ${fmtMs(r.serverStartMs)}, mesh ${fmtMs(r.restartMeshMs)} ${r.restartNote}, ${r.peersWithFailedLogin} peers had a failed login, ${r.syncRejected} Sync rejected; ` +
         `join: Login ${fmtMs(r.joinLoginMs)} ${r.joinNote}; policy: REST PUT ${fmtMs(r.policy?.restMs ?? NaN)}, server CPU ${fmtMs(r.policy?.serverCpuMsPerRound ?? NaN)}/change, longest GET /health answer ${fmtMs(r.policy?.stallMs ?? NaN)} ${r.policy?.note ?? ''}; ` +
         `RSS after restart ${r.rssSteadyMb.toFixed(0)} MiB; generator CPU ${fmtMs(r.generatorCpuMs)}, RSS ${r.generatorRssMb} MiB` +
+        (r.errors ? `; errors: ${r.errors}` : '') +
         (r.lastError ? `; last error: ${r.lastError}` : ''),
     );
   }

@@ -39,6 +39,8 @@ export interface LoadStats {
   loginFailures: number;
   peersWithFailedLogin: number;
   lastError: string;
+  /** Errors by call and gRPC status, e.g. "login DEADLINE_EXCEEDED": 3. */
+  errors: Record<string, number>;
   heapMb: number;
   rssMb: number;
   cpuMs: number;
@@ -88,7 +90,7 @@ let paused = false;
 let watchedPort = '';
 let watchedPortNum = -1;
 let scratch = Buffer.alloc(1 << 20);
-const stats: LoadStats = { bytes: 0, messages: 0, streamsUp: 0, streamDrops: 0, syncRejected: 0, loginAttempts: 0, loginFailures: 0, peersWithFailedLogin: 0, lastError: '', heapMb: 0, rssMb: 0, cpuMs: 0, scanMismatches: 0 };
+const stats: LoadStats = { bytes: 0, messages: 0, streamsUp: 0, streamDrops: 0, syncRejected: 0, loginAttempts: 0, loginFailures: 0, peersWithFailedLogin: 0, lastError: '', errors: {}, heapMb: 0, rssMb: 0, cpuMs: 0, scanMismatches: 0 };
 /** Woken whenever some peer's state changed; waits re-check their condition. */
 let wake: () => void = () => {};
 
@@ -167,6 +169,14 @@ function boxKeyOf(p: SimPeer): Buffer {
   return p.boxKey;
 }
 
+/** Keeps the last error and counts errors by call and gRPC status. */
+function noteError(call: string, err: unknown): void {
+  const e = err as Partial<grpc.ServiceError>;
+  const kind = `${call} ${e.code !== undefined ? (grpc.status[e.code] ?? e.code) : 'error'}`;
+  stats.errors[kind] = (stats.errors[kind] ?? 0) + 1;
+  stats.lastError = `${call}: ${(err as Error).message}`;
+}
+
 /** GetServerKey + Login (with the setup key the first time). Counts a failure on error or deadline. */
 async function login(p: SimPeer): Promise<void> {
   await getServerKey(p.channel);
@@ -182,7 +192,7 @@ async function login(p: SimPeer): Promise<void> {
     stats.loginFailures++;
     if (!p.failedLogin) stats.peersWithFailedLogin++;
     p.failedLogin = true;
-    stats.lastError = `login: ${(err as Error).message}`;
+    noteError('login', err);
     throw err;
   }
   p.registered = true;
@@ -374,7 +384,7 @@ async function openPeer(p: SimPeer, withLogin: boolean): Promise<void> {
       if (p.call === call) setDown(p);
       if (err?.code === grpc.status.RESOURCE_EXHAUSTED) stats.syncRejected++;
       else if (wasUp) stats.streamDrops++;
-      if (err && err.code !== grpc.status.CANCELLED) stats.lastError = `sync: ${err.message}`;
+      if (err && err.code !== grpc.status.CANCELLED) noteError('sync', err);
       // A stream the server dropped comes back without a new Login, as the real client's Sync retry does.
       if (p.call === undefined || p.call === call) scheduleReconnect(p, false);
     };
@@ -394,7 +404,7 @@ async function openPeer(p: SimPeer, withLogin: boolean): Promise<void> {
     call.on('error', (err: grpc.ServiceError) => fail(err));
     call.on('end', () => fail());
   } catch (err) {
-    stats.lastError = `${withLogin ? 'login' : 'sync'}: ${(err as Error).message}`;
+    noteError(withLogin ? 'login' : 'sync', err);
     scheduleReconnect(p, withLogin || !p.registered);
   }
 }
