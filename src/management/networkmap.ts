@@ -161,6 +161,7 @@ const T_ZONE_RECORD = 18; // CustomZone.Records
 const T_DNS_ZONE = 26; // DNSConfig.CustomZones
 const T_SR_MAP = 42; // SyncResponse.NetworkMap
 const EMPTY = new Uint8Array(0);
+const NO_DEADLINE = field(58, Timestamp.encode({ seconds: 0, nanos: 0 }).finish()); // SyncResponse.sessionExpiresAt = zero
 const REMOTE_EMPTY = Uint8Array.of(32, 1); // NetworkMap.remotePeersIsEmpty = true
 const FW_EMPTY = Uint8Array.of(72, 1); // NetworkMap.firewallRulesIsEmpty = true
 const ROUTES_FW_EMPTY = Uint8Array.of(88, 1); // NetworkMap.routesFirewallRulesIsEmpty = true
@@ -574,9 +575,7 @@ function viewFor(state: AccountState, peer: Peer, rules: PeerRules, traits: Rece
   let key = '';
   let cache: ViewCache | undefined;
   if (sharable) {
-    key = `${traits.portRanges ? 1 : 0}${traits.withPrefix ? 1 : 0}${traits.rxSshNew ? 1 : 0}`;
-    for (const ir of rules.asSource) key += `s${ir.order}`;
-    for (const ir of rules.asDestination) key += `d${ir.order}`;
+    key = `${traits.portRanges ? 1 : 0}${traits.withPrefix ? 1 : 0}${traits.rxSshNew ? 1 : 0}${rulesKey(rules)}`;
     cache = viewCacheOf(state);
     const hit = cache.views.get(key);
     if (hit && viewIsCurrent(state, hit, now)) return hit;
@@ -605,6 +604,42 @@ function viewFor(state: AccountState, peer: Peer, rules: PeerRules, traits: Rece
     cache.bytes += viewBytes(view);
   }
   return view;
+}
+
+/** The rules part of a receiver signature, once per PeerRules (rebuilt with the policy index). */
+const rulesKeys = new WeakMap<PeerRules, string>();
+function rulesKey(rules: PeerRules): string {
+  let k = rulesKeys.get(rules);
+  if (k === undefined) {
+    k = '';
+    for (const ir of rules.asSource) k += `s${ir.order}`;
+    for (const ir of rules.asDestination) k += `d${ir.order}`;
+    rulesKeys.set(rules, k);
+  }
+  return k;
+}
+
+/** Small fields every map has, encoded once per value (DNS zone name, forwarder port). */
+const zoneNameFields = new Map<string, Uint8Array>();
+function zoneNameField(domain: string): Uint8Array {
+  let f = zoneNameFields.get(domain);
+  if (!f) {
+    f = field(10, Buffer.from(`${domain}.`, 'utf8'));
+    if (zoneNameFields.size > 64) zoneNameFields.clear();
+    zoneNameFields.set(domain, f);
+  }
+  return f;
+}
+const forwarderFields = new Map<number, Uint8Array>();
+function forwarderField(port: number): Uint8Array {
+  let f = forwarderFields.get(port);
+  if (!f) {
+    f = new Uint8Array(1 + varintLength(port));
+    f[0] = 32; // DNSConfig.ForwarderPort
+    writeVarint(f, 1, port);
+    forwarderFields.set(port, f);
+  }
+  return f;
 }
 
 function viewBytes(v: VisibleView): number {
@@ -664,11 +699,9 @@ export function encodeNetworkMap(state: AccountState, peer: Peer, now: number, f
   // for one of the receiver's groups.
   const myGroups = state.peerGroups.get(peer.id);
   const dnsEnabled = !state.account.settings.dnsDisabledManagementGroups.some((g) => myGroups?.has(g));
-  const fwdField = new Uint8Array(1 + varintLength(fwdPort));
-  fwdField[0] = 32;
-  writeVarint(fwdField, 1, fwdPort);
+  const fwdField = forwarderField(fwdPort);
   if (dnsEnabled) {
-    const zoneName = field(10, Buffer.from(`${state.account.dnsDomain}.`, 'utf8'));
+    const zoneName = zoneNameField(state.account.dnsDomain);
     const zoneLen = zoneName.length + own.dns.bytes.length + runLength(view.dns);
     const zoneHead = fieldHeader(T_DNS_ZONE, zoneLen);
     const dnsLen = DNS_SERVICE_ENABLE.length + extraDnsLen + zoneHead.length + zoneLen + fwdField.length;
@@ -738,18 +771,23 @@ export function encodeSyncResponse(
   // Head fields by hand (tags: 1 netbirdConfig, 2 peerConfig, 4 remotePeersIsEmpty, 7 sessionExpiresAt);
   // Version 0 is the proto3 default and is not written.
   const cfg = netbirdConfig ? field(10, management.NetbirdConfig.encode(netbirdConfig).finish()) : EMPTY;
-  const deadline = field(58, Timestamp.encode(sessionDeadline).finish());
-  const head = Buffer.concat([cfg, map.ownConfigField, map.remotePeersIsEmpty ? REMOTE_EMPTY : EMPTY, deadline]);
+  // Peers without login expiration (all setup-key peers) share one encoded zero deadline.
+  const deadline = sessionDeadline.seconds === 0 && sessionDeadline.nanos === 0 ? NO_DEADLINE : field(58, Timestamp.encode(sessionDeadline).finish());
+  const headParts = [cfg, map.ownConfigField, map.remotePeersIsEmpty ? REMOTE_EMPTY : EMPTY, deadline];
+  const headLen = cfg.length + map.ownConfigField.length + headParts[2]!.length + deadline.length;
   const v = peer.meta.netbirdVersion;
   const legacy = v !== '' && compareVersion(v, '0.29.3') < 0 ? map.remotePeerParts : [];
   let legacyLen = 0;
   for (const c of legacy) legacyLen += c.length;
   const serialLen = serial !== 0 ? 1 + varintLength(serial) : 0;
   const mapLen = serialLen + map.length;
-  const total = head.length + legacyLen + 1 + varintLength(mapLen) + mapLen;
+  const total = headLen + legacyLen + 1 + varintLength(mapLen) + mapLen;
   const out = Buffer.allocUnsafe(SYNC_HEADROOM + total);
-  out.set(head, SYNC_HEADROOM);
-  let pos = SYNC_HEADROOM + head.length;
+  let pos = SYNC_HEADROOM;
+  for (const h of headParts) {
+    out.set(h, pos);
+    pos += h.length;
+  }
   for (const c of legacy) {
     out.set(c, pos);
     pos += c.length;
