@@ -88,6 +88,8 @@ const peers: SimPeer[] = [];
 let serverPub: Buffer | undefined;
 let paused = false;
 let watchedPort = '';
+/** The same as bytes, compared in place (no string per scanned rule). */
+let watchedPortBytes = Buffer.alloc(0);
 let watchedPortNum = -1;
 let scratch = Buffer.alloc(1 << 20);
 const stats: LoadStats = { bytes: 0, messages: 0, streamsUp: 0, streamDrops: 0, syncRejected: 0, loginAttempts: 0, loginFailures: 0, peersWithFailedLogin: 0, lastError: '', errors: {}, heapMb: 0, rssMb: 0, cpuMs: 0, scanMismatches: 0 };
@@ -232,7 +234,7 @@ function ruleHasPort(b: Buffer, end: number): boolean {
     const wire = tag & 7;
     if (field === 5 && wire === 2) {
       const len = varint(b);
-      if (len === watchedPort.length && b.toString('latin1', pos, pos + len) === watchedPort) hit = true;
+      if (len === watchedPortBytes.length && b.compare(watchedPortBytes, 0, len, pos, pos + len) === 0) hit = true;
       pos += len;
     } else if (field === 6 && wire === 2) {
       const len = varint(b);
@@ -529,6 +531,7 @@ async function handle(c: LoadCommand): Promise<LoadReply> {
     }
     case 'watchPort':
       watchedPort = String(c.port);
+      watchedPortBytes = Buffer.from(watchedPort, 'latin1');
       watchedPortNum = c.port;
       for (const p of peers) p.portSeenAt = 0;
       return { ok: true, cmd: c.cmd, stats: snapshot() };
