@@ -297,10 +297,9 @@ export function networkResourceJson(state: AccountState, r: NetworkResource): Js
 }
 
 export function networkRouterJson(r: NetworkRouter): JsonObject {
-  const out: JsonObject = { id: r.id, metric: r.metric, masquerade: r.masquerade, enabled: r.enabled };
-  if (r.peer) out.peer = r.peer;
-  else out.peer_groups = [...r.peerGroups];
-  return out;
+  // Both always, as NetBird: its dashboard tells a single routing peer by peer != "" and would
+  // otherwise fetch /api/peers/undefined for a group router.
+  return { id: r.id, peer: r.peer, peer_groups: [...r.peerGroups], metric: r.metric, masquerade: r.masquerade, enabled: r.enabled };
 }
 
 export function dnsRecordJson(r: DnsRecord): JsonObject {
