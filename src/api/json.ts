@@ -184,6 +184,9 @@ export function policyJson(state: AccountState, p: Policy): JsonObject {
       port_ranges: r.portRanges.map((x) => ({ start: x.start, end: x.end })),
       sources: groupMinimums(state, r.sources),
       destinations: groupMinimums(state, r.destinations),
+      // NetBird leaves these out when the side is groups.
+      ...(r.sourceResource ? { sourceResource: { id: r.sourceResource.id, type: r.sourceResource.type } } : {}),
+      ...(r.destinationResource ? { destinationResource: { id: r.destinationResource.id, type: r.destinationResource.type } } : {}),
     })),
   };
 }
@@ -274,7 +277,10 @@ export function networkJson(state: AccountState, n: NetworkDef): JsonObject {
     for (const g of r.peerGroups) for (const p of state.members.get(g) ?? []) peers.add(p);
   }
   const groups = new Set(resources.flatMap((r) => r.groups));
-  const policies = state.policies.filter((p) => p.rules.some((r) => r.destinations.some((g) => groups.has(g)))).map((p) => p.id);
+  const ids = new Set(resources.map((r) => r.id));
+  const policies = state.policies
+    .filter((p) => p.rules.some((r) => r.destinations.some((g) => groups.has(g)) || (r.destinationResource !== undefined && r.destinationResource.type !== 'peer' && ids.has(r.destinationResource.id))))
+    .map((p) => p.id);
   return {
     id: n.id,
     name: n.name,
@@ -291,10 +297,9 @@ export function networkResourceJson(state: AccountState, r: NetworkResource): Js
 }
 
 export function networkRouterJson(r: NetworkRouter): JsonObject {
-  const out: JsonObject = { id: r.id, metric: r.metric, masquerade: r.masquerade, enabled: r.enabled };
-  if (r.peer) out.peer = r.peer;
-  else out.peer_groups = [...r.peerGroups];
-  return out;
+  // Both always, as NetBird: its dashboard tells a single routing peer by peer != "" and would
+  // otherwise fetch /api/peers/undefined for a group router.
+  return { id: r.id, peer: r.peer, peer_groups: [...r.peerGroups], metric: r.metric, masquerade: r.masquerade, enabled: r.enabled };
 }
 
 export function dnsRecordJson(r: DnsRecord): JsonObject {

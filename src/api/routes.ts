@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { AccountManager, AccountSettings, Peer, PolicyInput, RuleAction, RuleProtocol, User, UserRole } from '../management/index.js';
+import type { AccountManager, AccountSettings, Peer, PolicyInput, RuleAction, RuleProtocol, RuleResource, User, UserRole } from '../management/index.js';
 import { type FlowEventDirectory, type FlowStore, parseNetworkTrafficQuery, toNetworkTrafficEventsResponse } from '../flow/index.js';
 import { accountObjects } from '../management/index.js';
 import { type Resource, decide } from './access.js';
@@ -513,17 +513,21 @@ export function endpoints(deps: RouteDeps): Endpoint[] {
   });
 
   // ----- policies -----
+  /** The schema has checked the shape ({id, type} with a known type). */
+  const ruleResource = (v: unknown): RuleResource | undefined => {
+    if (v == null) return undefined;
+    const o = v as B;
+    return { id: str(o.id)!, type: str(o.type) as RuleResource['type'] };
+  };
   const policyInput = (b: B): PolicyInput => ({
     name: str(b.name)!,
     description: str(b.description),
     enabled: bool(b.enabled),
     sourcePostureChecks: strArr(b.source_posture_checks),
     rules: (b.rules as B[]).map((r, i) => {
-      if (r.sourceResource !== undefined || r.destinationResource !== undefined) {
-        throw new HttpError(422, `rules.${i}.sourceResource/destinationResource: single-resource rules are not supported yet; put the resource in a group`);
-      }
-      for (const [k, v] of [['sources', r.sources], ['destinations', r.destinations]] as const) {
-        if (!Array.isArray(v) || v.length === 0) throw new HttpError(422, `rules.${i}.${k}: at least one group is required`);
+      // A side is groups or one resource; the dashboard sends null groups beside a resource.
+      for (const [k, v, res] of [['sources', r.sources, r.sourceResource], ['destinations', r.destinations, r.destinationResource]] as const) {
+        if (res == null && (!Array.isArray(v) || v.length === 0)) throw new HttpError(422, `rules.${i}.${k}: at least one group (or a ${k === 'sources' ? 'sourceResource' : 'destinationResource'}) is required`);
       }
       return {
         id: str(r.id),
@@ -535,8 +539,10 @@ export function endpoints(deps: RouteDeps): Endpoint[] {
         protocol: str(r.protocol) as RuleProtocol,
         ports: strArr(r.ports),
         portRanges: Array.isArray(r.port_ranges) ? (r.port_ranges as Array<{ start: number; end: number }>) : undefined,
-        sources: strArr(r.sources)!,
-        destinations: strArr(r.destinations)!,
+        sources: strArr(r.sources) ?? [],
+        destinations: strArr(r.destinations) ?? [],
+        sourceResource: ruleResource(r.sourceResource),
+        destinationResource: ruleResource(r.destinationResource),
       };
     }),
   });

@@ -101,10 +101,11 @@ const rule = obj(['name', 'enabled', 'action', 'bidirectional', 'protocol'], {
   protocol: str({ enum: ['all', 'tcp', 'udp', 'icmp', 'netbird-ssh'] }),
   ports: strings,
   port_ranges: arr(portRange),
-  sources: strings,
-  destinations: strings,
-  sourceResource: resource,
-  destinationResource: resource,
+  // null beside a single resource (the dashboard sends that), as NetBird accepts.
+  sources: { ...strings, type: ['array', 'null'] },
+  destinations: { ...strings, type: ['array', 'null'] },
+  sourceResource: { ...resource, type: ['object', 'null'] },
+  destinationResource: { ...resource, type: ['object', 'null'] },
   authorized_groups: { type: 'object' },
 });
 

@@ -22,15 +22,22 @@ export function affectedByGroup(state: AccountState, groupId: string, extra: Ite
   return out;
 }
 
-/** Peers whose maps may change with network `networkId`: its routing peers and the peers of rules touching its resources' groups. */
+/** Peers whose maps may change with network `networkId`: its routing peers and the peers of rules touching its resources (or their groups). */
 export function affectedByNetwork(state: AccountState, networkId: string): Set<string> {
   const objs = accountObjects(state);
   const out = new Set<string>();
   for (const r of objs.networkRouters.values()) if (r.networkId === networkId) for (const p of routingPeers(state, r)) out.add(p);
   const groups = new Set<string>();
-  for (const res of objs.networkResources.values()) if (res.networkId === networkId) for (const g of res.groups) groups.add(g);
-  if (groups.size > 0) {
-    const rules = state.policies.flatMap((p) => p.rules).filter((r) => r.sources.some((g) => groups.has(g)) || r.destinations.some((g) => groups.has(g)));
+  const resources = new Set<string>();
+  for (const res of objs.networkResources.values()) {
+    if (res.networkId !== networkId) continue;
+    resources.add(res.id);
+    for (const g of res.groups) groups.add(g);
+  }
+  if (resources.size > 0) {
+    const rules = state.policies
+      .flatMap((p) => p.rules)
+      .filter((r) => r.sources.some((g) => groups.has(g)) || r.destinations.some((g) => groups.has(g)) || (r.destinationResource !== undefined && resources.has(r.destinationResource.id)));
     for (const p of state.peersOfRules(rules)) out.add(p);
   }
   return out;

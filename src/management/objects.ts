@@ -1,7 +1,7 @@
 import { management } from '../proto/index.js';
 import type { AccountState, IndexedRule } from './state.js';
 import type { AccountObjects } from './store/store.js';
-import type { DnsZone, NameserverGroup, NetworkDef, NetworkResource, NetworkRouter, Peer, PersonalAccessToken, PostureCheck, Route, UserInvite } from './types.js';
+import type { DnsZone, NameserverGroup, NetworkDef, NetworkResource, NetworkRouter, Peer, PersonalAccessToken, PolicyRule, PostureCheck, Route, UserInvite } from './types.js';
 import { compareVersion } from './util.js';
 
 /**
@@ -58,6 +58,16 @@ export function accountObjects(state: AccountState): AccountObjectsState {
 
 export function attachAccountObjects(state: AccountState, objects: AccountObjectsState): void {
   objectsByState.set(state, objects);
+}
+
+/**
+ * Whether a rule's destination holds network resource `res`: one of the resource's groups, or the
+ * resource itself as the rule's destinationResource (NetBird's GetPoliciesForNetworkResource).
+ */
+export function ruleReachesResource(rule: PolicyRule, res: NetworkResource): boolean {
+  const d = rule.destinationResource;
+  if (d) return d.type !== 'peer' && d.id === res.id;
+  return rule.destinations.some((g) => res.groups.includes(g));
 }
 
 function inAnyGroup(state: AccountState, peerId: string, groups: readonly string[]): boolean {
@@ -142,16 +152,24 @@ export function peerRoutes(state: AccountState, peerId: string): management.Rout
     }
   }
   if (objs.networkResources.size > 0 && objs.networkRouters.size > 0) {
-    // Groups P may reach as a source of an enabled rule (or as destination of a bidirectional one).
+    // Groups P may reach as a source of an enabled rule (or as destination of a bidirectional one),
+    // and single resources P's rules name as destination (only from the source side: a resource
+    // starts no traffic, so a bidirectional rule gives its sources nothing more).
     const reach = new Set<string>();
+    const reachResources = new Set<string>();
     const rules = state.rulesOf(peerId);
-    for (const ir of rules.asSource) for (const g of ir.rule.destinations) reach.add(g);
+    for (const ir of rules.asSource) {
+      const d = ir.rule.destinationResource;
+      if (d) {
+        if (d.type !== 'peer') reachResources.add(d.id);
+      } else for (const g of ir.rule.destinations) reach.add(g);
+    }
     for (const ir of rules.asDestination) if (ir.rule.bidirectional) for (const g of ir.rule.sources) reach.add(g);
     for (const res of objs.networkResources.values()) {
       if (!res.enabled) continue;
       const routers = memo.resourceRouters.get(res.networkId);
       if (!routers) continue;
-      const granted = res.groups.some((g) => reach.has(g));
+      const granted = reachResources.has(res.id) || res.groups.some((g) => reach.has(g));
       const net = routeNetworkType(res.address);
       const network = objs.networks.get(res.networkId);
       for (const router of routers) {
@@ -237,7 +255,7 @@ function routeRulesOf(state: AccountState, ir: IndexedRule, target: RouteTarget,
  * - with access-control groups, every enabled rule whose destinations include one of them lets in its
  *   source peers that also receive the route (its distribution groups);
  * - a network resource P routes for lets in the sources of every enabled rule whose destinations hold
- *   the resource.
+ *   the resource (a group of it, or the resource itself as destinationResource).
  * Empty for peers that route nothing.
  */
 export function peerRoutesFirewallRules(state: AccountState, peerId: string): management.RouteFirewallRule[] {
@@ -269,7 +287,7 @@ export function peerRoutesFirewallRules(state: AccountState, peerId: string): ma
       for (const router of memo.resourceRouters.get(res.networkId) ?? []) {
         if (!memoRoutingPeers(state, memo, router.id, router).includes(peerId)) continue;
         const target: RouteTarget = { routeId: `${res.id}:${router.id}:${peerId}`, destination: net.type === 3 ? '0.0.0.0/0' : net.network, isDynamic: net.type === 3, domains: net.domains };
-        for (const ir of rules) if (ir.rule.destinations.some((g) => res.groups.includes(g))) routeRulesOf(state, ir, target, peerId, undefined, out);
+        for (const ir of rules) if (ruleReachesResource(ir.rule, res)) routeRulesOf(state, ir, target, peerId, undefined, out);
       }
     }
   }
@@ -295,7 +313,7 @@ export function networkResourcePeers(state: AccountState, peerId: string): Set<s
     for (const router of routers) for (const rp of memoRoutingPeers(state, memo, router.id, router)) routerPeers.add(rp);
     const amRouter = routerPeers.has(peerId);
     for (const ir of rules) {
-      if (!ir.rule.destinations.some((g) => res.groups.includes(g))) continue;
+      if (!ruleReachesResource(ir.rule, res)) continue;
       if (amRouter) for (const src of ir.sources) out.add(src);
       else if (ir.sources.has(peerId)) for (const rp of routerPeers) out.add(rp);
     }

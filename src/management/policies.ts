@@ -3,7 +3,7 @@ import { checkGroups } from './checks.js';
 import type { ManagerCore } from './core.js';
 import { accountObjects } from './objects.js';
 import type { AccountState } from './state.js';
-import type { Policy, PolicyRule, PortRange, RuleAction, RuleProtocol } from './types.js';
+import type { Policy, PolicyRule, PortRange, RuleAction, RuleProtocol, RuleResource } from './types.js';
 import { ManagementError } from './types.js';
 import { newId } from './util.js';
 
@@ -17,8 +17,11 @@ export interface PolicyRuleInput {
   protocol?: RuleProtocol;
   ports?: string[];
   portRanges?: PortRange[];
-  sources: string[];
-  destinations: string[];
+  /** Groups, or (not both) a single resource per side. */
+  sources?: string[];
+  destinations?: string[];
+  sourceResource?: RuleResource;
+  destinationResource?: RuleResource;
 }
 
 export interface PolicyInput {
@@ -31,6 +34,22 @@ export interface PolicyInput {
 
 const RULE_ACTIONS: readonly RuleAction[] = ['accept', 'drop'];
 const RULE_PROTOCOLS: readonly RuleProtocol[] = ['all', 'tcp', 'udp', 'icmp', 'netbird-ssh'];
+
+/**
+ * A rule's single resource must exist now (NetBird leaves this unchecked, a TODO there): a peer of
+ * the account for type "peer", else a network resource of the account whose type is the one given.
+ */
+function checkRuleResource(state: AccountState, r: RuleResource, field: string): RuleResource {
+  if (typeof r.id !== 'string' || r.id === '') throw new ManagementError('unprocessable', `${field}.id: a resource id is required`);
+  if (r.type === 'peer') {
+    if (!state.peers.has(r.id)) throw new ManagementError('unprocessable', `${field}: peer ${r.id} does not exist in this account`);
+    return { id: r.id, type: 'peer' };
+  }
+  const res = accountObjects(state).networkResources.get(r.id);
+  if (!res) throw new ManagementError('unprocessable', `${field}: network resource ${r.id} does not exist in this account`);
+  if (res.type !== r.type) throw new ManagementError('unprocessable', `${field}.type: network resource ${r.id} is a ${res.type}, not a ${String(r.type)}`);
+  return { id: r.id, type: res.type };
+}
 
 /** Access-control policies and their rules. */
 export class Policies {
@@ -68,9 +87,19 @@ export class Policies {
           throw new ManagementError('unprocessable', `rules.${i}.port_ranges: invalid port range ${pr.start}-${pr.end}: need 1 <= start <= end <= 65535`);
         }
       }
-      if (!r.sources?.length || !r.destinations?.length) throw new ManagementError('unprocessable', `rules.${i}: a rule needs source and destination groups`);
-      checkGroups(state, r.sources, `rules.${i}.sources`);
-      checkGroups(state, r.destinations, `rules.${i}.destinations`);
+      const sources = r.sources ?? [];
+      const destinations = r.destinations ?? [];
+      if (r.sourceResource && sources.length > 0) throw new ManagementError('unprocessable', `rules.${i}: specify either sources or sourceResource, not both`);
+      if (r.destinationResource && destinations.length > 0) throw new ManagementError('unprocessable', `rules.${i}: specify either destinations or destinationResource, not both`);
+      if ((sources.length === 0 && !r.sourceResource) || (destinations.length === 0 && !r.destinationResource)) {
+        throw new ManagementError('unprocessable', `rules.${i}: a rule needs sources (groups or sourceResource) and destinations (groups or destinationResource)`);
+      }
+      checkGroups(state, sources, `rules.${i}.sources`);
+      checkGroups(state, destinations, `rules.${i}.destinations`);
+      const sourceResource = r.sourceResource && checkRuleResource(state, r.sourceResource, `rules.${i}.sourceResource`);
+      const destinationResource = r.destinationResource && checkRuleResource(state, r.destinationResource, `rules.${i}.destinationResource`);
+      // Only a peer can send traffic; NetBird stores a network resource as source but matches nobody with it.
+      if (sourceResource && sourceResource.type !== 'peer') throw new ManagementError('unprocessable', `rules.${i}.sourceResource: a rule's source resource must be a peer`);
       const keepId = r.id && old?.rules.some((x) => x.id === r.id) ? r.id : undefined;
       return {
         id: keepId ?? newId(),
@@ -82,8 +111,10 @@ export class Policies {
         protocol,
         ports: [...ports],
         portRanges: portRanges.map((x) => ({ start: x.start, end: x.end })),
-        sources: [...new Set(r.sources)],
-        destinations: [...new Set(r.destinations)],
+        sources: [...new Set(sources)],
+        destinations: [...new Set(destinations)],
+        ...(sourceResource ? { sourceResource } : {}),
+        ...(destinationResource ? { destinationResource } : {}),
       };
     });
     for (const pc of input.sourcePostureChecks ?? []) {

@@ -1,5 +1,5 @@
 import type { AccountData } from './store/store.js';
-import type { Account, Group, Peer, Policy, PolicyRule, SetupKey, User } from './types.js';
+import type { Account, Group, Peer, Policy, PolicyRule, RuleResource, SetupKey, User } from './types.js';
 import { ALL_GROUP_NAME } from './types.js';
 
 /**
@@ -246,8 +246,8 @@ export class AccountState {
           policy,
           rule,
           order: order++,
-          sources: this.expandGroups(rule.sources),
-          destinations: this.expandGroups(rule.destinations),
+          sources: this.ruleSide(rule.sources, rule.sourceResource),
+          destinations: this.ruleSide(rule.destinations, rule.destinationResource),
           sourceSlots: new Int32Array(0),
           destinationSlots: new Int32Array(0),
           templates: this.templatesFor(rule),
@@ -297,6 +297,16 @@ export class AccountState {
     return this.policyIndex().byPeer.get(peerId) ?? NO_RULES;
   }
 
+  /**
+   * The peers of one side of a rule: its groups' members, or the single peer of a peer resource. A
+   * network resource on a side is no peer (NetBird: it is reached through its network's routers,
+   * objects.ts), so that side holds nobody here.
+   */
+  private ruleSide(groupIds: readonly string[], resource: RuleResource | undefined): ReadonlySet<string> {
+    if (!resource) return this.expandGroups(groupIds);
+    return resource.type === 'peer' && this.peers.has(resource.id) ? new Set([resource.id]) : new Set();
+  }
+
   private expandGroups(groupIds: readonly string[]): Set<string> {
     if (groupIds.length === 1) return this.members.get(groupIds[0]!) ?? new Set();
     const out = new Set<string>();
@@ -319,10 +329,11 @@ export class AccountState {
   }
 
   /** Every peer that is a source or destination of any of `rules`. */
-  peersOfRules(rules: Iterable<{ sources: readonly string[]; destinations: readonly string[] }>): Set<string> {
+  peersOfRules(rules: Iterable<Pick<PolicyRule, 'sources' | 'destinations' | 'sourceResource' | 'destinationResource'>>): Set<string> {
     const out = new Set<string>();
     for (const r of rules) {
       for (const gid of [...r.sources, ...r.destinations]) for (const pid of this.members.get(gid) ?? []) out.add(pid);
+      for (const res of [r.sourceResource, r.destinationResource]) if (res?.type === 'peer' && this.peers.has(res.id)) out.add(res.id);
     }
     return out;
   }

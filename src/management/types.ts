@@ -75,6 +75,15 @@ export interface PortRange {
   end: number;
 }
 
+/**
+ * A single object a rule points at instead of groups (NetBird's Resource {id, type}): a peer, or a
+ * network resource (its type is the resource's type).
+ */
+export interface RuleResource {
+  id: string;
+  type: 'peer' | NetworkResourceType;
+}
+
 export interface PolicyRule {
   id: string;
   name: string;
@@ -86,9 +95,13 @@ export interface PolicyRule {
   /** Single ports as decimal strings (REST form). */
   ports: string[];
   portRanges: PortRange[];
-  /** Group ids. */
+  /** Group ids (empty when the side is a single resource). */
   sources: string[];
   destinations: string[];
+  /** Set instead of `sources`: a peer. */
+  sourceResource?: RuleResource;
+  /** Set instead of `destinations`: a peer, or a network resource reached through its network's routers. */
+  destinationResource?: RuleResource;
 }
 
 export interface Policy {

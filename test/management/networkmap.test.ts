@@ -301,3 +301,62 @@ test('digests are the same with and without shared views and follow content', as
   const after = ps.map((p) => encodeNetworkMap(state, state.peers.get(p.id)!, Date.now(), fwd));
   for (let i = 1; i < ps.length; i++) assert.notEqual(after[i]!.digest, again[i]!.digest, `peer ${i} sees the rename`);
 });
+
+test('a rule whose destination is one network resource: its sources reach it through the routers, nobody else', async (t) => {
+  const { m, acc, add, mapOf } = await setup(t);
+  const router = await add('router');
+  const a = await add('a');
+  const b = await add('b');
+  const srcGroup = await m.createGroup(acc.id, { name: 'src', peers: [a.id] });
+  const net = await m.saveNetwork(acc.id, undefined, { name: 'office' });
+  const db = await m.saveNetworkResource(acc.id, net.id, undefined, { name: 'db', description: '', address: '10.99.0.10/32', enabled: true, groups: [] });
+  await m.saveNetworkResource(acc.id, net.id, undefined, { name: 'other', description: '', address: '10.99.1.0/24', enabled: true, groups: [] });
+  const rt = await m.saveNetworkRouter(acc.id, net.id, undefined, { peer: router.id, peerGroups: [], metric: 9999, masquerade: true, enabled: true });
+  const seen: string[][] = [];
+  m.addListener({ accountChanged: (_acc, affected) => seen.push(affected === 'all' ? ['all'] : [...affected]), peerDeleted: () => undefined });
+  const pol = await m.createPolicy(acc.id, { name: 'db', rules: [{ name: 'db', protocol: 'tcp', ports: ['5432'], sources: [srcGroup.id], destinationResource: { id: db.id, type: 'host' } }] });
+  assert.ok(seen.at(-1)!.includes(router.id) && seen.at(-1)!.includes(a.id), `router and source re-pushed: ${JSON.stringify(seen)}`);
+
+  // The router lets A in to the resource's address only, on the rule's port.
+  const rm = mapOf(router.id);
+  assert.deepEqual(routeRules(rm), [`${a.ip}/32 -> 10.99.0.10/32 TCP 5432 accept ${db.id}:${rt.id}:${router.id}`]);
+  assert.deepEqual(rm.remotePeers.map((p) => p.allowedIps[0]), [`${a.ip}/32`]);
+  // A gets the route to the resource via the router (not the other resource) and sees the router.
+  const am = mapOf(a.id);
+  assert.deepEqual(am.Routes.map((r) => `${r.Network} via ${r.Peer}`), [`10.99.0.10/32 via ${router.key}`]);
+  assert.deepEqual(am.remotePeers.map((p) => p.allowedIps[0]), [`${router.ip}/32`]);
+  assert.equal(am.routesFirewallRules.length, 0);
+  // B, outside the rule, gets nothing; neither peer-to-peer rules nor routes.
+  const bm = mapOf(b.id);
+  assert.equal(bm.Routes.length, 0);
+  assert.equal(bm.remotePeers.length, 0);
+  assert.equal(bm.FirewallRules.length, 0);
+  // A network resource is no peer: nobody gets peer firewall rules from the rule.
+  assert.equal(am.FirewallRules.length, 0);
+  assert.equal(rm.FirewallRules.length, 0);
+
+  // Disabled: nothing left.
+  await m.updatePolicy(acc.id, pol.id, { name: 'db', enabled: false, rules: [{ name: 'db', protocol: 'tcp', ports: ['5432'], sources: [srcGroup.id], destinationResource: { id: db.id, type: 'host' } }] });
+  assert.equal(mapOf(router.id).routesFirewallRules.length, 0);
+  assert.equal(mapOf(a.id).Routes.length, 0);
+  assert.equal(mapOf(a.id).remotePeers.length, 0);
+});
+
+test('a rule whose sides are single peers (type "peer") means those peers themselves', async (t) => {
+  const { m, acc, add, mapOf } = await setup(t);
+  const a = await add('a');
+  const b = await add('b');
+  const c = await add('c');
+  // C shares a group with B, which must not matter.
+  await m.createGroup(acc.id, { name: 'bc', peers: [b.id, c.id] });
+  await m.createPolicy(acc.id, { name: 'a-to-b', rules: [{ name: 'r', protocol: 'tcp', ports: ['22'], sourceResource: { id: a.id, type: 'peer' }, destinationResource: { id: b.id, type: 'peer' } }] });
+  assert.deepEqual(rulesFor(mapOf(a.id), b.ip), ['OUT TCP accept 22']);
+  assert.deepEqual(rulesFor(mapOf(b.id), a.ip), ['IN TCP accept 22']);
+  assert.deepEqual(mapOf(a.id).remotePeers.map((p) => p.allowedIps[0]), [`${b.ip}/32`]);
+  assert.equal(mapOf(c.id).remotePeers.length, 0);
+  assert.equal(mapOf(c.id).FirewallRules.length, 0);
+  // The peer gone: the rule matches nobody.
+  await m.deletePeer(acc.id, b.id);
+  assert.equal(mapOf(a.id).remotePeers.length, 0);
+  assert.equal(mapOf(a.id).FirewallRules.length, 0);
+});

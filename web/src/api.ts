@@ -293,6 +293,14 @@ export interface PolicyRule {
   port_ranges?: Array<{ start: number; end: number }>;
   sources: GroupMinimum[];
   destinations: GroupMinimum[];
+  /** Set instead of groups: one peer, or (destination only) one network resource. */
+  sourceResource?: RuleResource;
+  destinationResource?: RuleResource;
+}
+
+export interface RuleResource {
+  id: string;
+  type: 'peer' | 'host' | 'subnet' | 'domain';
 }
 
 export interface Policy {

@@ -1,5 +1,5 @@
 import { type ReactNode, useEffect, useMemo, useState } from 'react';
-import type { Peer, Policy } from '../api.js';
+import type { GroupMinimum, Peer, Policy, RuleResource } from '../api.js';
 import { Empty, LoadError, PageHeader, StatusDot, ago, dnsName, useDnsDomain, useResource } from '../ui.js';
 import { peerState } from './Peers.js';
 import { portsText } from './Policies.js';
@@ -24,8 +24,11 @@ export function policyEdges(peers: Peer[], policies: Policy[]): Edge[] {
     if (!pol.enabled) continue;
     for (const r of pol.rules) {
       if (!r.enabled) continue;
-      const src = new Set(r.sources.flatMap((g) => byGroup.get(g.id) ?? []));
-      const dst = new Set(r.destinations.flatMap((g) => byGroup.get(g.id) ?? []));
+      // A peer resource is that peer; a network resource is no peer (no edge between peers).
+      const side = (groups: GroupMinimum[], res: RuleResource | undefined): Set<string> =>
+        res ? new Set(res.type === 'peer' ? [res.id] : []) : new Set(groups.flatMap((g) => byGroup.get(g.id) ?? []));
+      const src = side(r.sources, r.sourceResource);
+      const dst = side(r.destinations, r.destinationResource);
       for (const s of src) {
         for (const d of dst) {
           if (s === d) continue;

@@ -24,6 +24,9 @@ export function policyBody(p: Policy, change: Partial<Policy> = {}): Record<stri
       port_ranges: r.port_ranges ?? [],
       sources: r.sources.map((g) => g.id),
       destinations: r.destinations.map((g) => g.id),
+      // A side that is one resource (as the official dashboard's networks page makes) stays so.
+      ...(r.sourceResource ? { sourceResource: r.sourceResource } : {}),
+      ...(r.destinationResource ? { destinationResource: r.destinationResource } : {}),
     })),
   };
 }
