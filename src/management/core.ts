@@ -177,10 +177,12 @@ export class ManagerCore {
         return r.result;
       });
       const fwdBefore = forwarderPort(state);
+      const flipsBefore = state.postureFlips;
       state.account = { ...state.account, serial };
       const affected = apply!();
-      // The DNS forwarder port depends on every peer's version: when it flips, everybody is affected.
-      this.emit(accountId, forwarderPort(state) !== fwdBefore ? 'all' : affected);
+      // The DNS forwarder port depends on every peer's version, and a peer passing or failing a
+      // posture check changes whom its policies connect: then everybody is affected.
+      this.emit(accountId, forwarderPort(state) !== fwdBefore || state.postureFlips !== flipsBefore ? 'all' : affected);
       return result;
     });
   }

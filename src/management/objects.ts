@@ -52,12 +52,14 @@ const objectsByState = new WeakMap<AccountState, AccountObjectsState>();
 /** The REST entities of an account (an empty set for states built without them). */
 export function accountObjects(state: AccountState): AccountObjectsState {
   let o = objectsByState.get(state);
-  if (!o) objectsByState.set(state, (o = new AccountObjectsState()));
+  if (!o) attachAccountObjects(state, (o = new AccountObjectsState()));
   return o;
 }
 
 export function attachAccountObjects(state: AccountState, objects: AccountObjectsState): void {
   objectsByState.set(state, objects);
+  state.sourceGate = (policy, peer) => passesPostureChecks(state, peer, policy.sourcePostureChecks);
+  state.invalidateIndex();
 }
 
 /**

@@ -65,6 +65,8 @@ export class PostureChecks {
         events: [{ activityCode: update ? ACT.postureUpdate : ACT.postureCreate, initiatorId: '', targetId: pc.id, meta: { name: pc.name } }],
         apply: () => {
           accountObjects(state).postureChecks.set(pc.id, pc);
+          // Which source peers pass is part of the policy index.
+          state.invalidateIndex();
           return state.peersOfRules(state.policies.filter((p) => p.sourcePostureChecks.includes(pc.id)).flatMap((p) => p.rules));
         },
       };

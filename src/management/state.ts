@@ -132,6 +132,10 @@ export class AccountState {
     }
     this.slotPeers[slot] = p;
     const old = this.peers.get(p.id);
+    if (old && old !== p && this.postureFlipped(old, p)) {
+      this.invalidateIndex();
+      this.postureFlips++;
+    }
     if (old) {
       this.peersByKey.delete(old.key);
       this.usedIps.delete(old.ip);
@@ -246,7 +250,7 @@ export class AccountState {
           policy,
           rule,
           order: order++,
-          sources: this.ruleSide(rule.sources, rule.sourceResource),
+          sources: this.gated(policy, this.ruleSide(rule.sources, rule.sourceResource)),
           destinations: this.ruleSide(rule.destinations, rule.destinationResource),
           sourceSlots: new Int32Array(0),
           destinationSlots: new Int32Array(0),
@@ -261,6 +265,36 @@ export class AccountState {
     }
     this.index = { rules, byPeer };
     return this.index;
+  }
+
+  /**
+   * Decides whether a peer passes a policy's source posture checks (set by objects.ts, which holds
+   * the checks). A source peer that fails them is no source of the policy's rules at all, in
+   * anybody's map, as in NetBird: it neither reaches the destinations nor is reached through them.
+   */
+  sourceGate: ((policy: Policy, peer: Peer) => boolean) | undefined;
+  /** Bumped whenever a peer's change flips a posture verdict (the caller then re-sends every map). */
+  postureFlips = 0;
+
+  private gated(policy: Policy, sources: ReadonlySet<string>): ReadonlySet<string> {
+    const gate = this.sourceGate;
+    if (!gate || policy.sourcePostureChecks.length === 0) return sources;
+    const out = new Set<string>();
+    for (const pid of sources) {
+      const p = this.peers.get(pid);
+      if (p && gate(policy, p)) out.add(pid);
+    }
+    return out;
+  }
+
+  /** Whether a policy's posture verdict differs between two versions of a peer. */
+  private postureFlipped(old: Peer, next: Peer): boolean {
+    const gate = this.sourceGate;
+    if (!gate) return false;
+    for (const policy of this.policies) {
+      if (policy.enabled && policy.sourcePostureChecks.length > 0 && gate(policy, old) !== gate(policy, next)) return true;
+    }
+    return false;
   }
 
   slotOf(peerId: string): number | undefined {

@@ -360,3 +360,32 @@ test('a rule whose sides are single peers (type "peer") means those peers themse
   assert.equal(mapOf(a.id).remotePeers.length, 0);
   assert.equal(mapOf(a.id).FirewallRules.length, 0);
 });
+
+test('source posture checks: a failing source peer is no source of the policy in anybody\'s map, until it passes', async (t) => {
+  const { m, acc, add, mapOf } = await setup(t);
+  const old = await add('old', meta('old', '0.50.0'));
+  const fresh = await add('fresh', meta('fresh', '0.70.0'));
+  const srv = await add('srv');
+  const gs = await m.createGroup(acc.id, { name: 'laptops', peers: [old.id, fresh.id] });
+  const gd = await m.createGroup(acc.id, { name: 'servers', peers: [srv.id] });
+  const check = await m.createPostureCheck(acc.id, { name: 'new agents', checks: { nb_version_check: { min_version: '0.60.0' } } });
+  await m.createPolicy(acc.id, { name: 'ssh', sourcePostureChecks: [check.id], rules: [{ name: 'ssh', sources: [gs.id], destinations: [gd.id], bidirectional: true, protocol: 'tcp', ports: ['22'] }] });
+  const names = (peerId: string) => mapOf(peerId).remotePeers.map((r) => r.fqdn.split('.')[0]).sort();
+  assert.deepEqual(names(srv.id), ['fresh'], 'the server lists only the source that passes');
+  assert.deepEqual(names(old.id), [], 'the failing peer reaches nobody');
+  assert.deepEqual(rulesFor(mapOf(old.id), srv.ip), []);
+  assert.deepEqual(names(fresh.id), ['srv']);
+
+  // The old peer upgrades: its verdict flips and every map is pushed again.
+  const pushed: Array<'all' | string[]> = [];
+  m.addListener({ accountChanged: (_account, affected) => void pushed.push(affected === 'all' ? 'all' : [...affected]), peerDeleted: () => {} });
+  await m.syncMeta(old.key, meta('old', '0.61.0'));
+  assert.ok(pushed.includes('all'), `a posture flip re-sends every map (got ${JSON.stringify(pushed)})`);
+  assert.deepEqual(names(srv.id), ['fresh', 'old']);
+  assert.deepEqual(rulesFor(mapOf(old.id), srv.ip), ['IN TCP accept 22', 'OUT TCP accept 22']);
+
+  // A stricter check takes it away again.
+  await m.updatePostureCheck(acc.id, check.id, { name: 'newer agents', checks: { nb_version_check: { min_version: '0.65.0' } } });
+  assert.deepEqual(names(srv.id), ['fresh']);
+  assert.deepEqual(names(old.id), []);
+});
