@@ -389,3 +389,20 @@ test('source posture checks: a failing source peer is no source of the policy in
   assert.deepEqual(names(srv.id), ['fresh']);
   assert.deepEqual(names(old.id), []);
 });
+
+test('source posture checks also gate network resources: a failing source gets no route and no router', async (t) => {
+  const { m, acc, add, mapOf } = await setup(t);
+  const router = await add('router');
+  const old = await add('old', meta('old', '0.50.0'));
+  const fresh = await add('fresh', meta('fresh', '0.70.0'));
+  const src = await m.createGroup(acc.id, { name: 'src', peers: [old.id, fresh.id] });
+  const net = await m.saveNetwork(acc.id, undefined, { name: 'office' });
+  const db = await m.saveNetworkResource(acc.id, net.id, undefined, { name: 'db', description: '', address: '10.99.0.10/32', enabled: true, groups: [] });
+  await m.saveNetworkRouter(acc.id, net.id, undefined, { peer: router.id, peerGroups: [], metric: 9999, masquerade: true, enabled: true });
+  const check = await m.createPostureCheck(acc.id, { name: 'new agents', checks: { nb_version_check: { min_version: '0.60.0' } } });
+  await m.createPolicy(acc.id, { name: 'db', sourcePostureChecks: [check.id], rules: [{ name: 'db', protocol: 'tcp', ports: ['5432'], sources: [src.id], destinationResource: { id: db.id, type: 'host' } }] });
+  assert.deepEqual(mapOf(fresh.id).Routes.map((r) => r.Network), ['10.99.0.10/32']);
+  assert.deepEqual(mapOf(old.id).Routes, [], 'the failing source gets no route');
+  assert.deepEqual(mapOf(old.id).remotePeers, [], 'nor the router');
+  assert.deepEqual(mapOf(router.id).remotePeers.map((p) => p.allowedIps[0]), [`${fresh.ip}/32`]);
+});
