@@ -32,7 +32,7 @@ async function switchState(page: Page, name: string, checked: boolean): Promise<
 }
 
 test('web dashboard: peer detail, posture checks, DNS zones, networks and settings in Chromium', { skip: existsSync(CHROMIUM) ? undefined : `${CHROMIUM} missing (apt-get install -y chromium)`, timeout: 170_000 }, async (t) => {
-  const { tmp, url, port, peers, page } = await dashboardWorld(t, 'nbwb2-');
+  const { tmp, url, port, peers, page, consoleErrors, step } = await dashboardWorld(t, 'nbwb2-', 'FAILED-more-');
 
   // The owner and a bearer token for checking what the UI did (the embedded IdP's password grant).
   const setup = await fetch(url + '/api/setup', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: EMAIL, password: PASSWORD, name: 'Olivia Owner' }) });
@@ -60,21 +60,6 @@ test('web dashboard: peer detail, posture checks, DNS zones, networks and settin
   await p2.login(key.key);
   const ops = await call<{ id: string }>('POST', '/api/groups', { name: 'ops', peers: [] });
 
-  const consoleErrors: string[] = [];
-  page.on('console', (m) => {
-    if (m.type() === 'error' && !/status of 4\d\d/.test(m.text())) consoleErrors.push(m.text());
-  });
-  page.on('pageerror', (e) => consoleErrors.push(String(e)));
-  page.setDefaultTimeout(8_000);
-  const step = (name: string, fn: () => Promise<void>): Promise<void> =>
-    t.test(name, async () => {
-      try {
-        await fn();
-      } catch (err) {
-        await shot(page, `FAILED-more-${name.split(':')[0]!.replace(/\W+/g, '-')}`).catch(() => {});
-        throw err;
-      }
-    });
 
   await step('sign in with the password', async () => {
     await page.goto(url + '/');

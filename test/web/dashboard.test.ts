@@ -46,24 +46,7 @@ async function apiGet<T>(url: string, token: string, path: string): Promise<T> {
 }
 
 test('web dashboard against a real netbird-server in Chromium', { skip: existsSync(CHROMIUM) ? undefined : `${CHROMIUM} missing (apt-get install -y chromium)`, timeout: 170_000 }, async (t) => {
-  const { url, port, peers, page } = await dashboardWorld(t, 'nbwb-');
-  const consoleErrors: string[] = [];
-  page.on('console', (m) => {
-    // 4xx answers the test provokes on purpose show up as resource errors; anything else is a bug.
-    if (m.type() === 'error' && !/status of 4\d\d/.test(m.text())) consoleErrors.push(m.text());
-  });
-  page.on('pageerror', (e) => consoleErrors.push(String(e)));
-  page.setDefaultTimeout(8_000);
-  // A failing step leaves a picture of what the browser showed.
-  const step = (name: string, fn: () => Promise<void>): Promise<void> =>
-    t.test(name, async () => {
-      try {
-        await fn();
-      } catch (err) {
-        await shot(page, `FAILED-${name.split(':')[0]!.replace(/\W+/g, '-')}`).catch(() => {});
-        throw err;
-      }
-    });
+  const { url, port, peers, page, consoleErrors, step } = await dashboardWorld(t, 'nbwb-', 'FAILED-');
 
   let onboardingKey = '';
   await step('first run: onboarding creates the owner and shows the netbird up command', async () => {

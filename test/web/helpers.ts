@@ -140,7 +140,11 @@ export async function a11yIssues(page: Page): Promise<string[]> {
  * A dashboard test's world: a fresh build of web/, a real server on it, Chromium with its own
  * profile, and gRPC test peers; all of it is stopped and removed when the test ends.
  */
-export async function dashboardWorld(t: { after(fn: () => unknown): void }, prefix: string): Promise<{ tmp: string; url: string; port: number; peers: TestPeer[]; context: BrowserContext; page: Page }> {
+export async function dashboardWorld(
+  t: { after(fn: () => unknown): void; test(name: string, fn: () => Promise<void>): Promise<void> },
+  prefix: string,
+  shotPrefix: string,
+): Promise<{ tmp: string; url: string; port: number; peers: TestPeer[]; context: BrowserContext; page: Page; consoleErrors: string[]; step: (name: string, fn: () => Promise<void>) => Promise<void> }> {
   mkdirSync(SHOTS, { recursive: true });
   const tmp = mkdtempSync(join(tmpdir(), prefix));
   const peers: TestPeer[] = [];
@@ -158,5 +162,22 @@ export async function dashboardWorld(t: { after(fn: () => unknown): void }, pref
   proc = server.proc;
   context = await launchChromium(join(tmp, 'profile'));
   const page = context.pages()[0] ?? (await context.newPage());
-  return { tmp, url: server.url, port: server.port, peers, context, page };
+  const consoleErrors: string[] = [];
+  page.on('console', (m) => {
+    // 4xx answers a test provokes on purpose show up as resource errors; anything else is a bug.
+    if (m.type() === 'error' && !/status of 4\d\d/.test(m.text())) consoleErrors.push(m.text());
+  });
+  page.on('pageerror', (e) => consoleErrors.push(String(e)));
+  page.setDefaultTimeout(8_000);
+  // A failing step leaves a picture of what the browser showed.
+  const step = (name: string, fn: () => Promise<void>): Promise<void> =>
+    t.test(name, async () => {
+      try {
+        await fn();
+      } catch (err) {
+        await shot(page, `${shotPrefix}${name.split(':')[0]!.replace(/\W+/g, '-')}`).catch(() => {});
+        throw err;
+      }
+    });
+  return { tmp, url: server.url, port: server.port, peers, context, page, consoleErrors, step };
 }
