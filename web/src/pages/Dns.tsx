@@ -257,11 +257,7 @@ function ZoneCard({ zone, groups, onChanged }: { zone: DnsZone; groups: Group[];
           />
         </div>
       </div>
-      {action.error && (
-        <p className="form-error" role="alert">
-          {action.error.message}
-        </p>
-      )}
+      <FormError error={action.error} fields={[]} />
       {zone.records.length === 0 ? (
         <p className="muted">No records yet.</p>
       ) : (
@@ -339,11 +335,7 @@ export function DnsPage(): ReactNode {
       <PageHeader title="DNS">
         <p>Peers resolve each other by name (peer.your-domain). Nameserver groups add upstream resolvers for all or some domains.</p>
       </PageHeader>
-      {action.error && (
-        <p className="form-error" role="alert">
-          {action.error.message}
-        </p>
-      )}
+      <FormError error={action.error} fields={[]} />
       <h2 className="section-title">Nameserver groups</h2>
       <CreateNameservers groups={groups.data ?? []} onCreated={() => void ns.reload()} />
       <LoadError error={ns.error} />

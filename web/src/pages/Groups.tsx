@@ -63,11 +63,7 @@ export function GroupsPage(): ReactNode {
         <GroupForm peers={peers.data ?? []} onDone={() => void groups.reload()} />
       )}
       <LoadError error={groups.error} />
-      {action.error && (
-        <p className="form-error" role="alert">
-          {action.error.message}
-        </p>
-      )}
+      <FormError error={action.error} fields={[]} />
       {groups.data && groups.data.length === 0 && <Empty title="No groups" />}
       {groups.data && groups.data.length > 0 && (
         <DataTable columns={['Name', 'Peers', 'Members']} actions>

@@ -47,11 +47,7 @@ export function NetworksPage(): ReactNode {
       </PageHeader>
       <NetworkForm onDone={(n) => (n ? navigate(`/networks/${n.id}`) : void networks.reload())} />
       <LoadError error={networks.error} />
-      {action.error && (
-        <p className="form-error" role="alert">
-          {action.error.message}
-        </p>
-      )}
+      <FormError error={action.error} fields={[]} />
       {networks.data && networks.data.length === 0 && <Empty title="No networks" />}
       {networks.data && networks.data.length > 0 && (
         <DataTable columns={['Name', 'Resources', 'Routing peers', 'Policies']} actions>
@@ -237,11 +233,7 @@ export function NetworkDetailPage({ id }: { id: string }): ReactNode {
           {n.description && ` · ${n.description}`}
         </p>
       </PageHeader>
-      {action.error && (
-        <p className="form-error" role="alert">
-          {action.error.message}
-        </p>
-      )}
+      <FormError error={action.error} fields={[]} />
       <NetworkForm key={`${n.name}/${n.description}`} network={n} onDone={() => void network.reload()} />
 
       <h2 className="section-title">Resources</h2>

@@ -112,11 +112,7 @@ export function PeerDetailPage({ id }: { id: string }): ReactNode {
         </p>
       </PageHeader>
       <LoadError error={error} />
-      {action.error && (
-        <p className="form-error" role="alert">
-          {action.error.message}
-        </p>
-      )}
+      <FormError error={action.error} fields={[]} />
       <div className="card">
         <h2>Details</h2>
         <dl className="facts" aria-label="Peer details">

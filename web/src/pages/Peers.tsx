@@ -73,11 +73,7 @@ export function PeersPage(): ReactNode {
         )}
       </PageHeader>
       <LoadError error={error} />
-      {action.error && (
-        <p className="form-error" role="alert">
-          {action.error.message}
-        </p>
-      )}
+      <FormError error={action.error} fields={[]} />
       {data && data.length === 0 && (
         <Empty title="No peers yet">
           <p>

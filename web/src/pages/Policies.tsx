@@ -203,11 +203,7 @@ export function PoliciesPage(): ReactNode {
       </PageHeader>
       <CreatePolicy groups={groups.data ?? []} checks={checks.data ?? []} onCreated={() => void policies.reload()} />
       <LoadError error={policies.error} />
-      {action.error && (
-        <p className="form-error" role="alert">
-          {action.error.message}
-        </p>
-      )}
+      <FormError error={action.error} fields={[]} />
       {policies.data && policies.data.length === 0 && <Empty title="No policies: no peer can reach another" />}
       <ul className="policy-list">
         {policies.data?.map((p) => (

@@ -321,11 +321,7 @@ export function PostureChecksPage(): ReactNode {
         />
       )}
       <LoadError error={checks.error} />
-      {action.error && (
-        <p className="form-error" role="alert">
-          {action.error.message}
-        </p>
-      )}
+      <FormError error={action.error} fields={[]} />
       {checks.data && checks.data.length === 0 && <Empty title="No posture checks" />}
       {checks.data && checks.data.length > 0 && (
         <DataTable columns={['Name', 'Checks', 'Used by']} actions>

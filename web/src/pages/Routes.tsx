@@ -85,11 +85,7 @@ export function RoutesPage(): ReactNode {
           Routes let peers reach networks behind a routing peer. For resources with access control, use <Link to="/networks">Networks</Link>.
         </p>
       </PageHeader>
-      {action.error && (
-        <p className="form-error" role="alert">
-          {action.error.message}
-        </p>
-      )}
+      <FormError error={action.error} fields={[]} />
       <h2 className="section-title">Network routes</h2>
       <CreateRoute peers={peers.data ?? []} groups={groups.data ?? []} onCreated={() => void routes.reload()} />
       <LoadError error={routes.error} />

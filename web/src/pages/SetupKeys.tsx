@@ -100,11 +100,7 @@ export function SetupKeysPage(): ReactNode {
         </div>
       )}
       <LoadError error={keys.error} />
-      {action.error && (
-        <p className="form-error" role="alert">
-          {action.error.message}
-        </p>
-      )}
+      <FormError error={action.error} fields={[]} />
       {keys.data && keys.data.length === 0 && <Empty title="No setup keys yet" />}
       {keys.data && keys.data.length > 0 && (
         <DataTable columns={['Name', 'Key', 'State', 'Type', 'Used', 'Expires', 'Groups']} actions>

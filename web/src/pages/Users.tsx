@@ -140,11 +140,7 @@ export function UsersPage(): ReactNode {
         </div>
       )}
       <LoadError error={users.error} />
-      {action.error && (
-        <p className="form-error" role="alert">
-          {action.error.message}
-        </p>
-      )}
+      <FormError error={action.error} fields={[]} />
       {users.data && users.data.length === 0 && <Empty title="No users" />}
       {users.data && users.data.length > 0 && (
         <DataTable columns={['Name', 'Role', 'Status', 'Last login']} actions>
