@@ -1,5 +1,6 @@
 import { Fragment, type ReactNode, useCallback, useEffect, useId, useRef, useState } from 'react';
 import { ApiError, type Peer, api } from './api.js';
+import { Link } from './router.js';
 
 /** Loads `path` (GET), reloads on demand and, with `refreshMs`, on a timer while the page is visible. */
 export function useResource<T>(path: string | undefined, refreshMs?: number): { data: T | undefined; error: ApiError | undefined; reload: () => Promise<void> } {
@@ -342,5 +343,19 @@ export function PeerSelect({ label, peers, value, onChange, error }: { label: st
         </select>
       )}
     </Field>
+  );
+}
+
+/** A detail page before its object is there: loading, or the server's answer (e.g. not found), with the way back. */
+export function DetailPending({ title, back, backLabel, error }: { title: string; back: string; backLabel: string; error: ApiError | undefined }): ReactNode {
+  return (
+    <section aria-labelledby="page-title">
+      <PageHeader title={title}>
+        <p>
+          <Link to={back}>{backLabel}</Link>
+        </p>
+      </PageHeader>
+      {error ? <LoadError error={error} /> : <p aria-busy="true">Loading…</p>}
+    </section>
   );
 }

@@ -1,6 +1,6 @@
 import { type FormEvent, type ReactNode, useState } from 'react';
 import { type Group, type Network, type NetworkResource, type NetworkRouter, type Peer, api } from '../api.js';
-import { Chips, ConfirmButton, DataTable, Empty, Field, FormError, GroupPicker, LoadError, PageHeader, PeerSelect, SubmitRow, Switch, errorFor, useResource, useSubmit } from '../ui.js';
+import { DetailPending, Chips, ConfirmButton, DataTable, Empty, Field, FormError, GroupPicker, LoadError, PageHeader, PeerSelect, SubmitRow, Switch, errorFor, useResource, useSubmit } from '../ui.js';
 import { Link, navigate } from '../router.js';
 
 function NetworkForm({ network, onDone }: { network?: Network; onDone: (n?: Network) => void }): ReactNode {
@@ -212,16 +212,7 @@ export function NetworkDetailPage({ id }: { id: string }): ReactNode {
     void routers.reload();
   };
   if (!n) {
-    return (
-      <section aria-labelledby="page-title">
-        <PageHeader title="Network">
-          <p>
-            <Link to="/networks">All networks</Link>
-          </p>
-        </PageHeader>
-        {network.error ? <LoadError error={network.error} /> : <p aria-busy="true">Loading…</p>}
-      </section>
-    );
+    return <DetailPending title="Network" back="/networks" backLabel="All networks" error={network.error} />;
   }
   const resourceEdit = resources.data?.find((r) => r.id === editResource);
   const routerEdit = routers.data?.find((r) => r.id === editRouter);

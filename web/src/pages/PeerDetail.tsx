@@ -1,6 +1,6 @@
 import { type FormEvent, type ReactNode, useEffect, useState } from 'react';
 import { type Group, type Peer, api } from '../api.js';
-import { ConfirmButton, Field, FormError, GroupPicker, LoadError, PageHeader, StatusDot, SubmitRow, Switch, ago, dnsName, errorFor, fullTime, useDnsDomain, useResource, useSubmit } from '../ui.js';
+import { DetailPending, ConfirmButton, Field, FormError, GroupPicker, LoadError, PageHeader, StatusDot, SubmitRow, Switch, ago, dnsName, errorFor, fullTime, useDnsDomain, useResource, useSubmit } from '../ui.js';
 import { Link, navigate } from '../router.js';
 import { peerBody, peerState } from './Peers.js';
 
@@ -91,16 +91,7 @@ export function PeerDetailPage({ id }: { id: string }): ReactNode {
   };
 
   if (!peer) {
-    return (
-      <section aria-labelledby="page-title">
-        <PageHeader title="Peer">
-          <p>
-            <Link to="/peers">All peers</Link>
-          </p>
-        </PageHeader>
-        {error ? <LoadError error={error} /> : <p aria-busy="true">Loading…</p>}
-      </section>
-    );
+    return <DetailPending title="Peer" back="/peers" backLabel="All peers" error={error} />;
   }
   const st = peerState(peer);
   const place = [peer.city_name, peer.country_code].filter(Boolean).join(', ');
