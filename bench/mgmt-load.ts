@@ -6,7 +6,7 @@
 // firewall-rule ports) instead of being decoded into objects.
 import * as grpc from '@grpc/grpc-js';
 import sodium from 'sodium-native';
-import { boxSharedKey, formatKey, generateKeyPair, parseKey, sealEnvelopeWithKey } from '../src/crypto/index.js';
+import { boxSharedKey, formatKey, generateKeyPair, parseKey, sealMessageWithKey } from '../src/crypto/index.js';
 import { management } from '../src/proto/index.js';
 
 /**
@@ -189,7 +189,7 @@ async function login(p: SimPeer): Promise<void> {
   });
   stats.loginAttempts++;
   try {
-    await unary(p.channel, 'Login', { wgPubKey: p.pubText, body: sealEnvelopeWithKey(management.LoginRequest.encode(req).finish(), boxKeyOf(p)), version: 0 }, loginDeadlineMs);
+    await unary(p.channel, 'Login', { wgPubKey: p.pubText, body: sealMessageWithKey(management.LoginRequest, req, boxKeyOf(p)), version: 0 }, loginDeadlineMs);
   } catch (err) {
     stats.loginFailures++;
     if (!p.failedLogin) stats.peersWithFailedLogin++;
@@ -375,7 +375,7 @@ async function openPeer(p: SimPeer, withLogin: boolean): Promise<void> {
     if (withLogin || !p.registered) await login(p);
     await getServerKey(p.channel);
     if (paused) return;
-    const req: management.EncryptedMessage = { wgPubKey: p.pubText, body: sealEnvelopeWithKey(management.SyncRequest.encode({ meta: meta(p.index) }).finish(), boxKeyOf(p)), version: 0 };
+    const req: management.EncryptedMessage = { wgPubKey: p.pubText, body: sealMessageWithKey(management.SyncRequest, { meta: meta(p.index) }, boxKeyOf(p)), version: 0 };
     const call = clientFor(p.channel).makeServerStreamRequest(SVC + 'Sync', serializeEnc, raw, req, new grpc.Metadata(), {});
     p.call = call;
     let gone = false;

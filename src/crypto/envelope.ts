@@ -114,7 +114,20 @@ export function sealMessage<T>(codec: MessageCodec<T>, message: T, recipientPubl
 
 /** Opens an envelope and parses the protobuf message inside; a parse failure is an EnvelopeError too. */
 export function openMessage<T>(codec: MessageCodec<T>, body: Uint8Array, senderPublic: Uint8Array, recipientPrivate: Uint8Array): T {
-  const plain = openEnvelope(body, senderPublic, recipientPrivate);
+  return decodeOpened(codec, openEnvelope(body, senderPublic, recipientPrivate));
+}
+
+/** openMessage with the pair's precomputed box key (boxSharedKey). */
+export function openMessageWithKey<T>(codec: MessageCodec<T>, body: Uint8Array, sharedKey: Uint8Array): T {
+  return decodeOpened(codec, openEnvelopeWithKey(body, sharedKey));
+}
+
+/** sealMessage with the pair's precomputed box key (boxSharedKey). */
+export function sealMessageWithKey<T>(codec: MessageCodec<T>, message: T, sharedKey: Uint8Array): Buffer {
+  return sealEnvelopeWithKey(codec.encode(message).finish(), sharedKey);
+}
+
+function decodeOpened<T>(codec: MessageCodec<T>, plain: Buffer): T {
   try {
     return codec.decode(plain);
   } catch (err) {

@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import { EnvelopeError, type KeyPair, formatKey, openEnvelopeWithKey, parseKey, sealEnvelopeWithKey } from '../crypto/index.js';
+import { EnvelopeError, type KeyPair, formatKey, openMessageWithKey, parseKey, sealMessageWithKey } from '../crypto/index.js';
 import { geoDatabase, isPublicAddress } from '../geo/index.js';
 import { management } from '../proto/index.js';
 import type { NetbirdConfigBuilder } from './config.js';
@@ -180,19 +180,9 @@ export function createManagementService(opts: ManagementGrpcOptions): {
    */
   const boxKeys = new Map<string, Buffer>();
   const BOX_KEYS_MAX = 200_000;
-  function boxKeyOf(peerKey: string, peerPub: Buffer): { key: Buffer; known: boolean } {
-    const hit = boxKeys.get(peerKey);
-    if (hit) return { key: hit, known: true };
-    return { key: boxBeforeNm(peerPub, serverKey.privateKey), known: false };
-  }
-  function remember(peerKey: string, key: Buffer): void {
-    if (boxKeys.has(peerKey)) return;
-    if (boxKeys.size >= BOX_KEYS_MAX) boxKeys.delete(boxKeys.keys().next().value!);
-    boxKeys.set(peerKey, key);
-  }
 
   /** Authenticates a request: parses the sender key and opens the envelope. */
-  function open<T>(codec: { encode(m: T): { finish(): Uint8Array }; decode(b: Uint8Array): T }, req: management.EncryptedMessage): { peerKey: string; peerPub: Buffer; boxKey: Buffer; msg: T } {
+  function open<T>(codec: { encode(m: T): { finish(): Uint8Array }; decode(b: Uint8Array): T }, req: management.EncryptedMessage): { peerKey: string; boxKey: Buffer; msg: T } {
     let peerPub: Buffer;
     try {
       peerPub = parseKey(req.wgPubKey, 'peer public key');
@@ -200,20 +190,18 @@ export function createManagementService(opts: ManagementGrpcOptions): {
       throw new ManagementError('invalid_argument', (err as Error).message);
     }
     const peerKey = formatKey(peerPub);
-    const { key, known } = boxKeyOf(peerKey, peerPub);
-    const plain = openEnvelopeWithKey(req.body, key);
-    if (!known) remember(peerKey, key);
-    let msg: T;
-    try {
-      msg = codec.decode(plain);
-    } catch (err) {
-      throw new EnvelopeError(`decrypted message is not valid protobuf: ${(err as Error).message}`);
+    const known = boxKeys.get(peerKey);
+    const boxKey = known ?? boxBeforeNm(peerPub, serverKey.privateKey);
+    const msg = openMessageWithKey(codec, req.body, boxKey);
+    if (!known) {
+      if (boxKeys.size >= BOX_KEYS_MAX) boxKeys.delete(boxKeys.keys().next().value!);
+      boxKeys.set(peerKey, boxKey);
     }
-    return { peerKey, peerPub, boxKey: key, msg };
+    return { peerKey, boxKey, msg };
   }
 
   function seal<T>(codec: { encode(m: T): { finish(): Uint8Array }; decode(b: Uint8Array): T }, msg: T, boxKey: Buffer): management.EncryptedMessage {
-    return { wgPubKey: serverPub, body: sealEnvelopeWithKey(codec.encode(msg).finish(), boxKey), version: 0 };
+    return { wgPubKey: serverPub, body: sealMessageWithKey(codec, msg, boxKey), version: 0 };
   }
 
   const implementation: management.ManagementServiceServer = {
