@@ -7,7 +7,8 @@ import type { AccountManager } from './manager.js';
 import { peerConfigOf, sessionExpiresAt } from './networkmap.js';
 import type { PeerLocation, PeerMeta } from './types.js';
 import { ManagementError, emptyPeerMeta } from './types.js';
-import { boxBeforeNm, sealFrameInPlace } from './wire.js';
+import { boxBeforeNm, sealFrameInPlace, withGrpcPrefix } from './wire.js';
+import { PrefixedMessage, installPrefixedPassThrough } from './grpc-prefixed.js';
 import { type UpdateHub, flowSwitchFor } from './updates.js';
 import { unmapIPv4 } from '../shared/index.js';
 
@@ -169,6 +170,7 @@ export function createManagementService(opts: ManagementGrpcOptions): {
 } {
   const { manager, hub, infra, serverKey, log } = opts;
   const serverPub = formatKey(serverKey.publicKey);
+  installPrefixedPassThrough();
   const maxHandshakes = opts.maxSyncHandshakes ?? 1000;
   const locate = opts.locate === null ? undefined : (opts.locate ?? ((ip: string) => geoDatabase().lookup(ip)));
   let handshakes = 0;
@@ -278,9 +280,10 @@ export function createManagementService(opts: ManagementGrpcOptions): {
         session = hub.open(ref, {
           send: (frame, written) => {
             if (ended) return;
-            // Already the EncryptedMessage wire bytes; the service's serializer passes Buffers through.
+            // Already the EncryptedMessage wire bytes behind gRPC's prefix (grpc-prefixed.ts).
             // The callback fires once HTTP/2 took the frame (within the peer's flow-control window).
-            call.write(sealFrameInPlace(frame, boxKey, serverPub) as unknown as management.EncryptedMessage, written);
+            const framed = new PrefixedMessage(withGrpcPrefix(sealFrameInPlace(frame, boxKey, serverPub)));
+            call.write(framed as unknown as management.EncryptedMessage, written);
           },
           end: (error) => {
             if (ended) return;
@@ -367,6 +370,6 @@ const MANAGEMENT_SERVICE: typeof management.ManagementServiceService = {
   sync: {
     ...management.ManagementServiceService.sync,
     responseSerialize: (value: management.EncryptedMessage): Buffer =>
-      Buffer.isBuffer(value) ? value : Buffer.from(management.EncryptedMessage.encode(value).finish()),
+      value instanceof PrefixedMessage ? value.message : Buffer.from(management.EncryptedMessage.encode(value).finish()),
   },
 };

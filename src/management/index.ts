@@ -31,7 +31,8 @@ export type { AccountData, AccountObjects, LocalCredential, StoreOptions } from 
 export { loadOrCreateServerKey, SERVER_KEY_FILE } from './serverkey.js';
 export { encodeNetworkMap, encodeSyncResponse, forwarderPort, isListedOffline, isLoginExpired } from './networkmap.js';
 export type { EncodedMap } from './networkmap.js';
-export { SYNC_HEADROOM, boxBeforeNm, sealFrameInPlace } from './wire.js';
+export { SYNC_HEADROOM, boxBeforeNm, sealFrameInPlace, withGrpcPrefix } from './wire.js';
+export { PrefixedMessage, installPrefixedPassThrough } from './grpc-prefixed.js';
 export type { AccountState } from './state.js';
 export { hashSetupKey, dnsLabelFromHostname } from './util.js';
 export * from './types.js';

@@ -46,8 +46,13 @@ export function field(tag: number, msg: Uint8Array): Uint8Array {
 }
 
 const KEY_TEXT_LENGTH = 44;
-/** Room for: wgPubKey field (2 + 44), body tag + up to 5-byte length, nonce, MAC. */
-export const SYNC_HEADROOM = 2 + KEY_TEXT_LENGTH + 1 + 5 + NONCE_LENGTH + TAG_LENGTH;
+/** gRPC's message prefix: compressed flag and 32-bit big-endian length. */
+export const GRPC_PREFIX_LENGTH = 5;
+/**
+ * Room for: the gRPC prefix (so the sealed message can go out without a copy, grpc-prefixed.ts),
+ * wgPubKey field (2 + 44), body tag + up to 5-byte length, nonce, MAC.
+ */
+export const SYNC_HEADROOM = GRPC_PREFIX_LENGTH + 2 + KEY_TEXT_LENGTH + 1 + 5 + NONCE_LENGTH + TAG_LENGTH;
 
 /** A frame holding `plain` after SYNC_HEADROOM free bytes. */
 export function frameOf(plain: Uint8Array): Buffer {
@@ -79,7 +84,8 @@ function takeNonce(into: Buffer): void {
 /**
  * Seals the SyncResponse held in `frame` (after SYNC_HEADROOM) with the session's box key (from
  * boxBeforeNm) and returns the EncryptedMessage wire bytes (a view into `frame`). The body is
- * exactly what crypto_box_easy would produce: nonce || MAC || XSalsa20 ciphertext.
+ * exactly what crypto_box_easy would produce: nonce || MAC || XSalsa20 ciphertext. The five bytes
+ * in front of the view hold gRPC's message prefix (withGrpcPrefix).
  */
 export function sealFrameInPlace(frame: Buffer, boxKey: Buffer, serverPublicText: string): Buffer {
   const plainLen = frame.length - SYNC_HEADROOM;
@@ -95,5 +101,13 @@ export function sealFrameInPlace(frame: Buffer, boxKey: Buffer, serverPublicText
   takeNonce(nonce);
   // libsodium allows the ciphertext to overlap the message: here it starts 16 bytes (the MAC) before it.
   sodium.crypto_secretbox_easy(frame.subarray(pos + NONCE_LENGTH), frame.subarray(SYNC_HEADROOM), nonce, boxKey);
+  const prefix = start - GRPC_PREFIX_LENGTH;
+  frame[prefix] = 0; // not compressed
+  frame.writeUInt32BE(frame.length - start, prefix + 1);
   return frame.subarray(start);
+}
+
+/** The gRPC-framed bytes (prefix + message) of a sealFrameInPlace result: a view, no copy. */
+export function withGrpcPrefix(sealed: Buffer): Buffer {
+  return Buffer.from(sealed.buffer, sealed.byteOffset - GRPC_PREFIX_LENGTH, sealed.length + GRPC_PREFIX_LENGTH);
 }
