@@ -7,7 +7,8 @@ import type { AccountManager } from './manager.js';
 import { peerConfigOf, sessionExpiresAt } from './networkmap.js';
 import type { PeerLocation, PeerMeta } from './types.js';
 import { ManagementError, emptyPeerMeta } from './types.js';
-import { boxBeforeNm, sealFrameInPlace, withGrpcPrefix } from './wire.js';
+import { type FrameSealer, InlineSealer } from './seal-worker.js';
+import { boxBeforeNm, withGrpcPrefix } from './wire.js';
 import { PrefixedMessage, installPrefixedPassThrough } from './grpc-prefixed.js';
 import { type UpdateHub, flowSwitchFor } from './updates.js';
 import { unmapIPv4 } from '../shared/index.js';
@@ -36,6 +37,8 @@ export interface ManagementGrpcOptions {
   pkceAuthorizationFlow?: () => management.ProviderConfig | undefined;
   /** Sync streams allowed between request and initial map at once (reference: 1000); more get RESOURCE_EXHAUSTED. */
   maxSyncHandshakes?: number;
+  /** Encrypts map pushes (default: on this thread; Management passes a WorkerSealer). */
+  sealer?: FrameSealer;
   /** Place of a public address (default: the shipped geolocation database; null: none). */
   locate?: ((ip: string) => Omit<PeerLocation, 'connectionIp'> | undefined) | null;
   log?: (msg: string) => void;
@@ -172,6 +175,7 @@ export function createManagementService(opts: ManagementGrpcOptions): {
   const serverPub = formatKey(serverKey.publicKey);
   installPrefixedPassThrough();
   const maxHandshakes = opts.maxSyncHandshakes ?? 1000;
+  const sealer = opts.sealer ?? new InlineSealer(serverPub);
   const locate = opts.locate === null ? undefined : (opts.locate ?? ((ip: string) => geoDatabase().lookup(ip)));
   let handshakes = 0;
 
@@ -278,12 +282,22 @@ export function createManagementService(opts: ManagementGrpcOptions): {
         }
         const boxKey = opened.boxKey;
         session = hub.open(ref, {
+          // grpc-js hands the frame's own bytes to HTTP/2 (or copies them without the hook) and calls
+          // back once the socket write completed; nothing references the frame after that.
+          recyclesFrames: true,
           send: (frame, written) => {
             if (ended) return;
-            // Already the EncryptedMessage wire bytes behind gRPC's prefix (grpc-prefixed.ts).
-            // The callback fires once HTTP/2 took the frame (within the peer's flow-control window).
-            const framed = new PrefixedMessage(withGrpcPrefix(sealFrameInPlace(frame, boxKey, serverPub)));
-            call.write(framed as unknown as management.EncryptedMessage, written);
+            sealer.seal(frame, boxKey, (sealed) => {
+              if (ended) return;
+              if (!sealed) {
+                // The 'error' handler (finish) closes the session.
+                call.emit('error', statusError(grpc.status.INTERNAL, 'could not encrypt the network map; reconnect'));
+                return;
+              }
+              // Already the EncryptedMessage wire bytes behind gRPC's prefix (grpc-prefixed.ts).
+              // The callback fires once HTTP/2 took the frame (within the peer's flow-control window).
+              call.write(new PrefixedMessage(withGrpcPrefix(sealed)) as unknown as management.EncryptedMessage, written);
+            });
           },
           end: (error) => {
             if (ended) return;

@@ -758,8 +758,8 @@ export function withSerial(body: Uint8Array, serial: number): Uint8Array {
 /**
  * A complete SyncResponse (legacy format, Version 0) for `map`, optionally with netbirdConfig
  * (first message only). Agents older than 0.29.3 also get the top-level remotePeers copy.
- * Written in one allocation: head fields, then NetworkMap = Serial + the map's parts, after
- * SYNC_HEADROOM free bytes for in-place sealing (wire.ts).
+ * Written in one allocation (from `alloc`, e.g. a FramePool): head fields, then NetworkMap = Serial +
+ * the map's parts, after SYNC_HEADROOM free bytes for in-place sealing (wire.ts).
  */
 export function encodeSyncResponse(
   map: EncodedMap,
@@ -767,6 +767,7 @@ export function encodeSyncResponse(
   peer: Peer,
   sessionDeadline: { seconds: number; nanos: number },
   netbirdConfig: management.NetbirdConfig | undefined,
+  alloc: (size: number) => Buffer = Buffer.allocUnsafe,
 ): Buffer {
   // Head fields by hand (tags: 1 netbirdConfig, 2 peerConfig, 4 remotePeersIsEmpty, 7 sessionExpiresAt);
   // Version 0 is the proto3 default and is not written.
@@ -782,7 +783,7 @@ export function encodeSyncResponse(
   const serialLen = serial !== 0 ? 1 + varintLength(serial) : 0;
   const mapLen = serialLen + map.length;
   const total = headLen + legacyLen + 1 + varintLength(mapLen) + mapLen;
-  const out = Buffer.allocUnsafe(SYNC_HEADROOM + total);
+  const out = alloc(SYNC_HEADROOM + total);
   let pos = SYNC_HEADROOM;
   for (const h of headParts) {
     out.set(h, pos);

@@ -1,10 +1,11 @@
 import { join } from 'node:path';
-import type { KeyPair } from '../crypto/index.js';
+import { type KeyPair, formatKey } from '../crypto/index.js';
 import { type InfraConfig, NetbirdConfigBuilder } from './config.js';
 import { createManagementService } from './grpc.js';
 import { AccountManager } from './manager.js';
 import { loadOrCreateServerKey } from './serverkey.js';
 import { Store } from './store/store.js';
+import { type FrameSealer, WorkerSealer } from './seal-worker.js';
 import { UpdateHub } from './updates.js';
 import type { management } from '../proto/index.js';
 
@@ -45,6 +46,7 @@ export class Management {
     readonly hub: UpdateHub,
     readonly infra: NetbirdConfigBuilder,
     readonly serverKey: KeyPair,
+    private readonly sealer: FrameSealer,
     private readonly options: ManagementOptions,
   ) {}
 
@@ -61,8 +63,10 @@ export class Management {
         expirationCheckMs: options.expirationCheckMs,
       });
       const infra = new NetbirdConfigBuilder(options.infra ?? {});
-      const hub = new UpdateHub(manager, infra, { debounceMs: options.debounceMs, maxDelayMs: options.maxDelayMs });
-      return new Management(store, manager, hub, infra, serverKey, options);
+      // Frames in shared memory: the WorkerSealer encrypts map pushes off the main thread.
+      const hub = new UpdateHub(manager, infra, { debounceMs: options.debounceMs, maxDelayMs: options.maxDelayMs, sharedFrames: true });
+      const sealer = new WorkerSealer(formatKey(serverKey.publicKey));
+      return new Management(store, manager, hub, infra, serverKey, sealer, options);
     } catch (err) {
       await store.close();
       throw err;
@@ -80,6 +84,7 @@ export class Management {
       deviceAuthorizationFlow: this.options.deviceAuthorizationFlow,
       pkceAuthorizationFlow: this.options.pkceAuthorizationFlow,
       maxSyncHandshakes: this.options.maxSyncHandshakes,
+      sealer: this.sealer,
       log: this.options.log,
     });
   }
@@ -89,6 +94,7 @@ export class Management {
     this.hub.shutdown();
     await this.manager.flushStatus().catch(() => undefined);
     this.manager.close();
+    await this.sealer.close();
     await this.store.close();
   }
 }

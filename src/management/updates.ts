@@ -3,6 +3,7 @@ import type { Affected, ChangeListener, PeerRef } from './core.js';
 import type { AccountManager } from './manager.js';
 import { encodeConfigOnly, encodeDeletedPeerResponse, encodeNetworkMap, encodeSyncResponse, forwarderPort, sessionExpiresAt } from './networkmap.js';
 import type { AccountState } from './state.js';
+import { FramePool } from './frame-pool.js';
 import type { Peer } from './types.js';
 import { ManagementError } from './types.js';
 
@@ -40,6 +41,11 @@ export interface SyncSink {
    * callback), which is what lets the hub send the next map of this stream.
    */
   send(frame: Buffer, written: () => void): void;
+  /**
+   * True when the transport keeps no reference to a frame once its `written` ran, so the hub may
+   * reuse the frame's memory for a later map (FramePool). Sinks that keep frames leave it unset.
+   */
+  readonly recyclesFrames?: boolean;
   /** Ends the stream: normally, or with the given error. */
   end(error?: ManagementError): void;
 }
@@ -51,6 +57,10 @@ export interface UpdateHubOptions {
   maxInFlightBytes?: number;
   /** Longest stretch of map work before the event loop gets a turn (default 15 ms). */
   sliceMs?: number;
+  /** Memory of written frames kept for reuse (default 64 MiB, see frame-pool.ts). */
+  framePoolBytes?: number;
+  /** Frames in SharedArrayBuffers, for a seal worker (seal-worker.ts); default false. */
+  sharedFrames?: boolean;
 }
 
 export interface UpdateHubStats {
@@ -65,6 +75,9 @@ export interface UpdateHubStats {
   queued: number;
 }
 
+/** Resolution of the coalescing windows' end (they last debounceMs, 1 s by default). */
+const WINDOW_TICK_MS = 10;
+
 function flowKeyOf(sw: FlowSwitch): string {
   return sw.enabled ? (sw.counters ? 'on+counters' : 'on') : 'off';
 }
@@ -78,8 +91,11 @@ export class SyncSession {
   /** The traffic-event switch this peer was last told (see refreshFlow). */
   flowKey = '';
   closed = false;
-  /** Open coalescing window: further map updates wait for it to end. */
-  windowTimer: NodeJS.Timeout | undefined;
+  /**
+   * When the open coalescing window ends (performance.now() ms; 0 = no window): further map
+   * updates wait for it.
+   */
+  windowEnd = 0;
   windowStart = 0;
   dirty = false;
   queuedConfigs: Buffer[] = [];
@@ -106,6 +122,10 @@ export class UpdateHub implements ChangeListener {
   private readonly maxInFlightBytes: number;
   private readonly sliceMs: number;
   private readonly unsubscribe: () => void;
+  private readonly frames: FramePool;
+  /** Sessions whose coalescing window ends in a tick, by tick (see openWindow). */
+  private readonly windowTicks = new Map<number, SyncSession[]>();
+  private readonly takeFrame: (size: number) => Buffer;
   readonly stats: UpdateHubStats = { connected: 0, mapsComputed: 0, mapsSent: 0, configsSent: 0, inFlightBytes: 0, inFlightPeakBytes: 0, queued: 0 };
 
   constructor(
@@ -117,6 +137,8 @@ export class UpdateHub implements ChangeListener {
     this.maxDelayMs = options.maxDelayMs ?? 5000;
     this.maxInFlightBytes = options.maxInFlightBytes ?? 64 * 1024 * 1024;
     this.sliceMs = options.sliceMs ?? 15;
+    this.frames = new FramePool(options.framePoolBytes ?? 64 * 1024 * 1024, options.sharedFrames ?? false);
+    this.takeFrame = (size) => this.frames.take(size);
     this.unsubscribe = manager.addListener(this);
   }
 
@@ -204,8 +226,7 @@ export class UpdateHub implements ChangeListener {
   }
 
   private clearTimers(s: SyncSession): void {
-    if (s.windowTimer) clearTimeout(s.windowTimer);
-    s.windowTimer = undefined;
+    s.windowEnd = 0;
     for (const t of s.timers) clearInterval(t);
     s.timers.length = 0;
   }
@@ -221,10 +242,11 @@ export class UpdateHub implements ChangeListener {
     s.sink.send(frame, () => {
       if (done || s.closed) return;
       done = true;
+      if (s.sink.recyclesFrames) this.frames.give(frame);
       s.inFlight -= size;
       st.inFlightBytes -= size;
       // The stream can take its next map; others may have waited for room.
-      if (s.inFlight === 0 && s.dirty && !s.windowTimer) this.enqueue(s);
+      if (s.inFlight === 0 && s.dirty && s.windowEnd === 0) this.enqueue(s);
       else if (this.runQueue.size > 0) this.schedulePump();
     });
   }
@@ -272,7 +294,7 @@ export class UpdateHub implements ChangeListener {
   private enqueueConfig(s: SyncSession, msg: Buffer): void {
     if (s.closed) return;
     // Behind a held-back map, or before the first message: keep the order.
-    if (s.windowTimer || s.initial) {
+    if (s.windowEnd !== 0 || s.initial) {
       s.queuedConfigs.push(msg);
       return;
     }
@@ -353,11 +375,10 @@ export class UpdateHub implements ChangeListener {
   private notify(s: SyncSession): void {
     if (s.closed) return;
     s.dirty = true;
-    if (s.windowTimer) {
+    if (s.windowEnd !== 0) {
       // Debounce: restart the quiet period, unless the burst has already been held back maxDelayMs.
       if (this.manager.now() - s.windowStart < this.maxDelayMs) {
-        clearTimeout(s.windowTimer);
-        s.windowTimer = this.windowTimer(s, Math.min(this.debounceMs, Math.max(0, s.windowStart + this.maxDelayMs - this.manager.now())));
+        this.openWindow(s, Math.min(this.debounceMs, Math.max(0, s.windowStart + this.maxDelayMs - this.manager.now())));
       }
       return;
     }
@@ -393,7 +414,7 @@ export class UpdateHub implements ChangeListener {
       if (this.stats.inFlightBytes >= maxInFlight) break;
       this.runQueue.delete(s);
       if (s.closed || !s.dirty) continue;
-      if (s.inFlight > 0 || s.windowTimer) continue; // requeued by its write callback / window end
+      if (s.inFlight > 0 || s.windowEnd !== 0) continue; // requeued by its write callback / window end
       let ctx = states.get(s.accountId);
       if (!states.has(s.accountId)) {
         try {
@@ -422,27 +443,49 @@ export class UpdateHub implements ChangeListener {
       s.lastDigest = map.digest;
       const sw = flowSwitchFor(state, peer);
       s.flowKey = flowKeyOf(sw);
-      this.write(s, encodeSyncResponse(map, state.account.serial, peer, sessionExpiresAt(state, peer), this.infra.full(true, sw)));
+      this.write(s, encodeSyncResponse(map, state.account.serial, peer, sessionExpiresAt(state, peer), this.infra.full(true, sw), this.takeFrame));
       this.stats.mapsSent++;
       this.sendQueuedConfigs(s);
       return;
     }
     if (map.digest === s.lastDigest) return;
     s.lastDigest = map.digest;
-    this.write(s, encodeSyncResponse(map, state.account.serial, peer, sessionExpiresAt(state, peer), undefined));
+    this.write(s, encodeSyncResponse(map, state.account.serial, peer, sessionExpiresAt(state, peer), undefined, this.takeFrame));
     this.stats.mapsSent++;
     s.windowStart = this.manager.now();
-    s.windowTimer = this.windowTimer(s, this.debounceMs);
+    this.openWindow(s, this.debounceMs);
   }
 
-  private windowTimer(s: SyncSession, ms: number): NodeJS.Timeout {
-    const t = setTimeout(() => this.windowEnd(s), ms);
+  /**
+   * (Re)opens `s`'s coalescing window for `ms`. Windows share one timer per WINDOW_TICK_MS tick
+   * rather than one per session: a change reaching thousands of peers opens thousands of windows
+   * at once. A session whose window moved on is skipped when its old tick fires.
+   */
+  private openWindow(s: SyncSession, ms: number): void {
+    const end = performance.now() + ms;
+    s.windowEnd = end;
+    const tick = Math.ceil(end / WINDOW_TICK_MS);
+    const due = this.windowTicks.get(tick);
+    if (due) {
+      due.push(s);
+      return;
+    }
+    this.windowTicks.set(tick, [s]);
+    const t = setTimeout(() => this.windowTick(tick), Math.max(0, tick * WINDOW_TICK_MS - performance.now()));
     t.unref();
-    return t;
   }
 
-  private windowEnd(s: SyncSession): void {
-    s.windowTimer = undefined;
+  private windowTick(tick: number): void {
+    const due = this.windowTicks.get(tick);
+    this.windowTicks.delete(tick);
+    if (!due) return;
+    for (const s of due) {
+      if (s.windowEnd !== 0 && Math.ceil(s.windowEnd / WINDOW_TICK_MS) === tick) this.closeWindow(s);
+    }
+  }
+
+  private closeWindow(s: SyncSession): void {
+    s.windowEnd = 0;
     if (s.closed) return;
     this.sendQueuedConfigs(s);
     if (s.dirty && s.inFlight === 0) this.enqueue(s);
