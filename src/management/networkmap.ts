@@ -168,11 +168,17 @@ const ROUTES_FW_EMPTY = Uint8Array.of(88, 1); // NetworkMap.routesFirewallRulesI
 const DNS_SERVICE_ENABLE = Uint8Array.of(8, 1); // DNSConfig.ServiceEnable = true
 const SSH_AUTH = field(106, management.SSHAuth.encode({ UserIDClaim: 'sub', AuthorizedUsers: [], machineUsers: {} }).finish());
 
+/** Firewall chunks a peer's fragments keep across policy changes (see fragmentsOf). */
+const FW_CHUNKS_KEPT = 24;
+
 function fragmentsOf(state: AccountState, q: Peer): PeerFragments {
   const hit = state.peerCache.get(q.id);
   if (hit) {
     if (hit.fwGen !== state.templateGen) {
-      hit.fw.clear();
+      // Templates belong to rule objects, which a policy change replaces only for the policy that
+      // changed: the chunks of all other rules stay valid. Only a cache grown with chunks of rules
+      // that are gone is dropped.
+      if (hit.fw.size > FW_CHUNKS_KEPT) hit.fw.clear();
       hit.fwGen = state.templateGen;
     }
     return hit;

@@ -406,3 +406,23 @@ test('source posture checks also gate network resources: a failing source gets n
   assert.deepEqual(mapOf(old.id).remotePeers, [], 'nor the router');
   assert.deepEqual(mapOf(router.id).remotePeers.map((p) => p.allowedIps[0]), [`${fresh.ip}/32`]);
 });
+
+test('firewall rules follow each policy change; the other policies\' rules stay as they were', async (t) => {
+  const { m, acc, add, mapOf } = await setup(t);
+  const a = await add('a');
+  const b = await add('b');
+  const ga = await m.createGroup(acc.id, { name: 'ga', peers: [a.id] });
+  const gb = await m.createGroup(acc.id, { name: 'gb', peers: [b.id] });
+  const fixed = await m.createPolicy(acc.id, { name: 'ssh', rules: [{ name: 'ssh', sources: [ga.id], destinations: [gb.id], protocol: 'tcp', ports: ['22'] }] });
+  const moving = await m.createPolicy(acc.id, { name: 'web', rules: [{ name: 'web', sources: [ga.id], destinations: [gb.id], protocol: 'tcp', ports: ['1000'] }] });
+  // Many changes of one policy (past the fragments' chunk cache), each seen at once, the other kept.
+  for (let port = 1001; port <= 1040; port++) {
+    await m.updatePolicy(acc.id, moving.id, { name: 'web', rules: [{ name: 'web', sources: [ga.id], destinations: [gb.id], protocol: 'tcp', ports: [String(port)] }] });
+    assert.deepEqual(rulesFor(mapOf(a.id), b.ip), [`OUT TCP accept ${port}`, 'OUT TCP accept 22'].sort(), `after port ${port}`);
+    assert.deepEqual(rulesFor(mapOf(b.id), a.ip), [`IN TCP accept ${port}`, 'IN TCP accept 22'].sort());
+  }
+  await m.deletePolicy(acc.id, moving.id);
+  assert.deepEqual(rulesFor(mapOf(a.id), b.ip), ['OUT TCP accept 22']);
+  await m.updatePolicy(acc.id, fixed.id, { name: 'ssh', rules: [{ name: 'ssh', sources: [ga.id], destinations: [gb.id], protocol: 'udp', ports: ['22'] }] });
+  assert.deepEqual(rulesFor(mapOf(b.id), a.ip), ['IN UDP accept 22']);
+});
