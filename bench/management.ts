@@ -273,6 +273,9 @@ const USAGE = `management benchmark options (after "--"):
                       500; 1 = a connection per peer, like real clients, but costly at large N);
                       GetServerKey and Login go over connections of their own, as a real peer's
                       answers never wait behind other peers' maps
+  --sync-client C     how the generator reads Sync streams: h2 (default; node:http2 with gRPC's
+                      framing by hand, bench/h2-sync-stream.ts) or grpc-js (its full client,
+                      which costs the generator several times the CPU per map on the shared cores)
   --inproc-sizes N,N  peer counts of the inproc mode (default 100,1000,5000); env NBMG_BENCH_SIZES
 `;
 
@@ -297,6 +300,7 @@ export async function benchManagement(args: string[] = []): Promise<void> {
       'server-node-args': { type: 'string' },
       'inproc-sizes': { type: 'string' },
       'streams-per-connection': { type: 'string' },
+      'sync-client': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -321,6 +325,8 @@ export async function benchManagement(args: string[] = []): Promise<void> {
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error('--policy-rounds: expected an integer >= 1');
   const perConn = Number(values['streams-per-connection'] ?? 500);
   if (!Number.isInteger(perConn) || perConn < 1) throw new Error('--streams-per-connection: expected an integer >= 1');
+  const syncClient = values['sync-client'] ?? 'h2';
+  if (syncClient !== 'h2' && syncClient !== 'grpc-js') throw new Error('--sync-client: expected h2 or grpc-js');
   const nodeArgs = (values['server-node-args'] ?? process.env.NBMG_BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
   // Every option is checked before anything runs.
   const inprocSizes = parseList('--inproc-sizes', values['inproc-sizes'] ?? process.env.NBMG_BENCH_SIZES ?? '100,1000,5000');
@@ -337,6 +343,7 @@ export async function benchManagement(args: string[] = []): Promise<void> {
     policyRounds: rounds,
     serverNodeArgs: nodeArgs,
     streamsPerChannel: perConn,
+    syncClient,
   });
 }
 

@@ -11,7 +11,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pgUnavailableReason, startPgCluster, type PgCluster } from '../test/management/pg-cluster.js';
-import type { LoadCommand, LoadReply, Topology } from './mgmt-load.js';
+import type { LoadCommand, LoadReply, SyncClient, Topology } from './mgmt-load.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SERVER_BIN = join(ROOT, 'bin', 'netbird-server');
@@ -39,6 +39,8 @@ export interface GrpcBenchOptions {
   /** Extra node flags for the server process (e.g. --cpu-prof --cpu-prof-dir=DIR). */
   serverNodeArgs: string[];
   streamsPerChannel: number;
+  /** How the generator reads Sync streams (mgmt-load.ts SyncClient). */
+  syncClient: SyncClient;
 }
 
 interface Row {
@@ -359,7 +361,7 @@ async function benchOne(topo: TopologyKind, backend: 'sqlite' | 'postgres', n: n
 
     gen = new LoadGenerator();
     const ipcMs = phaseMs + 30_000;
-    await gen.send({ cmd: 'init', target: `127.0.0.1:${port}`, topology, streamsPerChannel: o.streamsPerChannel, loginDeadlineMs: 10_000 }, ipcMs);
+    await gen.send({ cmd: 'init', target: `127.0.0.1:${port}`, topology, streamsPerChannel: o.streamsPerChannel, loginDeadlineMs: 10_000, syncClient: o.syncClient }, ipcMs);
 
     // 1. Register N peers (set-up, bounded concurrency), then the first connect of all streams.
     const reg = await gen.send({ cmd: 'register', count: n, concurrency: 16, timeoutMs: phaseMs }, ipcMs);
@@ -403,7 +405,7 @@ async function benchOne(topo: TopologyKind, backend: 'sqlite' | 'postgres', n: n
     for (let round = 1; round <= o.policyRounds; round++) {
       const portNo = 40000 + round;
       await gen.send({ cmd: 'watchPort', port: portNo }, ipcMs);
-      const before = (await gen.send({ cmd: 'stats' }, ipcMs)).stats.bytes;
+      const { bytes: before, cpuMs: genCpu0 } = (await gen.send({ cmd: 'stats' }, ipcMs)).stats;
       const cpu0 = server.cpuMs();
       const probe = probeHealth(port);
       const t0 = Date.now();
@@ -417,7 +419,7 @@ async function benchOne(topo: TopologyKind, backend: 'sqlite' | 'postgres', n: n
       lat.push(...r.latencies!);
       if (r.timedOut) notes.push(`round ${round} ${note(r, 'streams')}`);
       const s = [...r.latencies!].sort((a, b) => a - b);
-      log(`policy round ${round}: ${r.done}/${r.of} streams, first ${s[0]} ms, p50 ${percentile(s, 0.5)} ms, p99 ${percentile(s, 0.99)} ms, max ${s.at(-1)} ms, ${((r.stats.bytes - before) / 1048576).toFixed(1)} MiB, server CPU ${server.cpuMs() - cpu0} ms, longest /health answer ${stall} ms ${note(r, 'streams')}`);
+      log(`policy round ${round}: ${r.done}/${r.of} streams, first ${s[0]} ms, p50 ${percentile(s, 0.5)} ms, p99 ${percentile(s, 0.99)} ms, max ${s.at(-1)} ms, ${((r.stats.bytes - before) / 1048576).toFixed(1)} MiB, server CPU ${server.cpuMs() - cpu0} ms, generator CPU ${r.stats.cpuMs - genCpu0} ms, longest /health answer ${stall} ms ${note(r, 'streams')}`);
       await sleep(2000);
     }
     lat.sort((a, b) => a - b);
@@ -527,7 +529,7 @@ export async function benchManagementGrpc(o: GrpcBenchOptions): Promise<void> {
   });
   console.log(
     `real gRPC: netbird-server process + load generator process; topologies ${o.topologies.join(', ')} (teams of ${o.teamSize}, ${o.infraPeers} infra peers); peers ${o.peers.join(', ')}; backends ${backends.join(', ')}; ` +
-      `${o.policyRounds} policy rounds; ${o.streamsPerChannel} Sync streams per HTTP/2 connection; load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}`,
+      `${o.policyRounds} policy rounds; ${o.streamsPerChannel} Sync streams per HTTP/2 connection, read by the generator's ${o.syncClient} client; load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}`,
   );
   const rows: Row[] = [];
   for (const topo of o.topologies) for (const n of o.peers) for (const b of backends) rows.push(await benchOne(topo, b, n, o));

@@ -8,6 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import sodium from 'sodium-native';
 import { boxSharedKey, formatKey, generateKeyPair, parseKey, sealMessageWithKey } from '../src/crypto/index.js';
 import { management } from '../src/proto/index.js';
+import { GRPC_OK, closeAllSessions, serverStream } from './h2-sync-stream.js';
 
 /**
  * Who sees whom. mesh: every peer sees every other (the default "All" policy). teams: the first
@@ -19,7 +20,7 @@ export type Topology =
   | { kind: 'teams'; infra: number; teamSize: number; infraKey: string; teamKeys: string[] };
 
 export type LoadCommand =
-  | { cmd: 'init'; target: string; topology: Topology; streamsPerChannel: number; loginDeadlineMs: number }
+  | { cmd: 'init'; target: string; topology: Topology; streamsPerChannel: number; loginDeadlineMs: number; syncClient: SyncClient }
   | { cmd: 'register'; count: number; concurrency: number; timeoutMs: number }
   | { cmd: 'pause' }
   | { cmd: 'connect'; login: boolean; spreadMs: number; timeoutMs: number }
@@ -47,6 +48,12 @@ export interface LoadStats {
   scanMismatches: number;
 }
 
+/**
+ * How Sync streams are read: h2 (bench/h2-sync-stream.ts, node:http2 with gRPC framing by hand) or
+ * grpc-js (its client, several times the CPU per message). Login and GetServerKey always use grpc-js.
+ */
+export type SyncClient = 'h2' | 'grpc-js';
+
 export type LoadReply =
   | { ok: true; cmd: string; ms?: number; loginMs?: number; done?: number; of?: number; timedOut?: boolean; latencies?: number[]; failed?: number; stats: LoadStats }
   | { ok: false; cmd: string; error: string };
@@ -65,7 +72,7 @@ interface SimPeer {
   boxKey?: Buffer;
   registered: boolean;
   channel: number;
-  call?: grpc.ClientReadableStream<Buffer>;
+  call?: { cancel(): void };
   up: boolean;
   serial: number;
   remotePeers: number;
@@ -82,6 +89,9 @@ let topology: Topology = { kind: 'mesh', setupKey: '' };
 const teamCounts = new Map<number, number>();
 let streamsPerChannel = 500;
 let loginDeadlineMs = 10_000;
+let syncClient: SyncClient = 'h2';
+/** HTTP/2 flow-control window of the generator's connections and streams. */
+const WINDOW_BYTES = 16 * 1024 * 1024;
 const streamClients: grpc.Client[] = [];
 const unaryClients: grpc.Client[] = [];
 const peers: SimPeer[] = [];
@@ -124,7 +134,7 @@ function clientFor(channel: number, kind: 'stream' | 'unary' = 'stream'): grpc.C
         // NetBird's Go clients grow their HTTP/2 windows by bandwidth-delay estimation (to 16 MiB);
         // grpc-js keeps 64 KiB unless told, which would make the generator, not the server, the
         // bottleneck when a 300 KB map is pushed to a thousand streams at once.
-        'grpc-node.flow_control_window': 16 * 1024 * 1024,
+        'grpc-node.flow_control_window': WINDOW_BYTES,
       }),
     );
   }
@@ -376,10 +386,9 @@ async function openPeer(p: SimPeer, withLogin: boolean): Promise<void> {
     await getServerKey(p.channel);
     if (paused) return;
     const req: management.EncryptedMessage = { wgPubKey: p.pubText, body: sealMessageWithKey(management.SyncRequest, { meta: meta(p.index) }, boxKeyOf(p)), version: 0 };
-    const call = clientFor(p.channel).makeServerStreamRequest(SVC + 'Sync', serializeEnc, raw, req, new grpc.Metadata(), {});
-    p.call = call;
     let gone = false;
-    const fail = (err?: grpc.ServiceError): void => {
+    let call: { cancel(): void } | undefined;
+    const fail = (err?: { code: number; message: string }): void => {
       if (gone) return;
       gone = true;
       const wasUp = p.up;
@@ -390,7 +399,7 @@ async function openPeer(p: SimPeer, withLogin: boolean): Promise<void> {
       // A stream the server dropped comes back without a new Login, as the real client's Sync retry does.
       if (p.call === undefined || p.call === call) scheduleReconnect(p, false);
     };
-    call.on('data', (frame: Buffer) => {
+    const onData = (frame: Buffer): void => {
       if (!p.up) {
         p.up = true;
         p.backoff = 0;
@@ -400,11 +409,21 @@ async function openPeer(p: SimPeer, withLogin: boolean): Promise<void> {
         onFrame(p, frame);
       } catch (err) {
         stats.lastError = `sync frame: ${(err as Error).message}`;
-        call.cancel();
+        call?.cancel();
       }
-    });
-    call.on('error', (err: grpc.ServiceError) => fail(err));
-    call.on('end', () => fail());
+    };
+    if (syncClient === 'h2') {
+      call = serverStream(`sync-${p.channel}`, target, SVC + 'Sync', management.EncryptedMessage.encode(req).finish(), WINDOW_BYTES, onData, (end) =>
+        fail(end.code === GRPC_OK ? undefined : { code: end.code, message: `${grpc.status[end.code] ?? end.code}: ${end.details}` }),
+      );
+    } else {
+      const c = clientFor(p.channel).makeServerStreamRequest(SVC + 'Sync', serializeEnc, raw, req, new grpc.Metadata(), {});
+      call = c;
+      c.on('data', onData);
+      c.on('error', (err: grpc.ServiceError) => fail(err));
+      c.on('end', () => fail());
+    }
+    p.call = call;
   } catch (err) {
     noteError(withLogin ? 'login' : 'sync', err);
     scheduleReconnect(p, withLogin || !p.registered);
@@ -474,6 +493,7 @@ async function handle(c: LoadCommand): Promise<LoadReply> {
       topology = c.topology;
       streamsPerChannel = c.streamsPerChannel;
       loginDeadlineMs = c.loginDeadlineMs;
+      syncClient = c.syncClient;
       return { ok: true, cmd: c.cmd, stats: snapshot() };
     case 'register': {
       // Registration is set-up, not a measured herd: a bounded number of Logins in flight.
@@ -570,6 +590,7 @@ async function handle(c: LoadCommand): Promise<LoadReply> {
         p.call?.cancel();
       }
       for (const cl of [...streamClients, ...unaryClients]) cl.close();
+      closeAllSessions();
       setImmediate(() => process.exit(0));
       return { ok: true, cmd: c.cmd, stats: snapshot() };
   }
