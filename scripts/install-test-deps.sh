@@ -22,4 +22,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 node -e 'const [maj]=process.versions.node.split(".").map(Number); if (maj < 20) { console.error("Node.js >= 20 is required, found " + process.version); process.exit(1); }'
-npm ci --no-audit --no-fund
+# The registry connection sometimes drops mid-download (ECONNRESET); npm ci then starts over cleanly.
+for attempt in 1 2 3; do
+  npm ci --no-audit --no-fund && break
+  if [ "$attempt" = 3 ]; then
+    echo "npm ci failed 3 times: check the connection to the npm registry, then run this script again" >&2
+    exit 1
+  fi
+  echo "npm ci failed (attempt $attempt of 3); retrying in $((attempt * 10)) s" >&2
+  sleep $((attempt * 10))
+done
