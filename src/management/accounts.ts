@@ -3,7 +3,7 @@ import type { EventDraft, ManagerCore } from './core.js';
 import type { Peers } from './peers.js';
 import { AccountState } from './state.js';
 import type { Account, AccountSettings, Group, Policy } from './types.js';
-import { ALL_GROUP_NAME, ManagementError, defaultAccountSettings } from './types.js';
+import { ALL_GROUP_NAME, ManagementError, defaultAccountSettings, policyRule } from './types.js';
 import { OVERLAY_SUPERNET, cidrContains, isValidDomain, newId, parseCidr, randomAccountNetwork } from './util.js';
 
 /** Activity codes of account-setting toggles: [setting, code when turned on, code when turned off]. */
@@ -65,7 +65,7 @@ export class Accounts {
       enabled: true,
       sourcePostureChecks: [],
       rules: [
-        {
+        policyRule({
           id: newId(),
           name: 'Default',
           description: 'This is a default rule that allows connections between all the resources',
@@ -77,7 +77,7 @@ export class Accounts {
           portRanges: [],
           sources: [all.id],
           destinations: [all.id],
-        },
+        }),
       ],
     };
     const lost = Symbol('lost');

@@ -4,7 +4,7 @@ import type { ManagerCore } from './core.js';
 import { accountObjects } from './objects.js';
 import type { AccountState } from './state.js';
 import type { Policy, PolicyRule, PortRange, RuleAction, RuleProtocol, RuleResource } from './types.js';
-import { ManagementError } from './types.js';
+import { ManagementError, policyRule } from './types.js';
 import { newId } from './util.js';
 
 export interface PolicyRuleInput {
@@ -101,7 +101,7 @@ export class Policies {
       // Only a peer can send traffic; NetBird stores a network resource as source but matches nobody with it.
       if (sourceResource && sourceResource.type !== 'peer') throw new ManagementError('unprocessable', `rules.${i}.sourceResource: a rule's source resource must be a peer`);
       const keepId = r.id && old?.rules.some((x) => x.id === r.id) ? r.id : undefined;
-      return {
+      return policyRule({
         id: keepId ?? newId(),
         name: r.name ?? '',
         description: r.description ?? '',
@@ -110,12 +110,12 @@ export class Policies {
         bidirectional: r.bidirectional ?? false,
         protocol,
         ports: [...ports],
-        portRanges: portRanges.map((x) => ({ start: x.start, end: x.end })),
+        portRanges,
         sources: [...new Set(sources)],
         destinations: [...new Set(destinations)],
-        ...(sourceResource ? { sourceResource } : {}),
-        ...(destinationResource ? { destinationResource } : {}),
-      };
+        sourceResource: sourceResource || undefined,
+        destinationResource: destinationResource || undefined,
+      });
     });
     for (const pc of input.sourcePostureChecks ?? []) {
       if (!accountObjects(state).postureChecks.has(pc)) throw new ManagementError('unprocessable', `source_posture_checks: posture check ${pc} does not exist in this account`);

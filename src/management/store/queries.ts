@@ -19,7 +19,7 @@ import type {
   User,
   UserInvite,
 } from '../types.js';
-import { defaultAccountSettings } from '../types.js';
+import { defaultAccountSettings, policyRule } from '../types.js';
 import {
   type AccountData,
   type AccountObjects,
@@ -183,7 +183,7 @@ export class Queries {
         description: p.description,
         enabled: isTrue(p.enabled),
         sourcePostureChecks: parseJson<string[]>(p.source_posture_checks_json, []),
-        rules: parseJson<PolicyRule[]>(p.rules_json, []),
+        rules: parseJson<PolicyRule[]>(p.rules_json, []).map(policyRule),
       })),
       setupKeys: keys.map(setupKeyFromRow),
       peers: peers.map(peerFromRow),
