@@ -112,6 +112,14 @@ export function serverStream(
     asm = assembly.take(want);
     asmLen = 0;
   };
+  /** Hands on the assembled message and returns its buffer to the pool; false once the stream ended. */
+  const finishAssembly = (): boolean => {
+    const m = asm!;
+    asm = undefined;
+    const more = deliver(m);
+    assembly.give(m);
+    return more;
+  };
   const take = (chunk: Buffer): void => {
     let pos = 0;
     while (pos < chunk.length) {
@@ -121,11 +129,7 @@ export function serverStream(
         asmLen += n;
         pos += n;
         if (asmLen < want) return;
-        const m = asm;
-        asm = undefined;
-        const more = deliver(m);
-        assembly.give(m);
-        if (!more) return;
+        if (!finishAssembly()) return;
         continue;
       }
       if (preLen > 0 || chunk.length - pos < 5) {
@@ -138,13 +142,8 @@ export function serverStream(
         startAssembly(pre.readUInt32BE(1));
         pre.copy(asm!, 0);
         asmLen = 5;
-        if (asmLen === want) {
-          const m = asm!;
-          asm = undefined;
-          const more = deliver(m);
-          assembly.give(m);
-          if (!more) return;
-        }
+        // An empty message is complete with its prefix.
+        if (asmLen === want && !finishAssembly()) return;
         continue;
       }
       const len = chunk.readUInt32BE(pos + 1);
