@@ -20,7 +20,9 @@ export interface FramePoolStats {
 
 function capacityClass(size: number): number {
   const step = 2 ** Math.floor(Math.log2(size)) / 8;
-  return Math.ceil(size / step) * step;
+  // `| 0` keeps the result a small integer for V8 (frames stay far below 2 GiB), so the pool's byte
+  // counters keep their integer representation.
+  return (Math.ceil(size / step) * step) | 0;
 }
 
 export class FramePool {

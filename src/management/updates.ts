@@ -93,10 +93,13 @@ export class SyncSession {
   closed = false;
   /**
    * When the open coalescing window ends (performance.now() ms; 0 = no window): further map
-   * updates wait for it.
+   * updates wait for it. Both times start as -0, which equals 0 but is not a small integer: a field
+   * whose first value is one gets V8's integer representation, and the first real time (a double)
+   * would then replace the hidden class of every session at once, deoptimizing the delivery code on
+   * the first change after a restart.
    */
-  windowEnd = 0;
-  windowStart = 0;
+  windowEnd = -0;
+  windowStart = -0;
   dirty = false;
   queuedConfigs: Buffer[] = [];
   readonly timers: NodeJS.Timeout[] = [];
@@ -471,7 +474,7 @@ export class UpdateHub implements ChangeListener {
       return;
     }
     this.windowTicks.set(tick, [s]);
-    const t = setTimeout(() => this.windowTick(tick), Math.max(0, tick * WINDOW_TICK_MS - performance.now()));
+    const t = setTimeout(() => this.windowTick(tick), Math.max(0, Math.ceil(tick * WINDOW_TICK_MS - performance.now())));
     t.unref();
   }
 
