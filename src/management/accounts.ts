@@ -3,7 +3,7 @@ import type { EventDraft, ManagerCore } from './core.js';
 import type { Peers } from './peers.js';
 import { AccountState } from './state.js';
 import type { Account, AccountSettings, Group, Policy } from './types.js';
-import { ALL_GROUP_NAME, ManagementError, defaultAccountSettings, policyRule } from './types.js';
+import { ALL_GROUP_NAME, ManagementError, accountRecord, defaultAccountSettings, policyRule } from './types.js';
 import { OVERLAY_SUPERNET, cidrContains, isValidDomain, newId, parseCidr, randomAccountNetwork } from './util.js';
 
 /** Activity codes of account-setting toggles: [setting, code when turned on, code when turned off]. */
@@ -162,7 +162,7 @@ export class Accounts {
         result: account,
         events,
         apply: () => {
-          state.account = { ...account, serial: state.account.serial };
+          state.account = accountRecord({ ...account, serial: state.account.serial });
           // Cached fragments embed the DNS domain and settings.
           state.peerCache.clear();
           return 'all';

@@ -4,7 +4,7 @@ import type { AccountObjects, Queries, Store } from './store/store.js';
 import { AccountObjectsState, accountObjects, attachAccountObjects, withRoutingDependents } from './objects.js';
 import { forwarderPort } from './networkmap.js';
 import type { AuditEvent, Peer } from './types.js';
-import { ManagementError } from './types.js';
+import { ManagementError, accountRecord } from './types.js';
 import { newId } from './util.js';
 
 /**
@@ -178,7 +178,7 @@ export class ManagerCore {
       });
       const fwdBefore = forwarderPort(state);
       const flipsBefore = state.postureFlips;
-      state.account = { ...state.account, serial };
+      state.account = accountRecord({ ...state.account, serial });
       const affected = apply!();
       // The DNS forwarder port depends on every peer's version, and a peer passing or failing a
       // posture check changes whom its policies connect: then everybody is affected.

@@ -4,7 +4,7 @@ import type { EventDraft, ManagerCore } from './core.js';
 import { accountObjects, membersOfGroups } from './objects.js';
 import type { AccountState } from './state.js';
 import type { Account, DnsRecord, DnsZone, NameserverGroup } from './types.js';
-import { ManagementError } from './types.js';
+import { ManagementError, accountRecord } from './types.js';
 import { isValidDomain, newId } from './util.js';
 
 export type NameserverGroupInput = Omit<NameserverGroup, 'id' | 'accountId'>;
@@ -109,7 +109,7 @@ export class Dns {
         result: groups,
         events,
         apply: () => {
-          state.account = { ...account, serial: state.account.serial };
+          state.account = accountRecord({ ...account, serial: state.account.serial });
           accountObjects(state).generation++;
           const affected = membersOfGroups(state, [...added, ...removed]);
           for (const p of affected) state.peerCache.delete(p);

@@ -1,6 +1,6 @@
 import type { AccountData } from './store/store.js';
 import type { Account, Group, Peer, Policy, PolicyRule, RuleResource, SetupKey, User } from './types.js';
-import { ALL_GROUP_NAME } from './types.js';
+import { ALL_GROUP_NAME, accountRecord } from './types.js';
 
 /**
  * The in-memory copy of one account. The store is the source of truth; every change is written to
@@ -109,7 +109,7 @@ export class AccountState {
   readonly peerCache = new FragmentCache(this);
 
   constructor(data: AccountData) {
-    this.account = data.account;
+    this.account = accountRecord(data.account);
     for (const u of data.users) this.users.set(u.id, u);
     for (const p of data.peers) this.putPeer(p);
     for (const g of data.groups) this.putGroup(g);

@@ -19,7 +19,7 @@ import type {
   User,
   UserInvite,
 } from '../types.js';
-import { defaultAccountSettings, policyRule } from '../types.js';
+import { accountSettings, policyRule } from '../types.js';
 import {
   type AccountData,
   type AccountObjects,
@@ -153,7 +153,7 @@ export class Queries {
         dnsDomain: a.dns_domain,
         network: a.network,
         serial: Number(a.serial),
-        settings: { ...defaultAccountSettings(), ...parseJson<Partial<AccountSettings>>(a.settings_json, {}) },
+        settings: accountSettings(parseJson<Partial<AccountSettings>>(a.settings_json, {})),
         createdAt: Number(a.created_at),
         createdBy: a.created_by,
       },
